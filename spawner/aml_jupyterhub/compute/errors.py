@@ -1,0 +1,165 @@
+"""Domain errors of the compute client, and the mapping from SDK errors.
+
+Each error's message is for a person: what went wrong, in AML's own words
+where AML gave some, and what to do about it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+
+
+class ComputeError(Exception):
+    """Base class. ``code`` is AML's error code when there was one."""
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.status = status
+
+
+class NotFound(ComputeError):
+    pass
+
+
+class QuotaExceeded(ComputeError):
+    pass
+
+
+class SizeNotOffered(ComputeError):
+    pass
+
+
+class PermissionDenied(ComputeError):
+    pass
+
+
+class Throttled(ComputeError):
+    pass
+
+
+class InstanceFailed(ComputeError):
+    """AML says the instance failed (CreateFailed, StartFailed, Unusable...)."""
+
+
+class InvalidRequest(ComputeError):
+    pass
+
+
+class Busy(ComputeError):
+    """Another operation on the instance is in progress (ARM 409)."""
+
+
+class ServiceUnavailable(ComputeError):
+    """AML did not answer usefully (5xx, network) within the retry budget."""
+
+
+class OperationTimeout(ComputeError):
+    pass
+
+
+_QUOTA_NUMBERS = re.compile(r"Current Limit: (\d+), Current Usage: (\d+), Additional Required: (\d+)")
+
+
+def _arm_code_and_message(exc: HttpResponseError) -> tuple[str | None, str]:
+    err = getattr(exc, "error", None)
+    code = getattr(err, "code", None)
+    message = getattr(err, "message", None)
+    details = getattr(err, "details", None) or []
+    detail_codes = [getattr(d, "code", None) for d in details]
+    if not message:
+        message = str(exc.message or exc).strip()
+    # Prefer the specific detail code (e.g. VmSizeNotSupportedInRegion) when the top one is generic.
+    if code in (None, "UserError", "BadRequest") and any(detail_codes):
+        code = next(c for c in detail_codes if c)
+    return code, message
+
+
+def map_sdk_error(exc: BaseException, *, action: str, name: str | None = None) -> ComputeError:
+    """Turn what azure-ai-ml / azure-core raised into a ComputeError.
+
+    ``action`` is what we were doing ("create", "start", "get"...), used to
+    make the message concrete.
+    """
+    if isinstance(exc, ComputeError):
+        return exc
+    what = f"{action} compute instance '{name}'" if name else action
+    if isinstance(exc, ClientAuthenticationError) and not isinstance(exc, HttpResponseError):
+        return PermissionDenied(
+            f"Could not {what}: authentication to Azure failed ({exc}). Check the hub's Azure credential "
+            "(service principal secret, managed identity, or az login).",
+            status=401,
+        )
+    if isinstance(exc, HttpResponseError):
+        status = exc.status_code
+        code, message = _arm_code_and_message(exc)
+        if status == 401:
+            return PermissionDenied(
+                f"Could not {what}: Azure rejected the hub's credential ({message}). Check the credential the hub uses.",
+                code=code, status=status,
+            )
+        if status == 403:
+            return PermissionDenied(
+                f"Could not {what}: permission denied ({message}). Give the hub's identity a role that allows "
+                "managing compute in the workspace (e.g. AzureML Compute Operator).",
+                code=code, status=status,
+            )
+        if isinstance(exc, ResourceNotFoundError) or status == 404:
+            return NotFound(f"Could not {what}: it does not exist ({message}).", code=code, status=status)
+        if status == 429:
+            return Throttled(
+                f"Could not {what}: Azure is throttling requests and the retry budget ran out ({message}). "
+                "Try again in a minute.",
+                code=code, status=status,
+            )
+        if code == "QuotaExceeded" or "quota" in message.lower():
+            m = _QUOTA_NUMBERS.search(message)
+            hint = ""
+            if m:
+                limit, usage, need = m.groups()
+                hint = f" (limit {limit} vCPUs, {usage} in use, {need} more needed)"
+            return QuotaExceeded(
+                f"Could not {what}: the vCPU quota for this size is used up{hint}. Stop another server, pick a "
+                f"smaller size, or ask an admin to request more quota. Azure said: {message}",
+                code=code, status=status,
+            )
+        if code in ("VmSizeNotSupportedInRegion",) or ("vm size" in message.lower() and "not supported" in message.lower()):
+            return SizeNotOffered(
+                f"Could not {what}: that VM size is not offered in the workspace's region. Pick another size. "
+                f"Azure said: {message}",
+                code=code, status=status,
+            )
+        if isinstance(exc, ResourceExistsError) or status == 409:
+            return Busy(
+                f"Could not {what}: {message}",
+                code=code, status=status,
+            )
+        if status is not None and status >= 500:
+            return ServiceUnavailable(
+                f"Could not {what}: Azure Machine Learning answered with an error {status} after retries ({message}). "
+                "Try again in a few minutes.",
+                code=code, status=status,
+            )
+        if status is None:
+            # A failed long-running operation: the status body's error, as AML wrote it.
+            return InstanceFailed(f"Could not {what}: {message}", code=code)
+        return InvalidRequest(f"Could not {what}: {message}", code=code, status=status)
+    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
+        return ServiceUnavailable(
+            f"Could not {what}: Azure Machine Learning could not be reached ({exc}). Check the hub's network "
+            "and the ARM endpoint setting.",
+        )
+    if isinstance(exc, AzureError):
+        return ServiceUnavailable(f"Could not {what}: {exc}")
+    return ComputeError(f"Could not {what}: unexpected error {type(exc).__name__}: {exc}")

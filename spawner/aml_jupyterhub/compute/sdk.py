@@ -1,0 +1,93 @@
+"""Building azure-ai-ml's MLClient for Azure or for the local emulator.
+
+Constructing an MLClient makes no HTTP call. The SDK takes its ARM base URL
+from ``AZUREML_DEV_URL_MFE`` at construction time only, so for a non-Azure
+endpoint we set that variable for the duration of the constructor, under a
+lock, and restore it: nothing global outlives the call.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from azure.core.credentials import AccessToken
+
+AZURE_ARM_ENDPOINT = "https://management.azure.com"
+_MFE_ENV = "AZUREML_DEV_URL_MFE"
+_construct_lock = threading.Lock()
+
+
+class StaticTokenCredential:
+    """A TokenCredential that always hands out one bearer token.
+
+    For the emulator (which accepts its configured static token); never for Azure.
+    """
+
+    def __init__(self, token: str, lifetime_seconds: int = 3600):
+        self._token = token
+        self._lifetime = lifetime_seconds
+
+    def get_token(self, *scopes, **kwargs) -> AccessToken:
+        return AccessToken(self._token, int(time.time()) + self._lifetime)
+
+    def get_token_info(self, *scopes, options=None):
+        from azure.core.credentials import AccessTokenInfo
+
+        return AccessTokenInfo(self._token, int(time.time()) + self._lifetime)
+
+    def close(self) -> None:
+        pass
+
+
+def is_azure_endpoint(arm_endpoint: str | None) -> bool:
+    return not arm_endpoint or arm_endpoint.rstrip("/").lower() == AZURE_ARM_ENDPOINT
+
+
+def make_ml_client(
+    credential,
+    subscription_id: str,
+    resource_group: str,
+    workspace_name: str,
+    *,
+    arm_endpoint: str | None = None,
+    ca_bundle: str | None = None,
+    polling_interval: float = 5,
+    retry_total: int = 4,
+    retry_backoff_factor: float = 0.8,
+    retry_backoff_max: float = 30,
+    connection_timeout: float = 10,
+    read_timeout: float = 60,
+    **kwargs,
+):
+    """An MLClient whose every HTTP call has a connect and read timeout and a
+    bounded retry policy (429 with Retry-After, and 5xx, are retried by
+    azure-core inside ``retry_total``)."""
+    from azure.ai.ml import MLClient
+
+    options = dict(
+        enable_telemetry=False,
+        show_progress=False,
+        polling_interval=polling_interval,
+        retry_total=retry_total,
+        retry_backoff_factor=retry_backoff_factor,
+        retry_backoff_max=retry_backoff_max,
+        connection_timeout=connection_timeout,
+        read_timeout=read_timeout,
+        **kwargs,
+    )
+    if ca_bundle:
+        options["connection_verify"] = ca_bundle
+    if is_azure_endpoint(arm_endpoint):
+        return MLClient(credential, subscription_id, resource_group, workspace_name, **options)
+    with _construct_lock:
+        previous = os.environ.get(_MFE_ENV)
+        os.environ[_MFE_ENV] = arm_endpoint.rstrip("/")
+        try:
+            return MLClient(credential, subscription_id, resource_group, workspace_name, **options)
+        finally:
+            if previous is None:
+                os.environ.pop(_MFE_ENV, None)
+            else:
+                os.environ[_MFE_ENV] = previous

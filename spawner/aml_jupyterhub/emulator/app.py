@@ -1,0 +1,160 @@
+"""The emulator as one aiohttp application: ARM, Azure AD, application
+endpoints and the control API, over one HTTPS port.
+
+``create_app(config)`` is what both ``python -m aml_jupyterhub.emulator`` and
+gunicorn (``aml_jupyterhub.emulator.app:gunicorn_app``, one worker: the state
+lives in the process) serve.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aiohttp import web
+
+from .arm import ArmApi, RequestLog, error_response, request_ids_middleware
+from .config import EmulatorConfig, load_config
+from .control import ControlApi
+from .errors import ArmError
+from .faults import Fault
+from .models import Backend
+from .store import JsonStore
+
+log = logging.getLogger("aml_jupyterhub.emulator")
+
+# Token audiences ARM accepts (the SDK asks for https://management.azure.com/.default).
+ARM_AUDIENCES = ("https://management.azure.com/", "https://management.azure.com", "https://management.core.windows.net/")
+
+
+def make_runtime(config: EmulatorConfig):
+    if config.runtime == "docker":
+        from .runtime.docker import DockerRuntime
+
+        return DockerRuntime(config.state_dir, image=config.docker_image, network=config.docker_network)
+    from .runtime.process import ProcessRuntime
+
+    return ProcessRuntime(config.state_dir)
+
+
+def arm_middleware(backend: Backend, request_log: RequestLog, tokens: list[str], aad):
+    """Log, fault-inject and authenticate ARM requests (paths under /subscriptions/)."""
+
+    def caller_for(token: str) -> dict | None:
+        if token in tokens:
+            return {"userName": "emulator-static-token", "userOrgId": aad.config.tenant_id if aad else None, "userId": None}
+        if aad is None:
+            return None
+        for audience in ARM_AUDIENCES:
+            try:
+                claims = aad.verify_token(token, audience)
+            except Exception:
+                continue
+            return {
+                "userName": claims.get("upn") or claims.get("appid") or claims.get("sub"),
+                "userOrgId": claims.get("tid"),
+                "userId": claims.get("oid"),
+            }
+        return None
+
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        if not request.path.startswith("/subscriptions/"):
+            return await handler(request)
+        request["t0"] = time.monotonic()
+        started = time.time()
+        response = await _arm(request, handler)
+        request_log.add(request, response.status, started)
+        return response
+
+    async def _arm(request, handler):
+        auth = request.headers.get("Authorization", "")
+        if not auth:
+            return error_response(
+                ArmError(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
+            )
+        scheme, _, token = auth.partition(" ")
+        caller = caller_for(token.strip()) if scheme.lower() == "bearer" else None
+        if caller is None:
+            return error_response(
+                ArmError(
+                    401,
+                    "InvalidAuthenticationToken",
+                    "The access token is invalid. Use the emulator's token (see its --arm-token) or one it issued.",
+                )
+            )
+        fault = backend.faults.http_fault(request.method, request.path)
+        if fault is not None:
+            return error_response(fault)
+        request["caller"] = caller
+        return await handler(request)
+
+    return middleware
+
+
+def create_app(config: EmulatorConfig) -> web.Application:
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    runtime = make_runtime(config)
+    backend = Backend(
+        config.workspaces,
+        runtime,
+        JsonStore(config.state_dir / "state.json"),
+        transitions=config.transitions,
+        page_size=config.page_size,
+    )
+    for raw in config.faults:
+        backend.faults.add(Fault.from_json(raw))
+    request_log = RequestLog()
+
+    from .aad import AzureAD, IdentityConfig
+    from .appproxy import ApplicationProxy
+
+    aad = AzureAD(IdentityConfig.load(config.identity_file), config.state_dir / "aad")
+
+    app = web.Application(
+        middlewares=[request_ids_middleware(), arm_middleware(backend, request_log, config.arm_tokens, aad)],
+        client_max_size=8 * 1024 * 1024,
+    )
+    app["config"] = config
+    app["backend"] = backend
+    app["aad"] = aad
+    app["request_log"] = request_log
+    ArmApi(backend, poll_interval=config.poll_interval, public_url=config.public_url).add_routes(app)
+    ControlApi(backend, request_log).add_routes(app)
+    aad.add_routes(app)
+
+    async def resolve(name: str):
+        try:
+            inst, origin = await backend.application_origin(name)
+        except KeyError:
+            raise web.HTTPNotFound(text=f"No compute instance named '{name}'.") from None
+        except LookupError as e:
+            raise web.HTTPConflict(text=str(e)) from None
+        return origin, inst.owner_oid()
+
+    ApplicationProxy(aad, resolve).add_routes(app)
+
+    async def on_startup(app):
+        await backend.load()
+        log.info(
+            "emulator ready: runtime=%s workspaces=%s transitions=%s",
+            runtime.kind,
+            ", ".join(f"{w.subscription_id}/{w.resource_group}/{w.name} ({w.location})" for w in config.workspaces),
+            backend.transitions,
+        )
+
+    async def on_cleanup(app):
+        # Machines outlive the emulator (as VMs outlive ARM); only stop our tasks.
+        for task in list(backend._tasks.values()):
+            task.cancel()
+        await runtime.close()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    return app
+
+
+def gunicorn_app() -> web.Application:
+    """Factory for gunicorn: settings come from ``AML_EMULATOR_ARGS``."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return create_app(load_config())

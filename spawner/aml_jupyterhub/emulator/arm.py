@@ -1,0 +1,235 @@
+"""ARM REST routing for the emulated AML control plane (moto's "responses").
+
+Paths are matched case-insensitively, as ARM does, and any api-version is
+accepted (azure-ai-ml 1.35 sends 2023-08-01-preview). Long operations answer
+201/202 with an absolute ``Azure-AsyncOperation`` URL and a retry interval, so
+the SDK's poller never falls back to its 30 s default.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from .errors import ArmError, bad_request, not_found
+from .models import PROVIDER, Backend, Operation
+
+_SUB = r"/subscriptions/(?P<sub>[^/]+)"
+_WS = _SUB + r"/resourceGroups/(?P<rg>[^/]+)/providers/" + PROVIDER + r"/workspaces/(?P<ws>[^/]+)"
+_LOC = _SUB + r"/providers/" + PROVIDER + r"/locations/(?P<loc>[^/]+)"
+
+ROUTES = [
+    ("workspace", re.compile(_WS + r"/?$", re.I)),
+    ("computes", re.compile(_WS + r"/computes/?$", re.I)),
+    ("compute", re.compile(_WS + r"/computes/(?P<name>[^/]+)/?$", re.I)),
+    ("compute_action", re.compile(_WS + r"/computes/(?P<name>[^/]+)/(?P<action>[A-Za-z]+)/?$", re.I)),
+    ("vm_sizes", re.compile(_LOC + r"/vmSizes/?$", re.I)),
+    ("usages", re.compile(_LOC + r"/usages/?$", re.I)),
+    ("operation", re.compile(_LOC + r"/computeOperationsStatus/(?P<op>[^/]+)/?$", re.I)),
+]
+
+ACTIONS = {"start", "stop", "restart", "listnodes", "listkeys", "enablesso"}
+
+
+def arm_json(body, status: int = 200, headers: dict | None = None) -> web.Response:
+    return web.Response(
+        status=status,
+        text=json.dumps(body),
+        content_type="application/json",
+        headers=headers or {},
+    )
+
+
+def error_response(err: ArmError) -> web.Response:
+    headers = {}
+    if err.retry_after is not None:
+        headers["Retry-After"] = str(int(err.retry_after)) if err.retry_after >= 1 else "0"
+        if err.retry_after < 1:
+            headers["retry-after-ms"] = str(int(err.retry_after * 1000))
+    return arm_json(err.body(), err.status, headers)
+
+
+class ArmApi:
+    def __init__(self, backend: Backend, poll_interval: float = 1.0, public_url: str | None = None):
+        self.backend = backend
+        self.poll_interval = poll_interval
+        self.public_url = public_url.rstrip("/") if public_url else None
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_route("*", "/subscriptions/{tail:.*}", self.dispatch)
+
+    # ---- helpers -----------------------------------------------------
+
+    @staticmethod
+    def base_url(request: web.Request) -> str:
+        return f"https://{request.host}"
+
+    def app_base(self, request: web.Request) -> str:
+        return self.public_url or self.base_url(request)
+
+    def retry_headers(self) -> dict:
+        if self.poll_interval >= 1:
+            return {"Retry-After": str(int(self.poll_interval))}
+        return {"retry-after-ms": str(max(1, int(self.poll_interval * 1000)))}
+
+    def op_url(self, request: web.Request, op: Operation) -> str:
+        return (
+            f"{self.base_url(request)}/subscriptions/{op.subscription_id}/providers/{PROVIDER}"
+            f"/locations/{op.location}/computeOperationsStatus/{op.id}?"
+            + urlencode({"api-version": request.query.get("api-version", "2023-08-01-preview")})
+        )
+
+    def accepted(self, request: web.Request, op: Operation, status: int = 202, body=None) -> web.Response:
+        headers = {"Azure-AsyncOperation": self.op_url(request, op), **self.retry_headers()}
+        if body is None:
+            return web.Response(status=status, headers=headers)
+        return arm_json(body, status, headers)
+
+    # ---- dispatch ----------------------------------------------------
+
+    async def dispatch(self, request: web.Request) -> web.Response:
+        try:
+            if "api-version" not in request.query:
+                raise ArmError(
+                    400, "MissingApiVersionParameter",
+                    "The api-version query parameter (?api-version=) is required for all requests.",
+                )
+            for name, pattern in ROUTES:
+                m = pattern.match(request.path)
+                if m:
+                    handler = getattr(self, f"on_{name}")
+                    return await handler(request, **m.groupdict())
+            raise ArmError(404, "InvalidResourceType", f"The resource type could not be found for '{request.path}'.")
+        except ArmError as err:
+            return error_response(err)
+
+    def _method(self, request: web.Request, allowed: tuple) -> None:
+        if request.method not in allowed:
+            raise ArmError(405, "MethodNotAllowed", f"The method {request.method} is not allowed on {request.path}.")
+
+    async def on_workspace(self, request, sub, rg, ws):
+        self._method(request, ("GET",))
+        return arm_json(self.backend.workspace(sub, rg, ws).to_arm())
+
+    async def on_computes(self, request, sub, rg, ws):
+        self._method(request, ("GET",))
+        workspace = self.backend.workspace(sub, rg, ws)
+        try:
+            skip = int(request.query.get("$skip", "0") or 0)
+        except ValueError:
+            raise bad_request("$skip must be a number.", code="BadRequest") from None
+        items = self.backend.list_instances(workspace)
+        page = items[skip : skip + self.backend.page_size]
+        body = {"value": [self.backend.instance_to_arm(i, self.app_base(request)) for i in page]}
+        if skip + self.backend.page_size < len(items):
+            query = dict(request.query)
+            query["$skip"] = str(skip + self.backend.page_size)
+            body["nextLink"] = f"{self.base_url(request)}{request.path}?{urlencode(query)}"
+        else:
+            body["nextLink"] = None
+        return arm_json(body)
+
+    async def on_compute(self, request, sub, rg, ws, name):
+        self._method(request, ("GET", "PUT", "DELETE"))
+        workspace = self.backend.workspace(sub, rg, ws)
+        if request.method == "GET":
+            inst = self.backend.instance(workspace, name)
+            return arm_json(self.backend.instance_to_arm(inst, self.app_base(request)))
+        if request.method == "PUT":
+            try:
+                body = await request.json()
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise bad_request("The request body is not valid JSON.", code="BadRequest") from None
+            inst, op, created = await self.backend.create_or_update(workspace, name, body, request["caller"])
+            rendered = self.backend.instance_to_arm(inst, self.app_base(request))
+            if created:
+                return self.accepted(request, op, 201, rendered)
+            return arm_json(rendered, 200)
+        op = await self.backend.delete(workspace, name, request.query.get("underlyingResourceAction", "Delete"))
+        if op is None:
+            return web.Response(status=204)
+        return self.accepted(request, op)
+
+    async def on_compute_action(self, request, sub, rg, ws, name, action):
+        action = action.lower()
+        if action not in ACTIONS:
+            raise ArmError(404, "InvalidResourceType", f"Unknown compute action '{action}'.")
+        self._method(request, ("POST",))
+        workspace = self.backend.workspace(sub, rg, ws)
+        if action in ("start", "stop", "restart"):
+            op = await self.backend.action(workspace, name, action)
+            return self.accepted(request, op)
+        inst = self.backend.instance(workspace, name)
+        if action == "listnodes":
+            return arm_json(self.backend.list_nodes_arm(inst))
+        if action == "listkeys":
+            return arm_json({"computeType": "ComputeInstance"})
+        # enableSso: only the assigned user may switch SSO on, as in AML.
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = {}
+        caller_oid = (request["caller"] or {}).get("userId")
+        if inst.assigned_user and caller_oid != inst.assigned_user.get("objectId"):
+            raise ArmError(403, "AuthorizationFailed", "Only the assigned user can change SSO of this compute instance.")
+        inst.enable_sso = bool(body.get("enableSSO", True))
+        self.backend.save()
+        return arm_json({}, 200)
+
+    async def on_vm_sizes(self, request, sub, loc):
+        self._method(request, ("GET",))
+        from . import catalog
+
+        return arm_json({"value": [s.to_arm() for s in catalog.sizes_for(loc)]})
+
+    async def on_usages(self, request, sub, loc):
+        self._method(request, ("GET",))
+        return arm_json({"value": self.backend.usages_arm(sub, loc), "nextLink": None})
+
+    async def on_operation(self, request, sub, loc, op):
+        self._method(request, ("GET",))
+        try:
+            operation = self.backend.operation(op)
+        except ArmError:
+            raise not_found("locations/computeOperationsStatus", op) from None
+        headers = self.retry_headers() if operation.status == "InProgress" else {}
+        return arm_json(operation.to_arm(), 200, headers)
+
+
+def request_ids_middleware():
+    @web.middleware
+    async def middleware(request, handler):
+        response = await handler(request)
+        response.headers.setdefault("x-ms-request-id", str(uuid.uuid4()))
+        client_id = request.headers.get("x-ms-client-request-id")
+        if client_id:
+            response.headers.setdefault("x-ms-client-request-id", client_id)
+        return response
+
+    return middleware
+
+
+class RequestLog:
+    """What ARM requests arrived, for tests and ``make bench`` to count."""
+
+    def __init__(self, limit: int = 20000):
+        self.entries: list[dict] = []
+        self.limit = limit
+
+    def add(self, request: web.Request, status: int, started: float) -> None:
+        self.entries.append(
+            {
+                "time": started,
+                "duration_ms": round((time.monotonic() - request["t0"]) * 1000, 2),
+                "method": request.method,
+                "path": request.path,
+                "query": request.query_string,
+                "status": status,
+            }
+        )
+        del self.entries[: -self.limit]

@@ -1,0 +1,148 @@
+"""Emulator settings: command-line flags, an optional JSON config file, and
+``AML_EMULATOR_ARGS`` (the same flags, for gunicorn and containers)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .models import DEFAULT_TRANSITIONS, TRANSITION_KINDS, Workspace
+
+DEFAULT_WORKSPACE = Workspace(
+    subscription_id="00000000-0000-0000-0000-000000000000",
+    resource_group="aml-local",
+    name="aml-local",
+    location="westeurope",
+)
+# Test-only bearer token the emulator accepts for ARM calls (local mode's
+# "credential"); it grants nothing anywhere else.
+DEFAULT_ARM_TOKEN = "aml-emulator-local-token"
+
+
+@dataclass
+class EmulatorConfig:
+    state_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8443
+    runtime: str = "process"
+    hostnames: list[str] = field(default_factory=list)
+    public_url: str | None = None
+    workspaces: list[Workspace] = field(default_factory=lambda: [DEFAULT_WORKSPACE])
+    transitions: dict = field(default_factory=lambda: dict(DEFAULT_TRANSITIONS))
+    poll_interval: float = 1.0
+    page_size: int = 50
+    arm_tokens: list[str] = field(default_factory=lambda: [DEFAULT_ARM_TOKEN])
+    identity_file: Path | None = None
+    docker_image: str = "aml-jupyterhub-instance:local"
+    docker_network: str | None = None
+    faults: list[dict] = field(default_factory=list)
+
+
+def parse_workspace(text: str) -> Workspace:
+    parts = text.split("/")
+    if len(parts) != 4 or not all(parts):
+        raise argparse.ArgumentTypeError(
+            f"workspace {text!r} must be SUBSCRIPTION/RESOURCE_GROUP/WORKSPACE/LOCATION"
+        )
+    return Workspace(*parts)
+
+
+def _transition(text: str) -> tuple[str, float]:
+    kind, _, seconds = text.partition("=")
+    if kind not in TRANSITION_KINDS and kind != "all":
+        raise argparse.ArgumentTypeError(f"transition {kind!r} must be one of {', '.join(TRANSITION_KINDS)} or all")
+    try:
+        value = float(seconds)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"transition seconds {seconds!r} is not a number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("transition seconds must be >= 0")
+    return kind, value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m aml_jupyterhub.emulator",
+        description="Local emulator of the Azure Machine Learning control plane (compute instances) and of Azure AD.",
+    )
+    p.add_argument("--port", type=int, default=None, help="HTTPS port (default 8443)")
+    p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
+    p.add_argument("--state-dir", type=Path, default=None, help="where state, certificates and instance disks live (required)")
+    p.add_argument("--runtime", choices=("process", "docker"), default=None, help="what a compute instance is (default process)")
+    p.add_argument("--hostname", action="append", default=None, help="extra host name for the server certificate (repeatable)")
+    p.add_argument("--public-url", default=None, help="base URL browsers use to reach the emulator (for application endpoints)")
+    p.add_argument("--workspace", action="append", type=parse_workspace, default=None,
+                   help="serve SUB/RG/WORKSPACE/LOCATION (repeatable; default the local aml-local workspace)")
+    p.add_argument("--transition", action="append", type=_transition, default=None, metavar="KIND=SECONDS",
+                   help=f"seconds a transition takes; KIND is one of {', '.join(TRANSITION_KINDS)} or all")
+    p.add_argument("--poll-interval", type=float, default=None, help="Retry-After sent on long operations, seconds (default 1)")
+    p.add_argument("--page-size", type=int, default=None, help="computes per list page (default 50)")
+    p.add_argument("--arm-token", action="append", default=None, help="static bearer token to accept (repeatable)")
+    p.add_argument("--identity-file", type=Path, default=None, help="Azure AD test users, groups and app registrations (JSON)")
+    p.add_argument("--docker-image", default=None, help="compute-instance image for the docker runtime")
+    p.add_argument("--docker-network", default=None, help="Docker network the instance containers join")
+    p.add_argument("--fault", action="append", type=json.loads, default=None, metavar="JSON",
+                   help='fault to inject at start, e.g. \'{"kind":"throttle","count":3}\' (repeatable)')
+    p.add_argument("--config", type=Path, default=None, help="JSON file with any of these settings (flags win)")
+    return p
+
+
+def load_config(argv: list[str] | None = None) -> EmulatorConfig:
+    if argv is None:
+        argv = shlex.split(os.environ.get("AML_EMULATOR_ARGS", ""))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    file_settings: dict = {}
+    if args.config:
+        try:
+            file_settings = json.loads(args.config.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            parser.error(f"cannot read --config {args.config}: {e}")
+        unknown = set(file_settings) - set(EmulatorConfig.__dataclass_fields__)
+        if unknown:
+            parser.error(f"unknown settings in {args.config}: {', '.join(sorted(unknown))}")
+
+    def pick(name, flag_value, default=None):
+        if flag_value is not None:
+            return flag_value
+        return file_settings.get(name, default)
+
+    state_dir = pick("state_dir", args.state_dir)
+    if not state_dir:
+        parser.error("--state-dir is required (where state, certificates and instance disks are kept)")
+    cfg = EmulatorConfig(state_dir=Path(state_dir).resolve())
+    cfg.host = pick("host", args.host, cfg.host)
+    cfg.port = int(pick("port", args.port, cfg.port))
+    cfg.runtime = pick("runtime", args.runtime, cfg.runtime)
+    if cfg.runtime not in ("process", "docker"):
+        parser.error(f"runtime must be process or docker, not {cfg.runtime!r}")
+    cfg.hostnames = list(pick("hostnames", args.hostname, []))
+    cfg.public_url = pick("public_url", args.public_url)
+    ws = args.workspace or [parse_workspace(w) if isinstance(w, str) else Workspace(**w) for w in file_settings.get("workspaces", [])]
+    if ws:
+        cfg.workspaces = ws
+    transitions = dict(DEFAULT_TRANSITIONS)
+    file_tr = file_settings.get("transitions", {})
+    for kind, value in [*file_tr.items(), *(args.transition or [])]:
+        if kind == "all":
+            transitions = {k: float(value) for k in transitions}
+        else:
+            transitions[kind] = float(value)
+    cfg.transitions = transitions
+    cfg.poll_interval = float(pick("poll_interval", args.poll_interval, cfg.poll_interval))
+    cfg.page_size = int(pick("page_size", args.page_size, cfg.page_size))
+    cfg.arm_tokens = list(pick("arm_tokens", args.arm_token, cfg.arm_tokens))
+    identity = pick("identity_file", args.identity_file)
+    cfg.identity_file = Path(identity) if identity else None
+    cfg.docker_image = pick("docker_image", args.docker_image, cfg.docker_image)
+    cfg.docker_network = pick("docker_network", args.docker_network)
+    cfg.faults = list(pick("faults", args.fault, []))
+    if cfg.page_size < 1:
+        parser.error("--page-size must be at least 1")
+    if cfg.poll_interval <= 0:
+        parser.error("--poll-interval must be > 0 (0 would make the SDK wait 30 s between polls)")
+    return cfg

@@ -1,0 +1,148 @@
+"""The ``/_emulator/`` control API: knobs for tests, the demo and benchmarks.
+
+Not part of Azure. Every answer is JSON; bad input gets 400 with a message.
+
+    GET    /_emulator/health
+    POST   /_emulator/reset                   remove every instance, fault and quota override
+    GET    /_emulator/transitions             seconds each transition takes
+    PUT    /_emulator/transitions             {"start": 0.5, ...} or {"all": 0}
+    GET    /_emulator/faults                  pending faults
+    POST   /_emulator/faults                  add one (see faults.py)
+    DELETE /_emulator/faults
+    PUT    /_emulator/quota                   {"location": "westeurope", "family": "standardDSv2Family"|"total", "limit": 0}
+    GET    /_emulator/requests                ARM requests seen (method, path, status, time)
+    DELETE /_emulator/requests
+    GET    /_emulator/instances               every instance with its runtime bookkeeping
+    POST   /_emulator/instances/{name}/force  {"action": "stop"|"idle_shutdown"|"delete"|"unusable"}
+    POST   /_emulator/wait                    returns once no transition is running
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+from aiohttp import web
+
+from .errors import ArmError
+from .faults import Fault
+from .models import TRANSITION_KINDS, Backend
+
+
+def _bad(message: str) -> web.Response:
+    return web.json_response({"error": message}, status=400)
+
+
+async def _json_body(request: web.Request):
+    try:
+        return await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise web.HTTPBadRequest(text=json.dumps({"error": "body must be JSON"}), content_type="application/json")
+
+
+class ControlApi:
+    def __init__(self, backend: Backend, request_log):
+        self.backend = backend
+        self.request_log = request_log
+
+    def add_routes(self, app: web.Application) -> None:
+        r = app.router
+        r.add_get("/_emulator/health", self.health)
+        r.add_post("/_emulator/reset", self.reset)
+        r.add_get("/_emulator/transitions", self.get_transitions)
+        r.add_put("/_emulator/transitions", self.put_transitions)
+        r.add_get("/_emulator/faults", self.get_faults)
+        r.add_post("/_emulator/faults", self.add_fault)
+        r.add_delete("/_emulator/faults", self.clear_faults)
+        r.add_put("/_emulator/quota", self.put_quota)
+        r.add_get("/_emulator/requests", self.get_requests)
+        r.add_delete("/_emulator/requests", self.clear_requests)
+        r.add_get("/_emulator/instances", self.get_instances)
+        r.add_post("/_emulator/instances/{name}/force", self.force)
+        r.add_post("/_emulator/wait", self.wait)
+
+    async def health(self, request):
+        return web.json_response(
+            {
+                "status": "ok",
+                "runtime": self.backend.runtime.kind,
+                "instances": len(self.backend.instances),
+                "workspaces": [asdict(w) for w in self.backend.workspaces.values()],
+            }
+        )
+
+    async def reset(self, request):
+        await self.backend.reset()
+        self.request_log.entries.clear()
+        return web.json_response({"status": "reset"})
+
+    async def get_transitions(self, request):
+        return web.json_response(self.backend.transitions)
+
+    async def put_transitions(self, request):
+        body = await _json_body(request)
+        if not isinstance(body, dict):
+            return _bad("expected an object of transition -> seconds")
+        updates = {}
+        for kind, value in body.items():
+            if kind not in TRANSITION_KINDS and kind != "all":
+                return _bad(f"unknown transition {kind!r}; expected one of {', '.join(TRANSITION_KINDS)} or all")
+            if not isinstance(value, (int, float)) or value < 0:
+                return _bad(f"seconds for {kind!r} must be a number >= 0")
+            for k in TRANSITION_KINDS if kind == "all" else [kind]:
+                updates[k] = float(value)
+        self.backend.transitions.update(updates)
+        return web.json_response(self.backend.transitions)
+
+    async def get_faults(self, request):
+        return web.json_response(self.backend.faults.pending())
+
+    async def add_fault(self, request):
+        body = await _json_body(request)
+        try:
+            fault = Fault.from_json(body)
+        except (TypeError, ValueError) as e:
+            return _bad(str(e))
+        self.backend.faults.add(fault)
+        return web.json_response(self.backend.faults.pending(), status=201)
+
+    async def clear_faults(self, request):
+        self.backend.faults.clear()
+        return web.json_response([])
+
+    async def put_quota(self, request):
+        body = await _json_body(request)
+        if not isinstance(body, dict) or "limit" not in body:
+            return _bad('expected {"location": ..., "family": ... or "total", "limit": n}')
+        location = body.get("location") or next(iter(self.backend.workspaces.values())).location
+        try:
+            self.backend.set_quota(location, body.get("family"), int(body["limit"]))
+        except (TypeError, ValueError) as e:
+            return _bad(str(e))
+        return web.json_response(self.backend.quota_overrides)
+
+    async def get_requests(self, request):
+        return web.json_response(self.request_log.entries)
+
+    async def clear_requests(self, request):
+        self.request_log.entries.clear()
+        return web.json_response([])
+
+    async def get_instances(self, request):
+        return web.json_response([asdict(i) for i in self.backend.instances.values()])
+
+    async def force(self, request):
+        body = await _json_body(request)
+        try:
+            inst = await self.backend.force(request.match_info["name"], (body or {}).get("action", ""))
+        except KeyError:
+            return web.json_response({"error": "no such instance"}, status=404)
+        except ValueError as e:
+            return _bad(str(e))
+        except ArmError as e:
+            return web.json_response({"error": e.message}, status=e.status)
+        return web.json_response({"name": inst.name, "state": inst.state})
+
+    async def wait(self, request):
+        await self.backend.wait_idle()
+        return web.json_response({"status": "idle"})

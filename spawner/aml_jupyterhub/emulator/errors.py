@@ -1,0 +1,42 @@
+"""ARM errors, as the emulator answers them.
+
+Every refusal carries an ARM error body (``error.code``, ``error.message``)
+and the HTTP status AML uses, so the real SDK raises the same exception type
+it would raise against Azure.
+"""
+
+from __future__ import annotations
+
+
+class ArmError(Exception):
+    def __init__(self, status: int, code: str, message: str, *, details=None, retry_after: float | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or []
+        self.retry_after = retry_after
+
+    def body(self) -> dict:
+        error = {"code": self.code, "message": self.message}
+        if self.details:
+            error["details"] = self.details
+        return {"error": error}
+
+
+def not_found(kind: str, name: str) -> ArmError:
+    return ArmError(
+        404,
+        "ResourceNotFound",
+        f"The Resource 'Microsoft.MachineLearningServices/{kind}/{name}' was not found.",
+    )
+
+
+def bad_request(message: str, code: str = "UserError", detail_code: str | None = None) -> ArmError:
+    details = [{"code": detail_code, "message": message}] if detail_code else None
+    return ArmError(400, code, message, details=details)
+
+
+def conflict(message: str, detail_code: str | None = None) -> ArmError:
+    details = [{"code": detail_code, "message": message}] if detail_code else None
+    return ArmError(409, "Conflict", message, details=details)

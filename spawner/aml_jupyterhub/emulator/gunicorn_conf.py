@@ -1,0 +1,26 @@
+"""gunicorn settings for the emulator container:
+
+    gunicorn -c python:aml_jupyterhub.emulator.gunicorn_conf 'aml_jupyterhub.emulator.app:gunicorn_app()'
+
+The emulator keeps its state in the process, so it runs one worker (async:
+aiohttp's gunicorn worker). Certificates are made before the server binds.
+"""
+
+import os
+import shlex
+
+from aml_jupyterhub.emulator.config import load_config
+from aml_jupyterhub.emulator.tls import ensure_certificates
+
+_config = load_config(shlex.split(os.environ.get("AML_EMULATOR_ARGS", "")))
+_ca, _cert, _key = ensure_certificates(_config.state_dir / "tls", _config.hostnames)
+(_config.state_dir / "ca.pem").write_bytes(_ca.read_bytes())
+
+bind = [f"{_config.host}:{_config.port}"]
+workers = 1
+worker_class = "aiohttp.GunicornWebWorker"
+certfile = str(_cert)
+keyfile = str(_key)
+timeout = 120
+graceful_timeout = 10
+accesslog = None

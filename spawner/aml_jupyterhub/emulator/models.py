@@ -1,0 +1,759 @@
+"""The emulated AML control plane: workspaces, compute instances, operations.
+
+Like moto's models, this knows nothing of HTTP: it holds the state, enforces
+AML's rules (raising :class:`ArmError`) and drives each instance's state
+machine, calling the runtime at the edges:
+
+    PUT     Creating -> (SettingUp) -> Running      | CreateFailed
+    stop    Stopping -> Stopped
+    start   Starting -> Running                      | Stopped + StartFailed
+    restart Restarting -> Running
+    DELETE  Deleting -> gone (404)
+
+Each transition takes the configured number of seconds; its asynchronous
+operation (the ``Azure-AsyncOperation`` resource) reports InProgress until it
+ends. Transition deadlines are wall-clock times kept in the store, so an
+emulator restart resumes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+
+from . import catalog, rules
+from .errors import ArmError, bad_request, conflict, not_found
+from .faults import FaultPlan
+from .runtime.base import InstanceRuntime, RuntimeFailure, RuntimeInstance
+from .store import JsonStore
+
+log = logging.getLogger("aml_jupyterhub.emulator")
+
+PROVIDER = "Microsoft.MachineLearningServices"
+TRANSITION_KINDS = ("create", "setup", "start", "stop", "restart", "delete")
+DEFAULT_TRANSITIONS = {"create": 3.0, "setup": 1.0, "start": 2.0, "stop": 1.0, "restart": 2.0, "delete": 1.0}
+OP_NAMES = {"create": "Create", "start": "Start", "stop": "Stop", "restart": "Restart", "delete": "Delete"}
+IN_FLIGHT_STATES = {"Creating", "SettingUp", "Starting", "Stopping", "Restarting", "Deleting"}
+
+
+def utcnow_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat()
+
+
+@dataclass(frozen=True)
+class Workspace:
+    subscription_id: str
+    resource_group: str
+    name: str
+    location: str
+
+    @property
+    def key(self) -> tuple:
+        return (self.subscription_id.lower(), self.resource_group.lower(), self.name.lower())
+
+    @property
+    def arm_id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/{PROVIDER}/workspaces/{self.name}"
+        )
+
+    def to_arm(self) -> dict:
+        return {
+            "id": self.arm_id,
+            "name": self.name,
+            "type": f"{PROVIDER}/workspaces",
+            "location": self.location,
+            "tags": {},
+            "identity": {"type": "SystemAssigned", "principalId": str(uuid.uuid5(uuid.NAMESPACE_URL, self.arm_id)),
+                         "tenantId": "00000000-0000-0000-0000-000000000000"},
+            "sku": {"name": "Basic", "tier": "Basic"},
+            "kind": "Default",
+            "properties": {
+                "friendlyName": self.name,
+                "description": "Workspace served by the aml-jupyterhub emulator",
+                "provisioningState": "Succeeded",
+                "workspaceId": str(uuid.uuid5(uuid.NAMESPACE_URL, self.arm_id + "/id")),
+                "publicNetworkAccess": "Enabled",
+                "hbiWorkspace": False,
+                "v1LegacyMode": False,
+            },
+        }
+
+
+@dataclass
+class Operation:
+    id: str
+    kind: str
+    compute_id: str
+    location: str
+    subscription_id: str
+    started: float
+    duration: float
+    status: str = "InProgress"
+    ended: float | None = None
+    error: dict | None = None
+
+    def to_arm(self) -> dict:
+        body = {
+            "id": self.id,
+            "name": self.id,
+            "status": self.status,
+            "startTime": dt.datetime.fromtimestamp(self.started, dt.timezone.utc).isoformat(),
+        }
+        if self.status == "InProgress":
+            elapsed = time.time() - self.started
+            body["percentComplete"] = 0 if self.duration <= 0 else min(99, int(100 * elapsed / self.duration))
+        else:
+            body["endTime"] = dt.datetime.fromtimestamp(self.ended or time.time(), dt.timezone.utc).isoformat()
+            body["percentComplete"] = 100
+        if self.error:
+            body["error"] = self.error
+        return body
+
+
+@dataclass
+class Instance:
+    workspace: tuple
+    location: str
+    name: str
+    vm_size: str
+    created_on: str
+    tags: dict = field(default_factory=dict)
+    description: str | None = None
+    ssh_public_access: bool = False
+    admin_public_key: str | None = None
+    assigned_user: dict | None = None
+    idle_minutes: int | None = None
+    subnet_id: str | None = None
+    enable_node_public_ip: bool = True
+    enable_sso: bool = True
+    enable_root_access: bool = True
+    release_quota_on_stop: bool = False
+    setup_scripts: dict | None = None
+    schedules: dict | None = None
+    identity: dict | None = None
+    created_by: dict | None = None
+    state: str = "Creating"
+    provisioning_state: str = "Creating"
+    last_operation: dict | None = None
+    modified_on: str | None = None
+    errors: list | None = None
+    connectivity: dict | None = None
+    runtime_data: dict = field(default_factory=dict)
+    pending: dict | None = None  # {"kind", "op_id", "due"} while a transition runs
+
+    def runtime_view(self) -> RuntimeInstance:
+        # ``data`` is shared, not copied: what the runtime records is persisted with us.
+        return RuntimeInstance(
+            name=self.name, vm_size=self.vm_size, ssh_public_key=self.admin_public_key, data=self.runtime_data
+        )
+
+    def owner_oid(self) -> str | None:
+        if self.assigned_user:
+            return self.assigned_user.get("objectId")
+        return (self.created_by or {}).get("userId")
+
+
+class Backend:
+    """All workspaces served by one emulator, and the instances in them."""
+
+    def __init__(
+        self,
+        workspaces: list[Workspace],
+        runtime: InstanceRuntime,
+        store: JsonStore,
+        transitions: dict | None = None,
+        page_size: int = 50,
+    ):
+        self.workspaces = {ws.key: ws for ws in workspaces}
+        self.runtime = runtime
+        self.store = store
+        self.transitions = {**DEFAULT_TRANSITIONS, **(transitions or {})}
+        self.page_size = page_size
+        self.faults = FaultPlan()
+        self.instances: dict[tuple, Instance] = {}
+        self.operations: dict[str, Operation] = {}
+        self.quota_overrides: dict[str, dict] = {}  # location -> {"total": n, family: n}
+        self._tasks: dict[tuple, asyncio.Task] = {}
+        self._lock = asyncio.Lock()
+
+    # ---- persistence -------------------------------------------------
+
+    def _instance_key(self, ws: Workspace, name: str) -> tuple:
+        return (*ws.key, name.lower())
+
+    def save(self) -> None:
+        recent = sorted(self.operations.values(), key=lambda o: o.started)[-500:]
+        self.store.save(
+            {
+                "instances": [asdict(i) for i in self.instances.values()],
+                "operations": [asdict(o) for o in recent],
+                "quota_overrides": self.quota_overrides,
+            }
+        )
+
+    async def load(self) -> None:
+        """Read the store and pick up where a previous emulator left off."""
+        data = self.store.load()
+        self.quota_overrides = data.get("quota_overrides", {})
+        for raw in data.get("operations", []):
+            op = Operation(**raw)
+            self.operations[op.id] = op
+        for raw in data.get("instances", []):
+            raw["workspace"] = tuple(raw["workspace"])
+            inst = Instance(**raw)
+            ws = self.workspaces.get(inst.workspace)
+            if ws is None:
+                log.warning("instance %s belongs to a workspace no longer configured; keeping it untouched", inst.name)
+            self.instances[(*inst.workspace, inst.name.lower())] = inst
+        for inst in list(self.instances.values()):
+            if inst.pending:
+                log.info("resuming %s of %s after restart", inst.pending["kind"], inst.name)
+                self._spawn_task(inst, inst.pending["kind"])
+            elif inst.state == "Running":
+                self._spawn_task(inst, "recover")
+
+    # ---- lookups -----------------------------------------------------
+
+    def workspace(self, subscription_id: str, resource_group: str, name: str) -> Workspace:
+        ws = self.workspaces.get((subscription_id.lower(), resource_group.lower(), name.lower()))
+        if ws is None:
+            raise ArmError(
+                404,
+                "ResourceNotFound",
+                f"The Resource '{PROVIDER}/workspaces/{name}' under resource group '{resource_group}' was not found.",
+            )
+        return ws
+
+    def instance(self, ws: Workspace, name: str) -> Instance:
+        inst = self.instances.get(self._instance_key(ws, name))
+        if inst is None:
+            raise not_found(f"workspaces/{ws.name}/computes", name)
+        return inst
+
+    def list_instances(self, ws: Workspace) -> list[Instance]:
+        return sorted((i for i in self.instances.values() if i.workspace == ws.key), key=lambda i: i.name.lower())
+
+    def find_by_name(self, name: str) -> Instance | None:
+        for inst in self.instances.values():
+            if inst.name.lower() == name.lower():
+                return inst
+        return None
+
+    def operation(self, op_id: str) -> Operation:
+        op = self.operations.get(op_id)
+        if op is None:
+            raise not_found("locations/computeOperationsStatus", op_id)
+        return op
+
+    # ---- quota -------------------------------------------------------
+
+    def _holds_quota(self, inst: Instance) -> bool:
+        if inst.state in ("CreateFailed",):
+            return False
+        if inst.release_quota_on_stop and inst.state in ("Stopped", "Stopping"):
+            return False
+        return True
+
+    def limits(self, location: str) -> tuple[int, dict]:
+        override = self.quota_overrides.get(location.lower(), {})
+        total = override.get("total", catalog.DEFAULT_TOTAL_CORES)
+        families = {**catalog.DEFAULT_FAMILY_CORES, **{k: v for k, v in override.items() if k != "total"}}
+        return total, families
+
+    def usage(self, location: str, exclude: Instance | None = None) -> tuple[int, dict]:
+        total, families = 0, {}
+        for inst in self.instances.values():
+            if inst is exclude or inst.location.lower() != location.lower() or not self._holds_quota(inst):
+                continue
+            spec = catalog.SIZES.get(inst.vm_size.lower())
+            if spec is None:
+                continue
+            total += spec.vcpus
+            families[spec.family] = families.get(spec.family, 0) + spec.vcpus
+        return total, families
+
+    def check_quota(self, location: str, spec: catalog.VmSizeSpec, exclude: Instance | None = None) -> None:
+        limit_total, limit_families = self.limits(location)
+        used_total, used_families = self.usage(location, exclude)
+        family_limit = limit_families.get(spec.family, 0)
+        family_used = used_families.get(spec.family, 0)
+        if family_used + spec.vcpus > family_limit:
+            raise rules.quota_error(location, spec.family_display, family_limit, family_used, spec.vcpus)
+        if used_total + spec.vcpus > limit_total:
+            raise rules.quota_error(location, "Total Regional", limit_total, used_total, spec.vcpus)
+
+    def set_quota(self, location: str, family: str | None, limit: int) -> None:
+        if limit < 0:
+            raise ValueError("limit must be >= 0")
+        key = "total" if family in (None, "", "total") else family
+        if key != "total" and key not in catalog.DEFAULT_FAMILY_CORES:
+            raise ValueError(f"unknown VM family {family!r}; known: {', '.join(catalog.DEFAULT_FAMILY_CORES)}")
+        self.quota_overrides.setdefault(location.lower(), {})[key] = limit
+        self.save()
+
+    def usages_arm(self, subscription_id: str, location: str) -> list[dict]:
+        limit_total, limit_families = self.limits(location)
+        used_total, used_families = self.usage(location)
+        base = f"/subscriptions/{subscription_id}/providers/{PROVIDER}/locations/{location}"
+        out = [
+            {
+                "id": f"{base}/usages/totalCores",
+                "amlWorkspaceLocation": location,
+                "type": f"{PROVIDER}/totalCores/usages",
+                "unit": "Count",
+                "currentValue": used_total,
+                "limit": limit_total,
+                "name": {"value": "Cores", "localizedValue": "Total Regional Cores"},
+            }
+        ]
+        displays = {s.family: s.family_display for s in catalog.SIZES.values()}
+        for family, limit in limit_families.items():
+            out.append(
+                {
+                    "id": f"{base}/usages/{family}",
+                    "amlWorkspaceLocation": location,
+                    "type": f"{PROVIDER}/vmFamily/usages",
+                    "unit": "Count",
+                    "currentValue": used_families.get(family, 0),
+                    "limit": limit,
+                    "name": {"value": family, "localizedValue": f"{displays.get(family, family)} Dedicated vCPUs"},
+                }
+            )
+        return out
+
+    # ---- operations --------------------------------------------------
+
+    def _new_operation(self, ws: Workspace, inst: Instance, kind: str, duration: float) -> Operation:
+        op = Operation(
+            id=str(uuid.uuid4()),
+            kind=kind,
+            compute_id=f"{ws.arm_id}/computes/{inst.name}",
+            location=ws.location,
+            subscription_id=ws.subscription_id,
+            started=time.time(),
+            duration=duration,
+        )
+        self.operations[op.id] = op
+        return op
+
+    def _begin(self, ws: Workspace, inst: Instance, kind: str, state: str) -> Operation:
+        duration = self.transitions[kind] + (self.transitions["setup"] if kind == "create" and inst.setup_scripts else 0)
+        op = self._new_operation(ws, inst, kind, duration)
+        inst.state = state
+        inst.modified_on = utcnow_iso()
+        inst.last_operation = {
+            "operationName": OP_NAMES[kind],
+            "operationTime": inst.modified_on,
+            "operationStatus": "InProgress",
+            "operationTrigger": "User",
+        }
+        inst.pending = {"kind": kind, "op_id": op.id, "due": op.started + duration}
+        self.save()
+        self._spawn_task(inst, kind)
+        return op
+
+    def _spawn_task(self, inst: Instance, kind: str) -> None:
+        key = (*inst.workspace, inst.name.lower())
+        task = asyncio.get_running_loop().create_task(self._drive(inst, kind), name=f"{kind}:{inst.name}")
+        self._tasks[key] = task
+        task.add_done_callback(lambda t, k=key: self._tasks.pop(k, None) if self._tasks.get(k) is t else None)
+
+    async def _sleep_until(self, due: float) -> None:
+        delay = due - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def _finish(self, inst: Instance, status: str, error: dict | None = None, op_status: str | None = None) -> None:
+        op = self.operations.get((inst.pending or {}).get("op_id", ""))
+        if op is not None:
+            op.status = status
+            op.ended = time.time()
+            op.error = error
+        if inst.last_operation:
+            inst.last_operation["operationStatus"] = op_status or status
+        inst.pending = None
+        inst.modified_on = utcnow_iso()
+
+    async def _drive(self, inst: Instance, kind: str) -> None:
+        """Run one transition to its end; never raises."""
+        rt = inst.runtime_view()
+        due = (inst.pending or {}).get("due", time.time())
+        try:
+            if kind == "recover":
+                inst.connectivity = asdict(await self.runtime.recover(rt))
+                self.save()
+                return
+            if kind == "create":
+                await self.runtime.create(rt)
+                failure = self.faults.create_failure()
+                if inst.setup_scripts:
+                    await self._sleep_until(due - self.transitions["setup"])
+                    inst.state = "SettingUp"
+                    self.save()
+                if failure:
+                    await self._sleep_until(due)
+                    err = RuntimeFailure(
+                        failure.message or "Compute instance provisioning failed: the allocation failed in this region."
+                    )
+                    err.code = failure.code
+                    raise err
+                inst.connectivity = asdict(await self.runtime.recover(rt))
+            elif kind in ("start", "restart"):
+                if kind == "restart":
+                    await self.runtime.shutdown(rt)
+                failure = self.faults.start_failure() if kind == "start" else None
+                if failure:
+                    await self._sleep_until(due)
+                    raise RuntimeFailure(failure.message or "Compute instance failed to start: capacity is not available.")
+                inst.connectivity = asdict(await self.runtime.recover(rt))
+            elif kind == "stop":
+                await self.runtime.shutdown(rt)
+                inst.connectivity = None
+            elif kind == "delete":
+                await self.runtime.shutdown(rt)
+                await self.runtime.destroy(rt)
+            await self._sleep_until(due)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a failed machine ends the operation as AML would, never the emulator
+            self._fail(inst, kind, exc)
+            self.save()
+            return
+        if kind == "delete":
+            self._finish(inst, "Succeeded")
+            self.instances.pop((*inst.workspace, inst.name.lower()), None)
+        else:
+            inst.state = "Stopped" if kind == "stop" else "Running"
+            inst.provisioning_state = "Succeeded"
+            inst.errors = None
+            self._finish(inst, "Succeeded")
+        self.save()
+
+    def _fail(self, inst: Instance, kind: str, exc: Exception) -> None:
+        code = getattr(exc, "code", None) or (
+            "ComputeInstanceCreateFailed" if kind == "create" else "ComputeInstanceOperationFailed"
+        )
+        message = str(exc) if isinstance(exc, RuntimeFailure) else f"Internal error in the emulated machine: {exc!r}"
+        log.warning("%s of %s failed: %s", kind, inst.name, message)
+        error = {"code": code, "message": message}
+        if kind == "create":
+            inst.state = "CreateFailed"
+            inst.provisioning_state = "Failed"
+            inst.errors = [{"error": error}]
+            self._finish(inst, "Failed", error, op_status="CreateFailed")
+        elif kind == "start":
+            inst.state = "Stopped"
+            inst.errors = [{"error": error}]
+            self._finish(inst, "Failed", error, op_status="StartFailed")
+        else:
+            inst.state = "Unusable"
+            inst.errors = [{"error": error}]
+            self._finish(inst, "Failed", error, op_status=f"{OP_NAMES.get(kind, kind.title())}Failed")
+
+    # ---- ARM operations ----------------------------------------------
+
+    async def create_or_update(self, ws: Workspace, name: str, body: dict, caller: dict) -> tuple[Instance, Operation | None, bool]:
+        if not isinstance(body, dict):
+            raise bad_request("The request body must be a JSON object.", code="BadRequest")
+        props = body.get("properties") or {}
+        if props.get("computeType") != "ComputeInstance":
+            raise bad_request(
+                f"computeType '{props.get('computeType')}' is not supported by this emulator; only ComputeInstance is.",
+                code="BadRequest",
+            )
+        pp = props.get("properties") or {}
+        async with self._lock:
+            existing = self.instances.get(self._instance_key(ws, name))
+            if existing is not None:
+                return self._update(existing, body, pp), None, False
+            rules.check_name(name)
+            for other in self.instances.values():
+                if other.name.lower() == name.lower() and other.location.lower() == ws.location.lower():
+                    raise conflict(
+                        f"Compute name '{name}' is not available. Reason: AlreadyExists. Message: compute instance "
+                        f"names must be unique across all workspaces in region '{ws.location}'.",
+                        detail_code="ComputeNameNotAvailable",
+                    )
+            spec = rules.check_vm_size(ws.location, pp.get("vmSize"))
+            ssh = pp.get("sshSettings") or {}
+            assigned = ((pp.get("personalComputeInstanceSettings") or {}).get("assignedUser")) or None
+            key = ssh.get("adminPublicKey") or None
+            rules.check_on_behalf_of_ssh(assigned, key)
+            ssh_on = (ssh.get("sshPublicAccess") or "Disabled").lower() == "enabled"
+            if ssh_on and not key and not assigned:
+                raise bad_request(
+                    "sshPublicAccess is Enabled but no adminPublicKey was given; give the public key to install.",
+                    detail_code="MissingSshPublicKey",
+                )
+            idle = rules.parse_idle_minutes(pp.get("idleTimeBeforeShutdown"))
+            if not pp.get("enableNodePublicIp", True) and not (pp.get("subnet") or {}).get("id"):
+                raise bad_request(
+                    "A compute instance without a public IP needs a subnet of a virtual network "
+                    "(or a workspace managed network).",
+                    detail_code="NoPublicIpRequiresSubnet",
+                )
+            self.check_quota(ws.location, spec)
+            now = utcnow_iso()
+            inst = Instance(
+                workspace=ws.key,
+                location=ws.location,
+                name=name,
+                vm_size=spec.name if pp.get("vmSize", "").lower() == spec.name.lower() else pp["vmSize"],
+                created_on=now,
+                modified_on=now,
+                tags=dict(body.get("tags") or {}),
+                description=props.get("description"),
+                ssh_public_access=ssh_on,
+                admin_public_key=key,
+                assigned_user=assigned,
+                idle_minutes=idle,
+                subnet_id=(pp.get("subnet") or {}).get("id"),
+                enable_node_public_ip=bool(pp.get("enableNodePublicIp", True)),
+                enable_sso=bool(pp.get("enableSSO", True)),
+                enable_root_access=bool(pp.get("enableRootAccess", True)),
+                release_quota_on_stop=bool(pp.get("releaseQuotaOnStop", False)),
+                setup_scripts=pp.get("setupScripts"),
+                schedules=pp.get("schedules"),
+                identity=body.get("identity"),
+                created_by=caller,
+            )
+            self.instances[self._instance_key(ws, name)] = inst
+            op = self._begin(ws, inst, "create", "Creating")
+            return inst, op, True
+
+    def _update(self, inst: Instance, body: dict, pp: dict) -> Instance:
+        """PUT on an existing instance: the same spec again is a no-op (a retried
+        create must not fail); tags may change; anything else needs delete + create."""
+        wanted = pp.get("vmSize")
+        if wanted and wanted.lower() != inst.vm_size.lower():
+            raise conflict(
+                f"Compute instance '{inst.name}' already exists with size {inst.vm_size}; its size cannot be "
+                f"changed to {wanted} by create. Stop it and resize, or delete it first.",
+                detail_code="ComputePropertiesCannotBeUpdated",
+            )
+        assigned = ((pp.get("personalComputeInstanceSettings") or {}).get("assignedUser")) or None
+        if assigned and inst.assigned_user and assigned.get("objectId") != inst.assigned_user.get("objectId"):
+            raise conflict(
+                f"Compute instance '{inst.name}' already exists and is assigned to another user.",
+                detail_code="ComputePropertiesCannotBeUpdated",
+            )
+        if "tags" in body:
+            inst.tags = dict(body.get("tags") or {})
+            inst.modified_on = utcnow_iso()
+            self.save()
+        return inst
+
+    async def action(self, ws: Workspace, name: str, action: str) -> Operation:
+        async with self._lock:
+            inst = self.instance(ws, name)
+            self._refuse_if_busy(inst, action)
+            if action == "start":
+                if inst.state != "Stopped":
+                    raise bad_request(
+                        f"Start compute instance is only allowed when it is Stopped; '{name}' is {inst.state}.",
+                        detail_code="StartComputeInstanceOnlyAllowedInStoppedState",
+                    )
+                if inst.release_quota_on_stop:
+                    self.check_quota(inst.location, catalog.SIZES[inst.vm_size.lower()], exclude=inst)
+                return self._begin(ws, inst, "start", "Starting")
+            if action == "stop":
+                if inst.state != "Running":
+                    raise bad_request(
+                        f"Stop compute instance is only allowed when it is Running; '{name}' is {inst.state}.",
+                        detail_code="StopComputeInstanceOnlyAllowedInRunningState",
+                    )
+                return self._begin(ws, inst, "stop", "Stopping")
+            if action == "restart":
+                if inst.state != "Running":
+                    raise bad_request(
+                        f"Restart compute instance is only allowed when it is Running; '{name}' is {inst.state}.",
+                        detail_code="RestartComputeInstanceOnlyAllowedInRunningState",
+                    )
+                return self._begin(ws, inst, "restart", "Restarting")
+        raise bad_request(f"Unknown action '{action}'.", code="BadRequest")
+
+    def _refuse_if_busy(self, inst: Instance, action: str) -> None:
+        if inst.pending or inst.state in IN_FLIGHT_STATES:
+            raise conflict(
+                f"Cannot {action} compute instance '{inst.name}' while it is {inst.state}: another operation "
+                "is in progress. Wait until it ends, then try again.",
+                detail_code="OperationInProgress",
+            )
+
+    async def delete(self, ws: Workspace, name: str, underlying_action: str) -> Operation | None:
+        if underlying_action.lower() not in ("delete", "detach"):
+            raise bad_request("underlyingResourceAction must be Delete or Detach.", code="BadRequest")
+        async with self._lock:
+            inst = self.instances.get(self._instance_key(ws, name))
+            if inst is None:
+                return None
+            if inst.state == "Deleting" and inst.pending:
+                return self.operations[inst.pending["op_id"]]
+            if inst.pending:
+                # Deleting wins over whatever is running: cancel it, as AML does.
+                task = self._tasks.get((*inst.workspace, inst.name.lower()))
+                if task:
+                    task.cancel()
+                self._finish(inst, "Canceled")
+            inst.provisioning_state = "Deleting"
+            return self._begin(ws, inst, "delete", "Deleting")
+
+    # ---- behind the hub's back (control API) -------------------------
+
+    async def force(self, name: str, what: str) -> Instance:
+        """Change an instance the way something other than the hub would:
+        ``idle_shutdown`` / ``stop`` (a person in Studio), ``delete``, ``unusable``."""
+        inst = self.find_by_name(name)
+        if inst is None:
+            raise KeyError(name)
+        ws = self.workspaces[inst.workspace]
+        if what in ("stop", "idle_shutdown"):
+            op = await self.action(ws, inst.name, "stop")
+            if what == "idle_shutdown":
+                inst.last_operation["operationTrigger"] = "IdleShutdown"
+            del op
+        elif what == "delete":
+            await self.delete(ws, inst.name, "Delete")
+        elif what == "unusable":
+            await self.runtime.shutdown(inst.runtime_view())
+            inst.state = "Unusable"
+            inst.connectivity = None
+            inst.errors = [{"error": {"code": "NodeUnusable", "message": "The compute instance encountered an unusable node. Restart it or recreate it."}}]
+            self.save()
+        else:
+            raise ValueError(f"unknown action {what!r}; expected stop, idle_shutdown, delete or unusable")
+        return inst
+
+    async def wait_idle(self) -> None:
+        """Wait until every transition has ended (tests and reset)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+
+    async def reset(self) -> None:
+        for task in list(self._tasks.values()):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+        for inst in list(self.instances.values()):
+            rt = inst.runtime_view()
+            try:
+                await self.runtime.shutdown(rt)
+                await self.runtime.destroy(rt)
+            except Exception:
+                log.exception("reset: could not remove the machine of %s", inst.name)
+        self.instances.clear()
+        self.operations.clear()
+        self.quota_overrides.clear()
+        self.faults.clear()
+        self.save()
+
+    # ---- application endpoints ---------------------------------------
+
+    async def application_origin(self, name: str) -> tuple[Instance, str]:
+        inst = self.find_by_name(name)
+        if inst is None:
+            raise KeyError(name)
+        if inst.state != "Running":
+            raise LookupError(f"Compute instance '{inst.name}' is {inst.state}; start it to open JupyterLab.")
+        origin = await self.runtime.application_url(inst.runtime_view(), f"/instances/{inst.name}/")
+        self.save()
+        return inst, origin
+
+    # ---- ARM rendering -----------------------------------------------
+
+    def instance_to_arm(self, inst: Instance, app_base: str) -> dict:
+        ws = self.workspaces.get(inst.workspace)
+        arm_id = f"{ws.arm_id if ws else ''}/computes/{inst.name}"
+        conn = inst.connectivity or {}
+        pp = {
+            "vmSize": inst.vm_size,
+            "state": inst.state,
+            "applicationSharingPolicy": "Personal" if inst.assigned_user else "Shared",
+            "computeInstanceAuthorizationType": "personal",
+            "enableSSO": inst.enable_sso,
+            "sshSettings": {
+                "sshPublicAccess": "Enabled" if inst.ssh_public_access else "Disabled",
+                "adminUserName": "azureuser",
+                "sshPort": conn.get("ssh_port", 50000),
+                "adminPublicKey": inst.admin_public_key,
+            },
+            "connectivityEndpoints": {
+                "publicIpAddress": conn.get("public_ip") if inst.enable_node_public_ip else None,
+                "privateIpAddress": conn.get("private_ip"),
+            },
+            "applications": [
+                {"displayName": "Jupyter", "endpointUri": f"{app_base}/instances/{inst.name}/tree/"},
+                {"displayName": "Jupyter Lab", "endpointUri": f"{app_base}/instances/{inst.name}/lab"},
+            ],
+            "createdBy": inst.created_by,
+            "errors": inst.errors,
+            "lastOperation": inst.last_operation,
+            "enableNodePublicIp": inst.enable_node_public_ip,
+            "enableRootAccess": inst.enable_root_access,
+            "releaseQuotaOnStop": inst.release_quota_on_stop,
+            "enableOSPatching": False,
+            "osImageMetadata": {"currentImageVersion": "25.01.31", "latestImageVersion": "25.01.31", "isLatestOsImageVersion": True},
+            "schedules": inst.schedules or {"computeStartStop": []},
+            "setupScripts": inst.setup_scripts,
+            "customServices": None,
+            "dataDisks": None,
+            "dataMounts": None,
+        }
+        if inst.connectivity and inst.connectivity.get("private_ssh_port") is not None:
+            # Not an AML field: where SSH answers on the private address (22 on a
+            # real instance). Unknown keys are ignored by the SDK.
+            pp["connectivityEndpoints"]["privateSshPort"] = inst.connectivity["private_ssh_port"]
+        if inst.subnet_id:
+            pp["subnet"] = {"id": inst.subnet_id}
+        if inst.idle_minutes is not None:
+            pp["idleTimeBeforeShutdown"] = f"PT{inst.idle_minutes}M"
+        if inst.assigned_user:
+            pp["personalComputeInstanceSettings"] = {"assignedUser": inst.assigned_user}
+        body = {
+            "id": arm_id,
+            "name": inst.name,
+            "type": f"{PROVIDER}/workspaces/computes",
+            "location": inst.location,
+            "tags": inst.tags,
+            "systemData": {"createdAt": inst.created_on, "createdBy": (inst.created_by or {}).get("userName")},
+            "properties": {
+                "computeType": "ComputeInstance",
+                "computeLocation": inst.location,
+                "description": inst.description,
+                "provisioningState": inst.provisioning_state,
+                "provisioningErrors": inst.errors if inst.state == "CreateFailed" else None,
+                "createdOn": inst.created_on,
+                "modifiedOn": inst.modified_on,
+                "resourceId": None,
+                "isAttachedCompute": False,
+                "disableLocalAuth": not inst.ssh_public_access,
+                "properties": pp,
+            },
+        }
+        if inst.identity:
+            body["identity"] = inst.identity
+        return body
+
+    def list_nodes_arm(self, inst: Instance) -> dict:
+        if inst.state != "Running" or not inst.connectivity:
+            return {"nodes": [], "nextLink": None}
+        conn = inst.connectivity
+        return {
+            "nodes": [
+                {
+                    "nodeId": f"tvmps_{uuid.uuid5(uuid.NAMESPACE_URL, inst.name).hex[:32]}_d",
+                    "privateIpAddress": conn.get("private_ip"),
+                    "publicIpAddress": conn.get("public_ip"),
+                    "port": conn.get("ssh_port"),
+                    "nodeState": "idle",
+                    "runId": None,
+                }
+            ],
+            "nextLink": None,
+        }
+

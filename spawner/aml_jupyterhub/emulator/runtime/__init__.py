@@ -1,0 +1,1 @@
+"""Compute-instance runtimes: processes on this machine, or Docker containers."""

@@ -1,0 +1,85 @@
+"""What the emulator asks of a compute-instance runtime.
+
+The control plane (``models``) owns the AML state machine; a runtime owns the
+"machine": its disk, its SSH server, its processes or container. The backend
+calls these hooks at the edges of each transition and persists
+``RuntimeInstance.data`` (the runtime's own bookkeeping: pids, ports,
+container ids) together with the instance, so an emulator restart can find the
+machine again with :meth:`InstanceRuntime.recover`.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+
+class RuntimeFailure(Exception):
+    """The machine could not be made, booted or stopped.
+
+    The message is shown to the user as AML's own error text (for example in
+    ``provisioningErrors`` of a CreateFailed instance), so it must say what
+    went wrong in words a person can act on.
+    """
+
+
+@dataclass
+class Connectivity:
+    """Where the instance's SSH server answers, as AML reports it."""
+
+    public_ip: str
+    private_ip: str
+    ssh_port: int  # at public_ip; a real instance says 50000
+    private_ssh_port: int = 22  # at private_ip (VNet access)
+
+
+@dataclass
+class RuntimeInstance:
+    name: str
+    vm_size: str
+    ssh_public_key: str | None = None  # admin public key given at creation, if SSH is enabled
+    data: dict = field(default_factory=dict)  # runtime-private, persisted by the backend
+
+
+class InstanceRuntime(abc.ABC):
+    kind: str = "abstract"
+
+    @abc.abstractmethod
+    async def create(self, inst: RuntimeInstance) -> None:
+        """Make the instance's disk (called while Creating, before the first boot)."""
+
+    @abc.abstractmethod
+    async def boot(self, inst: RuntimeInstance) -> Connectivity:
+        """Start the machine (SSH server and all) on its existing disk; return where SSH answers."""
+
+    @abc.abstractmethod
+    async def shutdown(self, inst: RuntimeInstance) -> None:
+        """Stop the machine and everything running on it; keep the disk. Idempotent."""
+
+    @abc.abstractmethod
+    async def destroy(self, inst: RuntimeInstance) -> None:
+        """Remove the machine and its disk. Idempotent."""
+
+    @abc.abstractmethod
+    async def is_running(self, inst: RuntimeInstance) -> bool:
+        """True if the machine (its SSH server) is up."""
+
+    async def recover(self, inst: RuntimeInstance) -> Connectivity:
+        """After an emulator restart: the instance is recorded Running.
+
+        Re-attach to the machine if it still runs, otherwise boot it again.
+        """
+        if await self.is_running(inst):
+            conn = inst.data.get("connectivity")
+            if conn:
+                return Connectivity(**conn)
+        return await self.boot(inst)
+
+    @abc.abstractmethod
+    async def application_url(self, inst: RuntimeInstance, base_path: str) -> str:
+        """Make sure AML's own JupyterLab runs on the instance, started lazily on
+        first use with ``base_url=base_path`` (e.g. ``/instances/ci-alice/``), and
+        return the plain-HTTP origin the emulator proxies to (``http://host:port``)."""
+
+    async def close(self) -> None:
+        """Release client resources (not the machines: they outlive the emulator)."""
