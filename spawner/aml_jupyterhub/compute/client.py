@@ -168,16 +168,8 @@ class ComputeClient:
 
     async def create(self, spec: InstanceSpec, on_progress: ProgressCallback | None = None) -> InstanceInfo:
         """Create the instance and wait until it runs (or fails)."""
-        entity = spec.to_entity()
-        try:
-            ci = await self._run_lro("create", spec.name, self.ml.compute.begin_create_or_update, entity,
-                                     on_progress=on_progress)
-        except InstanceFailed:
-            raise
-        except ComputeError as exc:
-            if exc.status is None and exc.code:
-                raise InstanceFailed(exc.message, code=exc.code) from exc
-            raise
+        ci = await self._run_lro("create", spec.name, self.ml.compute.begin_create_or_update, spec.to_entity(),
+                                 on_progress=on_progress)
         return InstanceInfo.from_entity(ci)
 
     async def start(self, name: str, on_progress: ProgressCallback | None = None) -> None:

@@ -104,6 +104,10 @@ def map_sdk_error(exc: BaseException, *, action: str, name: str | None = None) -
     if isinstance(exc, HttpResponseError):
         status = exc.status_code
         code, message = _arm_code_and_message(exc)
+        if status is None or status < 400:
+            # A long operation that ended Failed: azure-core raises with the
+            # (successful) status poll as the response and AML's error as text.
+            return InstanceFailed(f"Could not {what}: {message}", code=code)
         if status == 401:
             return PermissionDenied(
                 f"Could not {what}: Azure rejected the hub's credential ({message}). Check the credential the hub uses.",
@@ -151,9 +155,6 @@ def map_sdk_error(exc: BaseException, *, action: str, name: str | None = None) -
                 "Try again in a few minutes.",
                 code=code, status=status,
             )
-        if status is None:
-            # A failed long-running operation: the status body's error, as AML wrote it.
-            return InstanceFailed(f"Could not {what}: {message}", code=code)
         return InvalidRequest(f"Could not {what}: {message}", code=code, status=status)
     if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
         return ServiceUnavailable(
