@@ -19,7 +19,12 @@ $(VENV)/.installed: $(BIN)/python spawner/pyproject.toml
 	$(BIN)/pip install -q -e './spawner[emulator,test]'
 	touch $@
 
-venv: $(VENV)/.installed
+# configurable-http-proxy, the hub's proxy (node, from npm)
+CHP := $(VENV)/chp/node_modules/.bin/configurable-http-proxy
+$(CHP):
+	npm install --prefix $(VENV)/chp --no-audit --no-fund --loglevel=error configurable-http-proxy@4
+
+venv: $(VENV)/.installed $(CHP)
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS) tests

@@ -71,6 +71,7 @@ def make_ml_client(
         show_progress=False,
         polling_interval=polling_interval,
         retry_total=retry_total,
+        retry_status=retry_total,  # azure-core's default of 3 would cut retry_total short for 429/5xx
         retry_backoff_factor=retry_backoff_factor,
         retry_backoff_max=retry_backoff_max,
         connection_timeout=connection_timeout,

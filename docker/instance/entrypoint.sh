@@ -1,0 +1,30 @@
+#!/bin/sh
+# Boot of an emulated compute instance: install the admin key, then run sshd
+# in the foreground (tini, PID 1, forwards docker stop's SIGTERM to it).
+#
+# AML_ADMIN_PUBLIC_KEY  the admin public key given at creation; empty = SSH
+#                       accepts no key (AML's on-behalf-of case).
+# AML_SSHD_ACCEPT_ENV   client environment variables sshd passes on
+#                       (default: Debian/Ubuntu's stock "LANG LC_*").
+set -eu
+home=/home/azureuser
+
+# The home is a volume (the instance's disk). Docker copies the image's
+# skeleton into it on first mount; keep it owned by azureuser in any case.
+install -d -m 0755 -o azureuser -g azureuser "$home"
+install -d -m 0700 -o azureuser -g azureuser "$home/.ssh"
+
+if [ -n "${AML_ADMIN_PUBLIC_KEY:-}" ]; then
+    keys="$home/.ssh/authorized_keys"
+    touch "$keys"
+    grep -qxF "$AML_ADMIN_PUBLIC_KEY" "$keys" || printf '%s\n' "$AML_ADMIN_PUBLIC_KEY" >> "$keys"
+    chown azureuser:azureuser "$keys"
+    chmod 0600 "$keys"
+fi
+
+printf 'AcceptEnv %s\n' "${AML_SSHD_ACCEPT_ENV:-LANG LC_*}" > /etc/ssh/sshd_config.d/aml-accept-env.conf
+
+ssh-keygen -A >/dev/null
+mkdir -p /run/sshd
+chmod 0755 /run/sshd
+exec /usr/sbin/sshd -D -e

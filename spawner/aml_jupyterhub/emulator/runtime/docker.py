@@ -1,0 +1,345 @@
+"""Compute instances as Docker containers of the emulated instance image.
+
+One instance is a container ``aml-ci-<name>`` of ``docker/instance.Dockerfile``
+(sshd on 50000 and 22, azureuser, AML's env at /anaconda/envs/...) and a
+volume ``aml-ci-<name>-home`` mounted at /home/azureuser: the disk. Stop keeps
+both, so the disk survives; destroy removes both.
+
+Where the emulator reaches the machines, and so what it reports:
+
+- ``network`` given (the emulator and hub run in containers on that network):
+  the container's address on it, SSH port 50000, JupyterLab's port as is.
+  Nothing is published on the host.
+- no network (the emulator runs on the host): SSH and JupyterLab are
+  published on random ports of ``publish_host`` (127.0.0.1); SSH is reported
+  as that address and port, the private address is the container's on the
+  default bridge. Docker may pick new host ports at every start, so they are
+  read again at each boot.
+
+The Docker SDK blocks: every call runs in this runtime's own thread pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import shlex
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from .base import Connectivity, InstanceRuntime, RuntimeFailure, RuntimeInstance
+from .process import http_ok, jupyterlab_args, normalize_base_path, wait_for_http, wait_for_ssh_banner
+
+log = logging.getLogger(__name__)
+
+LABEL = "aml-jupyterhub.instance"
+SSH_PORT = 50000
+HOME = "/home/azureuser"
+AML_ENV = "/anaconda/envs/azureml_py310_sdkv2"
+JUPYTER_LOG = "/tmp/aml-jupyterlab.log"
+JUPYTER_PIDFILE = "/tmp/aml-jupyterlab.pid"
+
+
+def container_name(inst: RuntimeInstance) -> str:
+    return f"aml-ci-{inst.name}"
+
+
+def volume_name(inst: RuntimeInstance) -> str:
+    return f"aml-ci-{inst.name}-home"
+
+
+class DockerRuntime(InstanceRuntime):
+    """Instances as containers (see the module docstring).
+
+    :param state_dir: the emulator's state directory (unused: Docker keeps
+        the machines; accepted so both runtimes are built alike).
+    :param image: the instance image, built from ``docker/instance.Dockerfile``.
+    :param network: Docker network to attach instances to, or None to publish
+        their ports on ``publish_host`` instead.
+    :param client: a ``docker.DockerClient``; default ``docker.from_env()``,
+        made on first use.
+    :param publish_host: host address published ports bind to (no network).
+    :param ssh_accept_env: client variables the instance's sshd accepts
+        (its ``AcceptEnv``). Default ``"LANG LC_*"``, Debian/Ubuntu's stock
+        setting and so what a real instance most likely has [unverified]: a
+        caller that passes ``env=`` over SSH learns here that it is dropped.
+        ``"*"`` accepts everything, like the process runtime.
+    :param jupyter_port: port of AML's own JupyterLab inside the container.
+    :param boot_timeout: seconds to wait for sshd to greet after start.
+    :param stop_timeout: seconds docker stop waits before SIGKILL.
+    :param jupyter_timeout: seconds to wait for JupyterLab's ``api/status``.
+    :param jupyter_extra_args: appended to JupyterLab's command line.
+    :param max_workers: threads for blocking Docker SDK calls.
+    """
+
+    kind = "docker"
+
+    def __init__(
+        self,
+        state_dir: Path | str,
+        image: str = "aml-jupyterhub-instance:local",
+        network: str | None = None,
+        *,
+        client: docker.DockerClient | None = None,
+        publish_host: str = "127.0.0.1",
+        ssh_accept_env: str = "LANG LC_*",
+        jupyter_port: int = 8890,
+        boot_timeout: float = 60.0,
+        stop_timeout: int = 10,
+        jupyter_timeout: float = 90.0,
+        jupyter_extra_args: tuple[str, ...] | list[str] = (),
+        max_workers: int = 4,
+    ):
+        self.state_dir = Path(state_dir)
+        self.image = image
+        self.network = network
+        self._client = client
+        self.publish_host = publish_host
+        self.ssh_accept_env = ssh_accept_env
+        self.jupyter_port = jupyter_port
+        self.boot_timeout = boot_timeout
+        self.stop_timeout = stop_timeout
+        self.jupyter_timeout = jupyter_timeout
+        self.jupyter_extra_args = list(jupyter_extra_args)
+        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="aml-docker")
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # -- plumbing ---------------------------------------------------------------
+
+    async def _run(self, fn, *args, **kwargs):
+        """Run a blocking Docker call in the pool; Docker trouble becomes RuntimeFailure."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
+            if isinstance(exc, docker.errors.APIError) and exc.response is not None:
+                raise RuntimeFailure(f"Docker refused: {exc.explanation or exc}") from exc
+            raise RuntimeFailure(
+                f"cannot reach the Docker engine ({exc}): is Docker running, and is its socket "
+                "mounted into the emulator (/var/run/docker.sock) or DOCKER_HOST set?"
+            ) from exc
+
+    def _docker(self) -> docker.DockerClient:  # in the pool only
+        if self._client is None:
+            self._client = docker.from_env()
+        return self._client
+
+    def _lock(self, inst: RuntimeInstance) -> asyncio.Lock:
+        return self._locks.setdefault(inst.name, asyncio.Lock())
+
+    def _get_container(self, inst: RuntimeInstance):  # in the pool only
+        try:
+            return self._docker().containers.get(container_name(inst))
+        except docker.errors.NotFound:
+            return None
+
+    def _require_image(self) -> None:  # in the pool only
+        try:
+            self._docker().images.get(self.image)
+        except docker.errors.ImageNotFound:
+            raise RuntimeFailure(
+                f"the compute-instance image {self.image} is missing: build it with `make image` "
+                f"(docker build -f docker/instance.Dockerfile -t {self.image} docker/)"
+            ) from None
+
+    # -- InstanceRuntime --------------------------------------------------------
+
+    async def create(self, inst: RuntimeInstance) -> None:
+        await self._run(self._create_sync, inst)
+
+    def _create_sync(self, inst: RuntimeInstance) -> None:
+        self._require_image()
+        client = self._docker()
+        try:
+            client.volumes.get(volume_name(inst))
+        except docker.errors.NotFound:
+            client.volumes.create(volume_name(inst), labels={LABEL: inst.name})
+
+    async def boot(self, inst: RuntimeInstance) -> Connectivity:
+        async with self._lock(inst):
+            container = await self._run(self._start_sync, inst)
+            conn, ssh_addr = self._connectivity(container)
+            name = container_name(inst)
+
+            async def alive() -> bool:
+                c = await self._run(self._get_container, inst)
+                return c is not None and c.status == "running"
+
+            try:
+                await wait_for_ssh_banner(*ssh_addr, self.boot_timeout, alive=alive)
+            except (TimeoutError, ProcessLookupError) as exc:
+                logs = await self._run(self._logs_sync, container)
+                raise RuntimeFailure(f"instance {inst.name} did not boot ({exc}); container {name} says:\n{logs}") from None
+            inst.data.update(container=name, connectivity=conn.__dict__.copy())
+            inst.data.pop("jupyter", None)
+            log.info("instance %s booted: container %s, ssh at %s:%d", inst.name, name, *ssh_addr)
+            return conn
+
+    def _start_sync(self, inst: RuntimeInstance):
+        client = self._docker()
+        container = self._get_container(inst)
+        if container is None:
+            self._require_image()
+            kwargs = {}
+            if self.network:
+                kwargs["network"] = self.network
+            else:
+                kwargs["ports"] = {
+                    f"{SSH_PORT}/tcp": (self.publish_host, None),
+                    f"{self.jupyter_port}/tcp": (self.publish_host, None),
+                }
+            container = client.containers.create(
+                self.image,
+                name=container_name(inst),
+                hostname=inst.name[:63],
+                labels={LABEL: inst.name, "aml-jupyterhub.vm-size": inst.vm_size},
+                environment={
+                    "AML_ADMIN_PUBLIC_KEY": (inst.ssh_public_key or "").strip(),
+                    "AML_SSHD_ACCEPT_ENV": self.ssh_accept_env,
+                },
+                volumes={volume_name(inst): {"bind": HOME, "mode": "rw"}},
+                detach=True,
+                **kwargs,
+            )
+        if container.status != "running":
+            container.start()
+        container.reload()
+        return container
+
+    def _connectivity(self, container) -> tuple[Connectivity, tuple[str, int]]:
+        """What AML reports, and where this emulator itself reaches sshd."""
+        settings = container.attrs["NetworkSettings"]
+        networks = settings.get("Networks") or {}
+        if self.network:
+            net = networks.get(self.network) or next(iter(networks.values()), {})
+            ip = net.get("IPAddress")
+            if not ip:
+                raise RuntimeFailure(f"container {container.name} has no address on network {self.network}")
+            return Connectivity(public_ip=ip, private_ip=ip, ssh_port=SSH_PORT, private_ssh_port=SSH_PORT), (ip, SSH_PORT)
+        port = self._published(container, SSH_PORT)
+        bridge = networks.get("bridge") or next(iter(networks.values()), {})
+        private_ip = bridge.get("IPAddress") or self.publish_host
+        conn = Connectivity(public_ip=self.publish_host, private_ip=private_ip, ssh_port=port, private_ssh_port=SSH_PORT)
+        return conn, (self.publish_host, port)
+
+    def _published(self, container, port: int) -> int:
+        bindings = (container.attrs["NetworkSettings"].get("Ports") or {}).get(f"{port}/tcp") or []
+        for binding in bindings:
+            if binding.get("HostPort"):
+                return int(binding["HostPort"])
+        raise RuntimeFailure(
+            f"container {container.name} publishes no port for {port}; it was made for another "
+            "network setting: delete and recreate the instance"
+        )
+
+    def _logs_sync(self, container) -> str:
+        try:
+            return container.logs(tail=20).decode(errors="replace")
+        except docker.errors.DockerException:
+            return "(no logs)"
+
+    async def shutdown(self, inst: RuntimeInstance) -> None:
+        async with self._lock(inst):
+            await self._run(self._stop_sync, inst)
+            for key in ("connectivity", "jupyter"):
+                inst.data.pop(key, None)
+
+    def _stop_sync(self, inst: RuntimeInstance) -> None:
+        container = self._get_container(inst)
+        if container is not None and container.status in ("running", "restarting", "paused"):
+            with contextlib.suppress(docker.errors.NotFound):
+                if container.status == "paused":
+                    container.unpause()
+                container.stop(timeout=self.stop_timeout)
+
+    async def destroy(self, inst: RuntimeInstance) -> None:
+        async with self._lock(inst):
+            await self._run(self._destroy_sync, inst)
+            inst.data.clear()
+
+    def _destroy_sync(self, inst: RuntimeInstance) -> None:
+        container = self._get_container(inst)
+        if container is not None:
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
+        try:
+            self._docker().volumes.get(volume_name(inst)).remove(force=True)
+        except docker.errors.NotFound:
+            pass
+
+    async def is_running(self, inst: RuntimeInstance) -> bool:
+        container = await self._run(self._get_container, inst)
+        return container is not None and container.status == "running"
+
+    async def application_url(self, inst: RuntimeInstance, base_path: str) -> str:
+        base_path = normalize_base_path(base_path)
+        async with self._lock(inst):
+            container = await self._run(self._get_container, inst)
+            if container is None or container.status != "running":
+                raise RuntimeFailure(f"instance {inst.name} is not running")
+            if self.network:
+                ip = self._connectivity(container)[1][0]
+                origin = f"http://{ip}:{self.jupyter_port}"
+            else:
+                origin = f"http://{self.publish_host}:{self._published(container, self.jupyter_port)}"
+            status_url = f"{origin}{base_path}api/status"
+            if await http_ok(status_url):  # already up, at this very base path
+                inst.data["jupyter"] = {"base_path": base_path, "origin": origin}
+                return origin
+            await self._run(self._start_jupyter_sync, container, base_path)
+            inst.data["jupyter"] = {"base_path": base_path, "origin": origin}
+            try:
+                await wait_for_http(status_url, self.jupyter_timeout,
+                                    alive=lambda: self._run(self._jupyter_alive_sync, container))
+            except (TimeoutError, ProcessLookupError) as exc:
+                logs = await self._run(self._exec_output, container, ["tail", "-n", "20", JUPYTER_LOG])
+                raise RuntimeFailure(f"JupyterLab on instance {inst.name} did not start ({exc}):\n{logs}") from None
+            log.info("instance %s: JupyterLab at %s%s", inst.name, origin, base_path)
+            return origin
+
+    def _start_jupyter_sync(self, container, base_path: str) -> None:
+        # One JupyterLab per machine: a previous one (another base path, or
+        # wedged) goes first. Its pid file may be from an earlier boot (the
+        # container's /tmp survives stop), so check the pid is JupyterLab's.
+        stop_previous = (
+            f'pid=$(cat {JUPYTER_PIDFILE} 2>/dev/null) && grep -q jupyterlab "/proc/$pid/cmdline" 2>/dev/null && '
+            f'{{ kill "$pid"; for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done; }}; '
+            f"rm -f {JUPYTER_PIDFILE}"
+        )
+        container.exec_run(["/bin/sh", "-c", stop_previous], user="azureuser")
+        argv = [f"{AML_ENV}/bin/python", "-m", "jupyterlab",
+                *jupyterlab_args("0.0.0.0", self.jupyter_port, base_path, HOME), *self.jupyter_extra_args]
+        container.exec_run(
+            ["/bin/sh", "-c", f"echo $$ > {JUPYTER_PIDFILE}; exec {shlex.join(argv)} >>{JUPYTER_LOG} 2>&1 </dev/null"],
+            user="azureuser",
+            workdir=HOME,
+            environment={"HOME": HOME, "USER": "azureuser", "SHELL": "/bin/bash",
+                         "PATH": f"{AML_ENV}/bin:/usr/local/bin:/usr/bin:/bin"},
+            detach=True,
+        )
+
+    def _jupyter_alive_sync(self, container) -> bool:
+        # no pid file yet means it is still starting
+        check = f'[ ! -f {JUPYTER_PIDFILE} ] || kill -0 "$(cat {JUPYTER_PIDFILE})"'
+        try:
+            return container.exec_run(["/bin/sh", "-c", check], user="azureuser").exit_code == 0
+        except docker.errors.DockerException:
+            return False
+
+    def _exec_output(self, container, argv: list[str]) -> str:
+        try:
+            return container.exec_run(argv, user="azureuser").output.decode(errors="replace")
+        except docker.errors.DockerException as exc:
+            return f"(could not read: {exc})"
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                self._client.close()

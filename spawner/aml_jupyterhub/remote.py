@@ -1,0 +1,154 @@
+"""The notebook server on the instance, driven over SSH (proxy mode).
+
+Everything lives under ``~/.aml-jupyterhub/`` on the instance (the user's
+space): a venv when JupyterHub has to be installed, and per server a
+directory with its environment file (0600: it holds the server's API token,
+so it never appears on a command line or in ``ps``), its log and its pid.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+
+from .ssh import Connection, SSHError
+
+BASE_DIR = "$HOME/.aml-jupyterhub"
+DEFAULT_PYTHONS = [
+    "$HOME/.aml-jupyterhub/venv/bin/python",
+    "/anaconda/envs/azureml_py310_sdkv2/bin/python",
+    "python3",
+]
+DEFAULT_INSTALL = (
+    "python3 -m venv $HOME/.aml-jupyterhub/venv && "
+    "$HOME/.aml-jupyterhub/venv/bin/pip install --quiet --disable-pip-version-check "
+    "'jupyterhub=={version}' jupyterlab"
+)
+
+_PROBE = r"""
+want=%(version)s
+for py in %(pythons)s; do
+  if [ "${py#/}" = "$py" ] && [ "${py#\$HOME}" = "$py" ]; then py=$(command -v "$py" 2>/dev/null) || continue; fi
+  [ -x "$py" ] || continue
+  v=$("$py" -c 'import jupyterhub; print(jupyterhub.__version__)' 2>/dev/null) || continue
+  if [ "$v" = "$want" ]; then
+    port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    printf '{"python": "%%s", "version": "%%s", "port": %%s}\n' "$py" "$v" "$port"
+    exit 0
+  fi
+  found="$found $py=$v"
+done
+printf '{"python": null, "found": "%%s"}\n' "$found"
+"""
+
+_LAUNCH = r"""
+set -e
+d=%(dir)s
+mkdir -p "$d"
+chmod 700 %(base)s "$d"
+umask 077
+cat > "$d/env"
+: > "$d/log"
+cd "$HOME"
+nohup setsid bash -c 'set -a; . "$1/env"; set +a; shift; exec "$@"' _ "$d" %(argv)s > "$d/log" 2>&1 < /dev/null &
+echo $! > "$d/pid"
+echo $!
+"""
+
+_ALIVE = r"""
+pid=%(pid)s
+if [ -d /proc/$pid ] && tr '\0' ' ' < /proc/$pid/cmdline | grep -q jupyterhub; then echo alive; else echo dead; fi
+"""
+
+_STOP = r"""
+pid=%(pid)s
+kill -TERM $pid 2>/dev/null || exit 0
+for i in $(seq 50); do [ -d /proc/$pid ] || exit 0; sleep 0.1; done
+kill -KILL $pid 2>/dev/null || true
+"""
+
+
+def _q(text: str) -> str:
+    return shlex.quote(text)
+
+
+def _pythons_arg(pythons: list[str]) -> str:
+    # $HOME must stay expandable on the instance; everything else is quoted.
+    out = []
+    for p in pythons:
+        if p.startswith("$HOME/"):
+            out.append('"$HOME"/' + _q(p[len("$HOME/"):]))
+        else:
+            out.append(_q(p))
+    return " ".join(out)
+
+
+def env_file(env: dict[str, str]) -> str:
+    """Shell-sourceable ``KEY='value'`` lines (values single-quoted)."""
+    lines = []
+    for key, value in env.items():
+        if not key.replace("_", "").isalnum() or key[0].isdigit():
+            raise ValueError(f"environment variable name {key!r} is not valid")
+        lines.append(f"{key}={_q(str(value))}")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Probe:
+    python: str
+    version: str
+    port: int
+
+
+async def probe(conn: Connection, version: str, pythons: list[str]) -> Probe | None:
+    """Find a Python with jupyterhub==version on the instance, and a free port."""
+    script = _PROBE % {"version": _q(version), "pythons": _pythons_arg(pythons)}
+    result = await conn.run(script, timeout=60)
+    try:
+        data = json.loads(result.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise SSHError(f"could not read the instance's Python setup: {result.stdout!r} {result.stderr!r}") from None
+    if not data.get("python"):
+        return None
+    return Probe(python=data["python"], version=data["version"], port=int(data["port"]))
+
+
+async def install(conn: Connection, command_template: str, version: str, timeout: float) -> None:
+    try:
+        await conn.run(command_template.format(version=version), timeout=timeout)
+    except SSHError as e:
+        raise SSHError(
+            f"installing JupyterHub {version} on the instance failed. If the instance has no internet access, "
+            f"pre-install it (e.g. with a setup script). Details: {e}"
+        ) from None
+
+
+def server_dir(server_key: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in server_key) or "default"
+    return f'{BASE_DIR}/servers/{safe}'
+
+
+async def launch(conn: Connection, server_key: str, argv: list[str], env: dict[str, str]) -> int:
+    """Start the server detached from the SSH session; return its pid."""
+    script = _LAUNCH % {
+        "dir": server_dir(server_key),
+        "base": BASE_DIR,
+        "argv": " ".join(_q(a) for a in argv),
+    }
+    result = await conn.run(script, input=env_file(env), timeout=60)
+    return int(result.stdout.strip().splitlines()[-1])
+
+
+async def alive(conn: Connection, pid: int) -> bool:
+    result = await conn.run(_ALIVE % {"pid": int(pid)}, timeout=30)
+    return result.stdout.strip() == "alive"
+
+
+async def stop(conn: Connection, pid: int) -> None:
+    await conn.run(_STOP % {"pid": int(pid)}, timeout=30, check=False)
+
+
+async def log_tail(conn: Connection, server_key: str, lines: int = 25) -> str:
+    result = await conn.run(f'tail -n {int(lines)} {server_dir(server_key)}/log 2>/dev/null', timeout=30, check=False)
+    return (result.stdout or "").strip()

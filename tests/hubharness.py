@@ -1,0 +1,202 @@
+"""A real JupyterHub (with configurable-http-proxy) as a subprocess, for
+integration tests and benchmarks, driven through its REST API."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import requests
+
+from tests.conftest import ROOT, free_port
+
+CHP = ROOT / ".venv" / "chp" / "node_modules" / ".bin" / "configurable-http-proxy"
+
+
+def chp_command() -> str:
+    if CHP.exists():
+        return str(CHP)
+    raise RuntimeError("configurable-http-proxy is missing: run `make venv`")
+
+
+class Hub:
+    """A JupyterHub with the AML spawner, configured for the given emulator."""
+
+    def __init__(self, workdir: Path, emulator, extra_config: str = "", slow_spawn_timeout: float = 0):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.emulator = emulator
+        self.port = free_port()
+        self.hub_port = free_port()
+        self.proxy_api_port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.token = secrets.token_hex(16)
+        self.proxy_token = secrets.token_hex(16)
+        self.crypt_key = secrets.token_hex(32)
+        self.extra_config = extra_config
+        # 0: the REST API answers 202 at once and the spawn is watched through
+        # its progress stream (JupyterHub's default waits up to 10 s first).
+        self.slow_spawn_timeout = slow_spawn_timeout
+        self.proc: subprocess.Popen | None = None
+        self.log_path = self.workdir / "hub.log"
+        self.session = requests.Session()
+        self.session.trust_env = False
+        self.session.headers["Authorization"] = f"token {self.token}"
+
+    def write_config(self) -> Path:
+        cfg = textwrap.dedent(
+            f"""
+            c = get_config()  # noqa
+            c.JupyterHub.ip = "127.0.0.1"
+            c.JupyterHub.port = {self.port}
+            c.JupyterHub.hub_ip = "127.0.0.1"
+            c.JupyterHub.hub_port = {self.hub_port}
+            c.JupyterHub.db_url = "sqlite:///{self.workdir}/jupyterhub.sqlite"
+            c.JupyterHub.cookie_secret_file = "{self.workdir}/cookie_secret"
+            c.JupyterHub.pid_file = "{self.workdir}/hub.pid"
+            c.JupyterHub.cleanup_servers = False
+            c.JupyterHub.cleanup_proxy = False
+            c.JupyterHub.allow_named_servers = True
+            c.JupyterHub.last_activity_interval = 5
+            c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": {self.slow_spawn_timeout}}}
+            c.ConfigurableHTTPProxy.command = ["{chp_command()}"]
+            c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{self.proxy_api_port}"
+            c.ConfigurableHTTPProxy.auth_token = "{self.proxy_token}"
+            c.ConfigurableHTTPProxy.pid_file = "{self.workdir}/proxy.pid"
+            c.JupyterHub.authenticator_class = "dummy"
+            c.Authenticator.allow_all = True
+            c.JupyterHub.services = [{{"name": "tester", "api_token": "{self.token}"}}]
+            c.JupyterHub.load_roles = [{{
+                "name": "tester",
+                "scopes": ["admin:users", "admin:servers", "admin:server_state", "access:servers",
+                           "admin:auth_state", "read:hub", "groups", "admin:groups"],
+                "services": ["tester"],
+            }}]
+            c.JupyterHub.spawner_class = "aml"
+            c.Spawner.poll_interval = 2
+            c.Spawner.poll_jitter = 0
+            c.AMLSpawner.subscription_id = "00000000-0000-0000-0000-000000000000"
+            c.AMLSpawner.resource_group = "aml-local"
+            c.AMLSpawner.workspace_name = "aml-local"
+            c.AMLSpawner.arm_endpoint = "{self.emulator.base_url}"
+            c.AMLSpawner.ca_bundle = "{self.emulator.ca_file}"
+            c.AMLSpawner.ssh_key_file = "{self.workdir}/ssh/id_ed25519"
+            c.AMLSpawner.poll_interval_arm = 0.5
+            c.AMLSpawner.retry_total = 6
+            """
+        ) + textwrap.dedent(self.extra_config)
+        path = self.workdir / "jupyterhub_config.py"
+        path.write_text(cfg)
+        return path
+
+    def start(self, timeout: float = 60) -> "Hub":
+        cfg = self.write_config()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
+        env["JUPYTERHUB_CRYPT_KEY"] = self.crypt_key
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", str(cfg)],
+            cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, env=env,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hub exited {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                if self.session.get(f"{self.url}/hub/api/", timeout=2).ok:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"hub did not start in {timeout}s:\n{self.log_tail()}")
+
+    def log_tail(self, n: int = 6000) -> str:
+        return self.log_path.read_text(errors="replace")[-n:] if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """Kill the hub as a crash would (the proxy, a separate process, keeps running)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        pidfile = self.workdir / "proxy.pid"
+        if pidfile.exists():
+            try:
+                os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
+            except (ValueError, ProcessLookupError):
+                pass
+
+    # ---- REST helpers --------------------------------------------------
+
+    def api(self, method: str, path: str, **kw) -> requests.Response:
+        return self.session.request(method, f"{self.url}/hub/api{path}", timeout=60, **kw)
+
+    def create_user(self, name: str) -> None:
+        r = self.api("POST", f"/users/{name}")
+        assert r.status_code in (201, 409), r.text
+
+    def server_path(self, user: str, server: str = "") -> str:
+        return f"/users/{user}/servers/{server}" if server else f"/users/{user}/server"
+
+    def spawn(self, user: str, server: str = "", options: dict | None = None) -> requests.Response:
+        self.create_user(user)
+        return self.api("POST", self.server_path(user, server), json={"user_options": options or {}})
+
+    def progress(self, user: str, server: str = "", timeout: float = 180) -> list[dict]:
+        """The spawn's event stream, read to its end."""
+        path = f"/users/{user}/servers/{server}/progress" if server else f"/users/{user}/server/progress"
+        events = []
+        with self.session.get(f"{self.url}/hub/api{path}", stream=True, timeout=timeout) as r:
+            r.raise_for_status()
+            for line in r.iter_lines(decode_unicode=True):
+                if line and line.startswith("data:"):
+                    event = json.loads(line[5:])
+                    events.append(event)
+                    if event.get("ready") or event.get("failed"):
+                        break
+        return events
+
+    def user_model(self, user: str) -> dict:
+        r = self.api("GET", f"/users/{user}")
+        r.raise_for_status()
+        return r.json()
+
+    def server_model(self, user: str, server: str = "") -> dict | None:
+        return self.user_model(user)["servers"].get(server)
+
+    def wait_for(self, predicate, timeout: float = 120, interval: float = 0.5, what: str = "condition"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(interval)
+        raise AssertionError(f"timed out waiting for {what}\n{self.log_tail()}")
+
+    def stop_server(self, user: str, server: str = "", timeout: float = 120) -> None:
+        r = self.api("DELETE", self.server_path(user, server))
+        assert r.status_code in (202, 204), r.text
+        self.wait_for(lambda: self.server_model(user, server) is None, timeout, what=f"{user}'s server to stop")
+
+    def user_get(self, user: str, path: str, server: str = "", **kw) -> requests.Response:
+        prefix = f"/user/{user}/{server + '/' if server else ''}"
+        return self.session.get(f"{self.url}{prefix}{path}", timeout=30, **kw)
+
+    def user_request(self, method: str, user: str, path: str, server: str = "", **kw) -> requests.Response:
+        prefix = f"/user/{user}/{server + '/' if server else ''}"
+        return self.session.request(method, f"{self.url}{prefix}{path}", timeout=30, **kw)
