@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 
 import jupyterhub
 from jupyterhub.spawner import SpawnException, Spawner
-from traitlets import Any, Bool, Dict, Float, Integer, List, Unicode, default, validate
+from traitlets import Any, Bool, Dict, Float, Integer, List, TraitError, Unicode, default, validate
 
 from . import naming, remote
 from .compute import (
@@ -208,37 +208,40 @@ class AMLSpawner(Spawner):
     @validate("connect_mode")
     def _check_mode(self, proposal):
         if proposal.value not in ("proxy", "redirect"):
-            raise ValueError(f'connect_mode must be "proxy" or "redirect", not {proposal.value!r}')
+            raise TraitError(f'connect_mode must be "proxy" or "redirect", not {proposal.value!r}')
         return proposal.value
 
     @validate("stop_action")
     def _check_stop_action(self, proposal):
         if proposal.value not in ("stop", "delete", "keep"):
-            raise ValueError(f'stop_action must be "stop", "delete" or "keep", not {proposal.value!r}')
+            raise TraitError(f'stop_action must be "stop", "delete" or "keep", not {proposal.value!r}')
         return proposal.value
 
     @validate("ssh_address")
     def _check_address(self, proposal):
         if proposal.value not in ("public", "private"):
-            raise ValueError(f'ssh_address must be "public" or "private", not {proposal.value!r}')
+            raise TraitError(f'ssh_address must be "public" or "private", not {proposal.value!r}')
         return proposal.value
 
     @validate("instance_name_prefix")
     def _check_prefix(self, proposal):
         if not naming.valid_prefix(proposal.value):
-            raise ValueError("instance_name_prefix must be 1-8 lowercase letters or digits, starting with a letter")
+            raise TraitError("instance_name_prefix must be 1-8 lowercase letters or digits, starting with a letter")
         return proposal.value
 
     @validate("idle_shutdown_minutes")
     def _check_idle(self, proposal):
         v = proposal.value
         if v not in (None, 0) and not 15 <= v <= 4320:
-            raise ValueError("idle_shutdown_minutes must be between 15 and 4320 (3 days), or 0/None for off")
+            raise TraitError("idle_shutdown_minutes must be between 15 and 4320 (3 days), or 0/None for off")
         return v
 
     @validate("profiles")
     def _check_profiles(self, proposal):
-        parse_profiles(proposal.value)
+        try:
+            parse_profiles(proposal.value)
+        except ValueError as e:
+            raise TraitError(f"profiles: {e}") from None
         return proposal.value
 
     # ---- state ----------------------------------------------------------
@@ -448,8 +451,19 @@ class AMLSpawner(Spawner):
 
     async def start(self):
         self._progress = ProgressLog()
+        # Our own deadline, just inside the hub's start_timeout, so the user
+        # reads what was still going on instead of an empty "Spawn failed".
+        budget = self.start_timeout - min(5.0, self.start_timeout * 0.1)
         try:
-            return await self._start()
+            return await asyncio.wait_for(self._start(), budget)
+        except asyncio.TimeoutError:
+            last = self._progress.events[-1]["message"] if self._progress.events else ""
+            raise spawn_error(
+                f"Your server was not ready within {fmt_elapsed(budget)} (start_timeout). Last step: {last} "
+                "The instance will be stopped; try again later, or ask an admin to raise start_timeout.",
+                reason="timeout",
+                status_code=500,
+            ) from None
         finally:
             self._progress.finish()
 

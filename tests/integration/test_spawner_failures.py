@@ -1,0 +1,97 @@
+"""Failures a user can hit end the spawn with a message that says what
+happened, and leave no half-made instance running."""
+
+from __future__ import annotations
+
+import pytest
+
+from aml_jupyterhub.naming import instance_name
+from tests.hubharness import Hub
+
+
+def instance(emu, name):
+    return {i["name"]: i for i in emu.control("GET", "/_emulator/instances").json()}.get(name)
+
+
+@pytest.fixture
+def make_hub(emulator, emu, tmp_path):
+    hubs = []
+
+    def make(extra: str) -> Hub:
+        hub = Hub(tmp_path / f"hub{len(hubs)}", emulator, extra).start()
+        hubs.append(hub)
+        return hub
+
+    yield make
+    for hub in hubs:
+        hub.stop()
+
+
+def test_ssh_unreachable_fails_with_message_and_stops_instance(make_hub, emu):
+    hub = make_hub("""
+        c.AMLSpawner.ssh_port = 9  # nothing listens there
+        c.AMLSpawner.ssh_ready_timeout = 2
+        c.AMLSpawner.ssh_connect_timeout = 2
+    """)
+    hub.spawn("kim")
+    events = hub.progress("kim")
+    assert events[-1].get("failed")
+    assert "Could not reach your compute instance" in events[-1]["message"]
+    assert "127.0.0.1:9" in events[-1]["message"]
+    hub.wait_for(lambda: (instance(emu, instance_name("kim")) or {}).get("state") == "Stopped", 60,
+                 what="the instance to be stopped after the failed spawn")
+
+
+def test_start_timeout_leaves_nothing_running(make_hub, emu):
+    emu.set_transitions(create=8)
+    hub = make_hub("c.AMLSpawner.start_timeout = 3")
+    hub.spawn("lee")
+    events = hub.progress("lee", timeout=60)
+    assert events[-1].get("failed")
+    assert "was not ready within" in events[-1]["message"] and "Last step: Compute instance" in events[-1]["message"]
+    # the create finishes on AML's side; the hub's stop then stops it: no bill keeps running
+    hub.wait_for(lambda: (instance(emu, instance_name("lee")) or {}).get("state") == "Stopped", 60,
+                 what="the timed-out instance to be stopped")
+    hub.wait_for(lambda: hub.server_model("lee") is None, 30, what="the server record to go")
+
+
+def test_stop_action_delete_removes_the_instance(make_hub, emu):
+    hub = make_hub('c.AMLSpawner.stop_action = "delete"')
+    hub.spawn("max")
+    assert hub.progress("max")[-1].get("ready")
+    assert instance(emu, instance_name("max"))["state"] == "Running"
+    hub.stop_server("max")
+    hub.wait_for(lambda: instance(emu, instance_name("max")) is None, 30, what="the instance to be deleted")
+
+
+def test_size_not_offered_is_hidden_and_refused(make_hub, emu):
+    hub = make_hub("""
+        c.AMLSpawner.profiles = [
+            {"slug": "cpu", "display_name": "CPU", "vm_size": "Standard_DS2_v2"},
+            {"slug": "a100", "display_name": "A100", "vm_size": "Standard_ND96asr_v4"},
+        ]
+    """)
+    hub.spawn("ned", options={"profile": "a100"})
+    events = hub.progress("ned")
+    assert events[-1].get("failed")
+    assert "which the workspace's region does not offer" in events[-1]["message"]
+    assert "Choose one of: cpu." in events[-1]["message"]
+    assert instance(emu, instance_name("ned")) is None
+
+
+def test_profile_limited_to_a_group(make_hub, emu):
+    hub = make_hub("""
+        c.AMLSpawner.profiles = [
+            {"slug": "cpu", "display_name": "CPU", "vm_size": "Standard_DS2_v2", "default": True},
+            {"slug": "gpu", "display_name": "GPU", "vm_size": "Standard_NC4as_T4_v3", "groups": ["gpu-users"]},
+        ]
+    """)
+    hub.create_user("olga")
+    hub.spawn("olga", options={"profile": "gpu"})
+    events = hub.progress("olga")
+    assert events[-1].get("failed") and "is not available to your groups" in events[-1]["message"]
+    assert hub.api("POST", "/groups/gpu-users", json={"users": ["olga"]}).status_code in (201, 409)
+    hub.wait_for(lambda: hub.server_model("olga") is None, 30, what="the failed server to clear")
+    hub.spawn("olga", options={"profile": "gpu"})
+    assert hub.progress("olga")[-1].get("ready")
+    assert instance(emu, instance_name("olga"))["vm_size"] == "Standard_NC4as_T4_v3"

@@ -1,0 +1,51 @@
+"""How the spawner is named and configured."""
+
+from importlib.metadata import entry_points
+
+import pytest
+from traitlets import TraitError
+
+from aml_jupyterhub.aml_spawner import AMLSpawner
+
+
+def test_entry_point_and_import_path_are_the_same_class():
+    (ep,) = [e for e in entry_points(group="jupyterhub.spawners") if e.name == "aml"]
+    assert ep.load() is AMLSpawner
+    from aml_jupyterhub import aml_spawner
+
+    assert aml_spawner.AMLSpawner is AMLSpawner
+
+
+def test_jupyterhub_resolves_the_short_name():
+    from jupyterhub.app import JupyterHub
+
+    hub = JupyterHub()
+    hub.spawner_class = "aml"
+    assert hub.spawner_class is AMLSpawner
+
+
+def test_defaults_suit_a_real_vm():
+    s = AMLSpawner()
+    assert s.start_timeout == 1200
+    assert s.stop_action == "stop" and s.connect_mode == "proxy"
+    assert "PATH" not in s.env_keep  # the hub's PATH means nothing on the instance
+
+
+@pytest.mark.parametrize("trait,value", [
+    ("connect_mode", "tunnel"),
+    ("stop_action", "destroy"),
+    ("ssh_address", "both"),
+    ("instance_name_prefix", "Has-Caps"),
+    ("idle_shutdown_minutes", 5),
+    ("profiles", [{"slug": "x"}]),
+])
+def test_bad_settings_refused_with_the_trait_named(trait, value):
+    with pytest.raises(TraitError) as err:
+        AMLSpawner(**{trait: value})
+    assert trait.split("_")[0] in str(err.value) or "vm_size" in str(err.value)
+
+
+def test_every_setting_is_documented():
+    for name, trait in AMLSpawner.class_traits(config=True).items():
+        if trait.this_class is AMLSpawner:
+            assert trait.help and len(trait.help) > 20, name
