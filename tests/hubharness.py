@@ -157,19 +157,21 @@ class Hub:
         self.create_user(user)
         return self.api("POST", self.server_path(user, server), json={"user_options": options or {}})
 
-    def progress(self, user: str, server: str = "", timeout: float = 180) -> list[dict]:
-        """The spawn's event stream, read to its end."""
+    def progress_events(self, user: str, server: str = "", timeout: float = 180):
+        """The spawn's event stream, as the events arrive, to its end."""
         path = f"/users/{user}/servers/{server}/progress" if server else f"/users/{user}/server/progress"
-        events = []
         with self.session.get(f"{self.url}/hub/api{path}", stream=True, timeout=timeout) as r:
             r.raise_for_status()
             for line in r.iter_lines(decode_unicode=True):
                 if line and line.startswith("data:"):
                     event = json.loads(line[5:])
-                    events.append(event)
+                    yield event
                     if event.get("ready") or event.get("failed"):
-                        break
-        return events
+                        return
+
+    def progress(self, user: str, server: str = "", timeout: float = 180) -> list[dict]:
+        """The spawn's event stream, read to its end."""
+        return list(self.progress_events(user, server, timeout))
 
     def user_model(self, user: str) -> dict:
         r = self.api("GET", f"/users/{user}")

@@ -548,11 +548,12 @@ class AMLSpawner(Spawner):
                 # It never ran and holds no data; AML cannot start it, only replace it.
                 self._emit("delete", f"Compute instance {name} failed to create earlier; removing it to try again.")
                 await client.delete(name, self._on_progress)
+                info = None
             elif info.is_running:
                 self._emit("start", f"Compute instance {name} is already running.", fraction=1.0)
             else:
                 self._emit("start", f"Compute instance {name} is {info.state}; starting it.")
-            info, how = await client.ensure_running(spec, self._on_progress)
+            info, how = await client.ensure_running(spec, self._on_progress, current=info)
         except InstanceFailed as e:
             current = await self._safe_get(client, name)
             if current is not None and current.state == "CreateFailed":
@@ -658,6 +659,7 @@ class AMLSpawner(Spawner):
             raise spawn_error(f"Could not start Jupyter on your compute instance: {e}", reason="ssh",
                                  status_code=500) from None
         self._emit("launch", "Jupyter server is up; connecting you.", fraction=1.0)
+        self._last_arm_check = time.monotonic()  # just seen Running: the first poll need not ask AML
         return self._url()
 
     @property
@@ -711,7 +713,7 @@ class AMLSpawner(Spawner):
             if not await remote.alive(conn, self.pid):
                 tail = await remote.log_tail(conn, self._server_key)
                 raise SSHError(f"the Jupyter server exited while starting. Its log ends with:\n{tail}")
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.2)
         raise SSHError(f"the Jupyter server did not answer within {self.http_timeout:.0f} s")
 
     async def _set_connection(self, conn: Connection) -> None:

@@ -1,6 +1,6 @@
 """``make bench``: performance figures, printed (never asserted in tests).
 
-    python -m tests.bench [compute] [--rounds N]
+    python -m tests.bench [compute] [spawn] [storm] [--rounds N] [--spawns N] [--users N]
 
 compute: the compute client against the emulator with every transition set to
 zero seconds: ARM requests and wall time for create-to-running, stop, start
@@ -18,19 +18,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from tests.bench.common import kind_of
 from tests.conftest import EmulatorProcess
-
-
-def _kind(entry: dict) -> str:
-    path = entry["path"]
-    if "computeOperationsStatus" in path:
-        return "poll"
-    tail = path.rstrip("/").split("/")
-    if tail[-2] == "workspaces":
-        return "workspace"
-    if tail[-1] in ("start", "stop", "restart"):
-        return tail[-1]
-    return {"PUT": "put", "DELETE": "delete", "GET": "get"}.get(entry["method"], entry["method"].lower())
 
 
 async def bench_compute(rounds: int) -> None:
@@ -51,7 +40,7 @@ async def bench_compute(rounds: int) -> None:
                     else:
                         await getattr(client, op)(name)
                     wall = time.perf_counter() - t0
-                    results[op].append((wall, [_kind(e) for e in emu.requests_seen()]))
+                    results[op].append((wall, [kind_of(e) for e in emu.requests_seen()]))
         finally:
             emu.reset()
             emu.stop()
@@ -66,14 +55,29 @@ async def bench_compute(rounds: int) -> None:
     print(f"slowest operation: {worst:.2f} s (a poll waiting for the SDK's 30 s default would show here)")
 
 
+SUITES = ["compute", "spawn", "storm"]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m tests.bench")
-    p.add_argument("suites", nargs="*", default=["compute"], help="compute")
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("suites", nargs="*", default=SUITES, help=f"any of {', '.join(SUITES)} (default: all)")
+    p.add_argument("--rounds", type=int, default=5, help="rounds of the compute suite")
+    p.add_argument("--spawns", type=int, default=20, help="spawns per mode in the spawn suite")
+    p.add_argument("--users", type=int, default=50, help="users in the storm suite")
     args = p.parse_args(argv)
+    unknown = set(args.suites) - set(SUITES)
+    if unknown:
+        p.error(f"unknown suite(s): {', '.join(sorted(unknown))}; choose from {', '.join(SUITES)}")
+    from tests.bench import hub
+
     for suite in args.suites:
+        print(f"== {suite}", flush=True)
         if suite == "compute":
             asyncio.run(bench_compute(args.rounds))
+        elif suite == "spawn":
+            hub.bench_overhead(args.spawns)
+        elif suite == "storm":
+            hub.bench_storm(args.users)
     return 0
 
 

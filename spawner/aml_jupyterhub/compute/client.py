@@ -46,6 +46,8 @@ def shared_executor(max_workers: int = 16) -> concurrent.futures.ThreadPoolExecu
         return _shared_executor
 
 
+_UNREAD = object()  # "the caller did not read the instance"
+
 _OP_STATE = {"create": "Creating", "start": "Starting", "stop": "Stopping", "restart": "Restarting", "delete": "Deleting"}
 
 
@@ -222,14 +224,22 @@ class ComputeClient:
                 )
             await asyncio.sleep(self.wait_poll_interval)
 
-    async def ensure_running(self, spec: InstanceSpec, on_progress: ProgressCallback | None = None) -> tuple[InstanceInfo, str]:
+    async def ensure_running(
+        self,
+        spec: InstanceSpec,
+        on_progress: ProgressCallback | None = None,
+        current=_UNREAD,
+    ) -> tuple[InstanceInfo, str]:
         """Make the instance run, whatever state it is in; return it and what
         was done ("created", "started", "reused", "waited").
+
+        ``current`` is what the caller just read (None: it does not exist), to
+        save a request; leave it out to read it here.
 
         A failed instance is not repaired here: the caller decides whether to
         delete it (it is a user's machine).
         """
-        info = await self.get(spec.name)
+        info = await self.get(spec.name) if current is _UNREAD else current
         if info is None:
             try:
                 return await self.create(spec, on_progress), "created"

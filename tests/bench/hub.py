@@ -1,0 +1,145 @@
+"""Spawner figures through a real hub: spawn overhead, a 50-user storm, ARM
+requests per spawn."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from aml_jupyterhub.emulator.aad import IdentityConfig
+from tests.bench.common import kind_of, percentile
+from tests.conftest import EmulatorProcess
+from tests.hubharness import Hub
+
+T = 2.0  # seconds every emulated transition takes
+POLL = 0.25  # Retry-After the emulator sends (seconds)
+
+
+def _emulator(tmp: Path) -> EmulatorProcess:
+    return EmulatorProcess(tmp / "emu", ["--transition", f"all={T}", "--poll-interval", str(POLL)]).start()
+
+
+def _spawn_and_time(hub: Hub, user: str, options=None) -> tuple[float, float]:
+    """Seconds from the spawn request to ready, and of those the seconds the
+    Jupyter server itself took to start on the instance."""
+    t0 = time.perf_counter()
+    r = hub.spawn(user, options=options or {})
+    assert r.status_code in (201, 202), r.text
+    launch = up = None
+    events = []
+    for event in hub.progress_events(user, timeout=600):
+        events.append(event)
+        if event["message"].startswith("Starting the Jupyter server"):
+            launch = time.perf_counter()
+        if event["message"].startswith("Jupyter server is up"):
+            up = time.perf_counter()
+    assert events[-1].get("ready"), events[-1]
+    return time.perf_counter() - t0, (up - launch) if launch and up else 0.0
+
+
+def bench_overhead(n: int = 20) -> None:
+    tid = IdentityConfig.load(None).tenant_id
+    for mode in ("proxy", "redirect"):
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            emu = _emulator(tmp)
+            # poll_interval: keep the hub's periodic polls of earlier servers out of the counts
+            extra = (f'c.AMLSpawner.connect_mode = "{mode}"\nc.Authenticator.enable_auth_state = True\n'
+                     "c.Spawner.poll_interval = 3600\n")
+            hub = Hub(tmp / "hub", emu, extra).start()
+            try:
+                walls, jupyter, arm_counts, last_seq = [], [], [], ""
+                for i in range(n):
+                    user = f"bench{mode[0]}{i}"
+                    hub.create_user(user)
+                    if mode == "redirect":
+                        hub.api("PATCH", f"/users/{user}", json={"auth_state": {"user": {
+                            "oid": f"00000000-0000-4000-8000-{i:012d}", "tid": tid}}}).raise_for_status()
+                    emu.control("DELETE", "/_emulator/requests")
+                    wall, jup = _spawn_and_time(hub, user)
+                    walls.append(wall)
+                    jupyter.append(jup)
+                    seq = [kind_of(e) for e in emu.requests_seen()]
+                    arm_counts.append(len(seq))
+                    last_seq = " ".join(seq)
+                overhead = [w - T for w in walls]
+                print(f"spawn overhead, {mode} mode, {n} fresh spawns (create {T:.0f} s, Retry-After {POLL} s): "
+                      f"median {statistics.median(overhead):.2f} s, max {max(overhead):.2f} s")
+                if mode == "proxy":
+                    ours = [o - j for o, j in zip(overhead, jupyter)]
+                    print(f"  of which the Jupyter server's own start on the instance: median "
+                          f"{statistics.median(jupyter):.2f} s; the rest (SSH, tunnels, AML polling, hub): median "
+                          f"{statistics.median(ours):.2f} s, max {max(ours):.2f} s")
+                print(f"  ARM requests per spawn: median {statistics.median(arm_counts):.0f} "
+                      f"(min {min(arm_counts)}, max {max(arm_counts)}); the last one:")
+                print(f"    {last_seq}")
+                # a second start of the same (now stopped) instance
+                user = f"bench{mode[0]}0"
+                hub.stop_server(user)
+                emu.control("DELETE", "/_emulator/requests")
+                wall, _ = _spawn_and_time(hub, user)
+                seq = [kind_of(e) for e in emu.requests_seen()]
+                print(f"  restart of a stopped instance: overhead {wall - T:.2f} s, {len(seq)} ARM requests: "
+                      f"{' '.join(seq)}")
+            finally:
+                hub.stop()
+                emu.reset()
+                emu.stop()
+
+
+def bench_storm(users: int = 50) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        emu = _emulator(tmp)
+        hub = Hub(tmp / "hub", emu, "c.JupyterHub.concurrent_spawn_limit = 0\n").start()
+        latencies: list[float] = []
+        stop = threading.Event()
+
+        def probe():
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                hub.api("GET", "/users").raise_for_status()
+                latencies.append(time.perf_counter() - t0)
+                time.sleep(0.05)
+
+        try:
+            names = [f"storm{i}" for i in range(users)]
+            for name in names:
+                hub.create_user(name)
+            emu.control("DELETE", "/_emulator/requests")
+            prober = threading.Thread(target=probe, daemon=True)
+            prober.start()
+            t0 = time.perf_counter()
+            for name in names:
+                r = hub.api("POST", f"/users/{name}/server", json={"user_options": {}})
+                assert r.status_code in (201, 202), r.text
+            deadline = time.monotonic() + 900
+            ready = 0
+            while time.monotonic() < deadline:
+                models = {u["name"]: u for u in hub.api("GET", "/users").json()}
+                ready = sum(1 for n in names if models[n]["servers"].get("", {}).get("ready"))
+                failed = [n for n in names if not models[n]["servers"]]
+                if ready == users or failed:
+                    break
+                time.sleep(1)
+            wall = time.perf_counter() - t0
+            stop.set()
+            prober.join()
+            arm = len(emu.requests_seen())
+            print(f"storm: {users} users spawning at once (create {T:.0f} s): {ready}/{users} ready in {wall:.1f} s")
+            print(f"  /hub/api/users during the storm: {len(latencies)} requests, p50 "
+                  f"{percentile(latencies, 50) * 1000:.0f} ms, p99 {percentile(latencies, 99) * 1000:.0f} ms, "
+                  f"max {max(latencies) * 1000:.0f} ms")
+            print(f"  ARM requests: {arm} ({arm / users:.1f} per spawn)")
+            if ready < users:
+                print(f"  NOT READY: {sorted(set(names) - {n for n in names if models[n]['servers'].get('', {}).get('ready')})[:10]}")
+        finally:
+            for name in [f"storm{i}" for i in range(users)]:
+                hub.api("DELETE", f"/users/{name}/server")
+            time.sleep(5)
+            hub.stop()
+            emu.reset()
+            emu.stop()
