@@ -88,7 +88,7 @@ class Hub:
             c.AMLSpawner.arm_endpoint = "{self.emulator.base_url}"
             c.AMLSpawner.ca_bundle = "{self.emulator.ca_file}"
             c.AMLSpawner.ssh_key_file = "{self.workdir}/ssh/id_ed25519"
-            c.AMLSpawner.poll_interval_arm = 0.5
+            c.AMLSpawner.wait_interval = 0.5
             c.AMLSpawner.retry_total = 6
             """
         ) + textwrap.dedent(self.extra_config)
@@ -96,9 +96,10 @@ class Hub:
         path.write_text(cfg)
         return path
 
-    def start(self, timeout: float = 60) -> "Hub":
+    def start(self, timeout: float = 60, env_extra: dict | None = None) -> "Hub":
         cfg = self.write_config()
         env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
+        env.update(env_extra or {})
         env["JUPYTERHUB_CRYPT_KEY"] = self.crypt_key
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(

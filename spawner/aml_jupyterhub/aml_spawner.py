@@ -54,6 +54,16 @@ def spawn_error(message: str, *, reason: str, status_code: int = 400) -> SpawnEx
     return err
 
 
+_clients_lock_obj: asyncio.Lock | None = None
+
+
+def _clients_lock() -> asyncio.Lock:
+    global _clients_lock_obj
+    if _clients_lock_obj is None:
+        _clients_lock_obj = asyncio.Lock()
+    return _clients_lock_obj
+
+
 def _lock_for(name: str) -> asyncio.Lock:
     lock = _instance_locks.get(name)
     if lock is None:
@@ -189,7 +199,7 @@ class AMLSpawner(Spawner):
     call_timeout = Float(120, config=True, help="Budget in seconds for one AML call, retries included.")
     operation_timeout = Float(1800, config=True, help="Seconds allowed for one long AML operation (create, start, stop, delete).")
     retry_total = Integer(4, config=True, help="Retries of a throttled (429) or failed (5xx) AML call.")
-    poll_interval_arm = Float(5, config=True, help="Seconds between reads while waiting on an operation the hub did not start.")
+    wait_interval = Float(5, config=True, help="Seconds between reads while waiting on an operation the hub did not start.")
     executor_threads = Integer(16, config=True, help="Threads for blocking Azure SDK calls, shared by all spawners.")
 
     @default("start_timeout")
@@ -360,34 +370,40 @@ class AMLSpawner(Spawner):
 
         return DefaultAzureCredential()
 
-    def _client(self, project: Project) -> ComputeClient:
+    async def _client(self, project: Project) -> ComputeClient:
         if self.compute_client_factory is not None:
             return self.compute_client_factory(self, project)
         key = (*project.key, self.arm_endpoint, self.ca_bundle, id(self.credential))
-        client = _clients.get(key)
-        if client is None:
-            if not all(project.key):
-                raise spawn_error(
-                    "The hub has no Azure ML workspace configured (subscription, resource group, workspace). "
-                    "An admin must set them.",
-                    reason="config",
-                    status_code=500,
+        async with _clients_lock():
+            client = _clients.get(key)
+            if client is None:
+                if not all(project.key):
+                    raise spawn_error(
+                        "The hub has no Azure ML workspace configured (subscription, resource group, workspace). "
+                        "An admin must set them.",
+                        reason="config",
+                        status_code=500,
+                    )
+                executor = shared_executor(self.executor_threads)
+                # Importing and building the SDK client takes a second or two: not on the event loop.
+                ml = await asyncio.get_running_loop().run_in_executor(
+                    executor,
+                    lambda: make_ml_client(
+                        self._credential(),
+                        *project.key,
+                        arm_endpoint=self.arm_endpoint,
+                        ca_bundle=self.ca_bundle or None,
+                        retry_total=self.retry_total,
+                    ),
                 )
-            ml = make_ml_client(
-                self._credential(),
-                *project.key,
-                arm_endpoint=self.arm_endpoint,
-                ca_bundle=self.ca_bundle or None,
-                retry_total=self.retry_total,
-            )
-            client = ComputeClient(
-                ml,
-                executor=shared_executor(self.executor_threads),
-                call_timeout=self.call_timeout,
-                operation_timeout=self.operation_timeout,
-                wait_poll_interval=self.poll_interval_arm,
-            )
-            _clients[key] = client
+                client = ComputeClient(
+                    ml,
+                    executor=executor,
+                    call_timeout=self.call_timeout,
+                    operation_timeout=self.operation_timeout,
+                    wait_poll_interval=self.wait_interval,
+                )
+                _clients[key] = client
         return client
 
     async def _offered_sizes(self, project: Project):
@@ -396,7 +412,7 @@ class AMLSpawner(Spawner):
         if cached and time.monotonic() - cached[0] < self.sizes_cache_seconds:
             return cached[1]
         try:
-            sizes = await self._client(project).list_sizes()
+            sizes = await (await self._client(project)).list_sizes()
         except ComputeError as e:
             self.log.warning("could not list VM sizes for %s (showing every profile): %s", project.workspace_name, e)
             return None
@@ -482,7 +498,7 @@ class AMLSpawner(Spawner):
                 raise spawn_error(str(e), reason="options") from None
 
         mode = self.connect_mode
-        client = self._client(project)
+        client = await self._client(project)
         name = self._name_for()
         self.instance_name = name
         self.workspace = {"subscription_id": project.subscription_id, "resource_group": project.resource_group,
@@ -755,7 +771,7 @@ class AMLSpawner(Spawner):
         """Ask AML: None if the instance may still be serving, 0 if it definitely is not."""
         self._last_arm_check = time.monotonic()
         try:
-            info = await self._client(self._project_from_state()).get(self.instance_name)
+            info = await (await self._client(self._project_from_state())).get(self.instance_name)
         except ComputeError as e:
             self.log.warning("[%s] could not read %s (%s); assuming it still runs", self._log_name, self.instance_name, e)
             return None
@@ -798,7 +814,7 @@ class AMLSpawner(Spawner):
             if self.stop_action == "keep":
                 self.log.info("[%s] leaving %s running (stop_action=keep)", self._log_name, name)
                 return
-            client = self._client(self._project_from_state())
+            client = await self._client(self._project_from_state())
             try:
                 info = await client.get(name)
                 if info is None:

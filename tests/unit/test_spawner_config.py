@@ -49,3 +49,12 @@ def test_every_setting_is_documented():
     for name, trait in AMLSpawner.class_traits(config=True).items():
         if trait.this_class is AMLSpawner:
             assert trait.help and len(trait.help) > 20, name
+
+
+def test_readme_documents_every_setting():
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    missing = [name for name, t in AMLSpawner.class_traits(config=True).items()
+               if t.this_class is AMLSpawner and f"`{name}`" not in readme]
+    assert not missing, f"README's settings table lacks {missing}"

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from .app import create_app
 from .config import load_config
-from .tls import ensure_certificates, server_ssl_context
+from .tls import ensure_certificates, publish_ca, server_ssl_context
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     ca, cert, key = ensure_certificates(config.state_dir / "tls", config.hostnames)
     # Clients trust this file (ca_bundle / REQUESTS_CA_BUNDLE); documented as DIR/ca.pem.
-    (config.state_dir / "ca.pem").write_bytes(ca.read_bytes())
+    publish_ca(ca, config.state_dir / "ca.pem", config.ca_export)
     app = create_app(config)
     print(
         f"aml emulator: https://{config.host}:{config.port} (runtime {config.runtime}); "

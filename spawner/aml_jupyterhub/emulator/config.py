@@ -40,6 +40,7 @@ class EmulatorConfig:
     docker_image: str = "aml-jupyterhub-instance:local"
     docker_network: str | None = None
     faults: list[dict] = field(default_factory=list)
+    ca_export: Path | None = None
 
 
 def parse_workspace(text: str) -> Workspace:
@@ -87,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--docker-network", default=None, help="Docker network the instance containers join")
     p.add_argument("--fault", action="append", type=json.loads, default=None, metavar="JSON",
                    help='fault to inject at start, e.g. \'{"kind":"throttle","count":3}\' (repeatable)')
+    p.add_argument("--ca-export", type=Path, default=None,
+                   help="also write the CA certificate (only it) to this path, e.g. a volume clients mount")
     p.add_argument("--config", type=Path, default=None, help="JSON file with any of these settings (flags win)")
     return p
 
@@ -141,6 +144,8 @@ def load_config(argv: list[str] | None = None) -> EmulatorConfig:
     cfg.docker_image = pick("docker_image", args.docker_image, cfg.docker_image)
     cfg.docker_network = pick("docker_network", args.docker_network)
     cfg.faults = list(pick("faults", args.fault, []))
+    ca_export = pick("ca_export", args.ca_export)
+    cfg.ca_export = Path(ca_export) if ca_export else None
     if cfg.page_size < 1:
         parser.error("--page-size must be at least 1")
     if cfg.poll_interval <= 0:

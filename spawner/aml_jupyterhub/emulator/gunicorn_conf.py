@@ -10,11 +10,11 @@ import os
 import shlex
 
 from aml_jupyterhub.emulator.config import load_config
-from aml_jupyterhub.emulator.tls import ensure_certificates
+from aml_jupyterhub.emulator.tls import ensure_certificates, publish_ca
 
 _config = load_config(shlex.split(os.environ.get("AML_EMULATOR_ARGS", "")))
 _ca, _cert, _key = ensure_certificates(_config.state_dir / "tls", _config.hostnames)
-(_config.state_dir / "ca.pem").write_bytes(_ca.read_bytes())
+publish_ca(_ca, _config.state_dir / "ca.pem", _config.ca_export)
 
 bind = [f"{_config.host}:{_config.port}"]
 workers = 1

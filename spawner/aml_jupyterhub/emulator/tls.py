@@ -131,3 +131,17 @@ def server_ssl_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(str(cert_file), str(key_file))
     return ctx
+
+
+def publish_ca(ca_file: Path, *targets: Path | None) -> None:
+    """Copy the CA certificate (public) to where clients read it."""
+    data = Path(ca_file).read_bytes()
+    for target in targets:
+        if target is None:
+            continue
+        target = Path(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)

@@ -1,0 +1,86 @@
+# The hub image: JupyterHub, configurable-http-proxy and the AML spawner.
+#
+# Build from the repository root (it copies spawner/ and hub/):
+#   docker build -f docker/hub.Dockerfile -t aml-jupyterhub .
+# or `make image`. Runs as the unprivileged user jupyterhub (uid 1000); its
+# working directory /srv/jupyterhub is the data volume: the database, the
+# cookie secret and the hub's SSH key live there and survive upgrades.
+#
+# Three stages, so no pip, npm or build tool ends up in the final image.
+
+# -- Python: a venv with the spawner, JupyterHub and the Azure AD login ---------
+FROM debian:bookworm-slim AS python-build
+
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      python3 python3-venv \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
+
+COPY spawner /tmp/spawner
+# jupyterhub itself comes with the spawner package. pip compiles the .pyc
+# files here, which matters: the runtime user cannot write into /opt/venv, so
+# without them every hub start would compile the Azure SDK again. pip and
+# setuptools are not needed at run time.
+RUN python3 -m venv /opt/venv \
+ && /opt/venv/bin/pip install --no-cache-dir --upgrade pip \
+ && /opt/venv/bin/pip install --no-cache-dir \
+      /tmp/spawner \
+      "oauthenticator==17.4.*" \
+      jupyterhub-idle-culler \
+ && /opt/venv/bin/pip uninstall -q -y pip setuptools
+
+# -- configurable-http-proxy from npm (npm stays in this stage) -----------------
+FROM debian:bookworm-slim AS chp-build
+
+ARG CHP_VERSION=4
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      nodejs npm ca-certificates \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
+RUN npm install --global --prefix /opt/chp --omit=dev --no-audit --no-fund --loglevel=error \
+      "configurable-http-proxy@${CHP_VERSION}" \
+ && rm -rf /root/.npm
+
+# -- the hub --------------------------------------------------------------------
+FROM debian:bookworm-slim
+
+ARG VERSION=0.1.0
+ARG SOURCE=https://github.com/aml-jupyterhub/aml-jupyterhub
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="aml-jupyterhub" \
+      org.opencontainers.image.description="JupyterHub that runs each user's notebook server on their own Azure Machine Learning compute instance" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="BSD-3-Clause"
+
+# python3 for the venv (same interpreter path as in the build stage), nodejs
+# for the proxy, tini as PID 1 (reaps the proxy, forwards docker stop's SIGTERM)
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      python3 nodejs tini ca-certificates \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
+ && useradd --uid 1000 --user-group --no-create-home --home-dir /srv/jupyterhub \
+      --shell /usr/sbin/nologin jupyterhub \
+ && install -d -m 0750 -o jupyterhub -g jupyterhub /srv/jupyterhub
+
+COPY --from=python-build /opt/venv /opt/venv
+COPY --from=chp-build /opt/chp /opt/chp
+RUN ln -s /opt/chp/bin/configurable-http-proxy /usr/local/bin/configurable-http-proxy
+COPY hub /etc/jupyterhub
+
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1
+
+USER jupyterhub
+WORKDIR /srv/jupyterhub
+VOLUME /srv/jupyterhub
+EXPOSE 8000
+
+# The hub's own API port (JupyterHub's default hub_bind_url, 127.0.0.1:8081);
+# /hub/health answers without login.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8081/hub/health', timeout=4)"]
+
+ENTRYPOINT ["tini", "--"]
+CMD ["jupyterhub", "-f", "/etc/jupyterhub/jupyterhub_config.py"]

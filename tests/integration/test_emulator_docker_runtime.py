@@ -1,0 +1,65 @@
+"""The emulator with ``--runtime docker``: the real SDK creates an instance
+that is a container, SSH reaches it, and stop/start keep its disk."""
+
+import asyncio
+
+import asyncssh
+import docker
+import pytest
+from azure.ai.ml.entities import ComputeInstance, ComputeInstanceSshSettings
+
+from tests.conftest import EmulatorProcess
+
+pytestmark = pytest.mark.docker
+IMAGE = "aml-jupyterhub-instance:local"
+
+
+@pytest.fixture(scope="module")
+def docker_emulator(tmp_path_factory):
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as e:  # no engine: say so, do not pretend
+        pytest.skip(f"no Docker engine: {e}")
+    try:
+        client.images.get(IMAGE)
+    except docker.errors.ImageNotFound:
+        from tests.conftest import ROOT
+
+        client.images.build(path=str(ROOT / "docker"), dockerfile="instance.Dockerfile", tag=IMAGE, rm=True)
+    emu = EmulatorProcess(tmp_path_factory.mktemp("emu-docker"),
+                          ["--runtime", "docker", "--transition", "all=0.2", "--poll-interval", "0.2"]).start()
+    yield emu
+    try:
+        emu.reset()
+    finally:
+        emu.stop()
+
+
+def ssh(port, key, command):
+    async def run():
+        async with asyncssh.connect("127.0.0.1", port, username="azureuser", client_keys=[key],
+                                    known_hosts=None) as conn:
+            return (await conn.run(command, check=True)).stdout
+    return asyncio.run(run())
+
+
+def test_container_instance_lifecycle(docker_emulator):
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    ml = docker_emulator.ml_client()
+    made = ml.compute.begin_create_or_update(ComputeInstance(
+        name="ci-dock", size="Standard_DS1_v2", ssh_public_access_enabled=True,
+        ssh_settings=ComputeInstanceSshSettings(ssh_key_value=key.export_public_key().decode()))).result()
+    port = int(made.ssh_settings.ssh_port)
+    assert ssh(port, key, "whoami").strip() == "azureuser"
+    assert "6.1.1" in ssh(port, key, "/anaconda/envs/azureml_py310_sdkv2/bin/python -c "
+                                     "'import jupyterhub; print(jupyterhub.__version__)'")
+    ssh(port, key, "echo persisted > ~/file.txt")
+    ml.compute.begin_stop("ci-dock").result()
+    assert docker.from_env().containers.get("aml-ci-ci-dock").status == "exited"
+    ml.compute.begin_start("ci-dock").result()
+    port = int(ml.compute.get("ci-dock").ssh_settings.ssh_port)
+    assert ssh(port, key, "cat ~/file.txt").strip() == "persisted"
+    ml.compute.begin_delete("ci-dock").result()
+    with pytest.raises(docker.errors.NotFound):
+        docker.from_env().containers.get("aml-ci-ci-dock")
