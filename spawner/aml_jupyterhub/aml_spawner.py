@@ -259,6 +259,10 @@ class AMLSpawner(Spawner):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._reset_runtime()
+        self._forget_instance()
+
+    def _forget_instance(self):
+        """What get_state saves, emptied."""
         self.instance_name = ""
         self.resource_id = ""
         self.workspace: dict = {}
@@ -268,10 +272,7 @@ class AMLSpawner(Spawner):
         self.ssh_host = ""
         self.ssh_port_used = 0
         self.host_key = ""
-        self.remote_port = 0
-        self.api_port = 0
-        self.local_port = 0
-        self.pid = 0
+        self.remote_port = self.api_port = self.local_port = self.pid = 0
         self.lab_url = ""
 
     def _reset_runtime(self):
@@ -325,17 +326,7 @@ class AMLSpawner(Spawner):
 
     def clear_state(self):
         super().clear_state()
-        self.instance_name = ""
-        self.resource_id = ""
-        self.workspace = {}
-        self.mode = ""
-        self.vm_size = ""
-        self.profile_slug = ""
-        self.ssh_host = ""
-        self.ssh_port_used = 0
-        self.host_key = ""
-        self.remote_port = self.api_port = self.local_port = self.pid = 0
-        self.lab_url = ""
+        self._forget_instance()
 
     # ---- helpers --------------------------------------------------------
 

@@ -14,7 +14,6 @@ from tornado.web import HTTPError
 from aml_jupyterhub.auth import VerifiedAzureAdOAuthenticator, readable_guest_name
 from aml_jupyterhub.emulator.aad import AzureAD, IdentityConfig
 
-pytestmark = pytest.mark.asyncio
 IDENTITY = IdentityConfig.load(None)
 TID = IDENTITY.tenant_id
 CLIENT = IDENTITY.apps[0].client_id
@@ -63,6 +62,7 @@ async def login(auth, token):
         _fresh_login.reset(reset)
 
 
+@pytest.mark.asyncio
 async def test_valid_token_accepted(idp):
     aad, base = idp
     user = await login(authenticator(base), sign(aad, claims()))
@@ -75,6 +75,7 @@ async def test_valid_token_accepted(idp):
     ({"exp": int(time.time()) - 3600, "nbf": int(time.time()) - 7200}, "has expired"),
     ({"tid": "11111111-1111-1111-1111-111111111111"}, "belongs to another tenant"),
 ])
+@pytest.mark.asyncio
 async def test_bad_claims_refused(idp, over, why):
     aad, base = idp
     with pytest.raises(HTTPError) as err:
@@ -82,6 +83,7 @@ async def test_bad_claims_refused(idp, over, why):
     assert err.value.status_code == 403 and why in err.value.log_message
 
 
+@pytest.mark.asyncio
 async def test_forged_signature_refused(idp):
     aad, base = idp
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -91,6 +93,7 @@ async def test_forged_signature_refused(idp):
         await login(authenticator(base), sign(aad, claims(), key=other, kid="unknown-kid"))
 
 
+@pytest.mark.asyncio
 async def test_unsigned_token_refused(idp):
     aad, base = idp
     unsigned = jwt.encode(claims(), None, algorithm="none")
@@ -98,6 +101,7 @@ async def test_unsigned_token_refused(idp):
         await login(authenticator(base), unsigned)
 
 
+@pytest.mark.asyncio
 async def test_refresh_keeps_an_expired_but_genuine_token(idp):
     aad, base = idp
     old = sign(aad, claims(exp=int(time.time()) - 3600, nbf=int(time.time()) - 7200))

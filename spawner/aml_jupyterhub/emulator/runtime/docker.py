@@ -17,6 +17,11 @@ Where the emulator reaches the machines, and so what it reports:
   read again at each boot.
 
 The Docker SDK blocks: every call runs in this runtime's own thread pool.
+
+A missing instance image is built from ``build_context`` when that holds
+``instance.Dockerfile`` (the emulator's own image carries a copy at
+/opt/instance-image), so a fresh ``docker compose`` stack needs no separate
+build step; without it, creating an instance fails and says how to build it.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ import contextlib
 import functools
 import logging
 import shlex
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -44,6 +51,9 @@ HOME = "/home/azureuser"
 AML_ENV = "/anaconda/envs/azureml_py310_sdkv2"
 JUPYTER_LOG = "/tmp/aml-jupyterlab.log"
 JUPYTER_PIDFILE = "/tmp/aml-jupyterlab.pid"
+# Where the emulator image keeps the instance image's build context.
+BUILD_CONTEXT = Path("/opt/instance-image")
+DOCKERFILE = "instance.Dockerfile"
 
 
 def container_name(inst: RuntimeInstance) -> str:
@@ -76,6 +86,10 @@ class DockerRuntime(InstanceRuntime):
     :param jupyter_timeout: seconds to wait for JupyterLab's ``api/status``.
     :param jupyter_extra_args: appended to JupyterLab's command line.
     :param max_workers: threads for blocking Docker SDK calls.
+    :param build_context: directory with ``instance.Dockerfile`` (and the
+        ``instance/`` files it copies) to build ``image`` from when it is
+        missing; default /opt/instance-image, present only in the emulator's
+        image. None, or a directory without that file, never builds.
     """
 
     kind = "docker"
@@ -95,6 +109,7 @@ class DockerRuntime(InstanceRuntime):
         jupyter_timeout: float = 90.0,
         jupyter_extra_args: tuple[str, ...] | list[str] = (),
         max_workers: int = 4,
+        build_context: Path | str | None = BUILD_CONTEXT,
     ):
         self.state_dir = Path(state_dir)
         self.image = image
@@ -109,6 +124,9 @@ class DockerRuntime(InstanceRuntime):
         self.jupyter_extra_args = list(jupyter_extra_args)
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="aml-docker")
         self._locks: dict[str, asyncio.Lock] = {}
+        self.build_context = Path(build_context) if build_context is not None else None
+        # pool threads share it: one build at a time, the others wait for it
+        self._image_lock = threading.Lock()
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -139,14 +157,42 @@ class DockerRuntime(InstanceRuntime):
         except docker.errors.NotFound:
             return None
 
-    def _require_image(self) -> None:  # in the pool only
+    def _has_image(self) -> bool:  # in the pool only
         try:
             self._docker().images.get(self.image)
+            return True
         except docker.errors.ImageNotFound:
+            return False
+
+    def _require_image(self) -> None:  # in the pool only
+        if self._has_image():
+            return
+        context = self.build_context
+        if context is None or not (context / DOCKERFILE).is_file():
             raise RuntimeFailure(
                 f"the compute-instance image {self.image} is missing: build it with `make image` "
                 f"(docker build -f docker/instance.Dockerfile -t {self.image} docker/)"
+            )
+        with self._image_lock:
+            if not self._has_image():  # another thread may have built it meanwhile
+                self._build_image(context)
+
+    def _build_image(self, context: Path) -> None:  # in the pool only, under _image_lock
+        log.warning("compute-instance image %s is missing: building it from %s (this takes a few minutes)",
+                    self.image, context / DOCKERFILE)
+        started = time.monotonic()
+        try:
+            self._docker().images.build(path=str(context), dockerfile=DOCKERFILE, tag=self.image,
+                                        rm=True, forcerm=True)
+        except docker.errors.BuildError as exc:
+            lines = [str(chunk.get("stream") or chunk.get("error") or "").rstrip()
+                     for chunk in exc.build_log or () if isinstance(chunk, dict)]
+            tail = "\n".join(line for line in lines if line)[-2000:]
+            raise RuntimeFailure(
+                f"building the compute-instance image {self.image} from {context / DOCKERFILE} failed "
+                f"({exc.msg}):\n{tail}"
             ) from None
+        log.info("built compute-instance image %s in %.0f s", self.image, time.monotonic() - started)
 
     # -- InstanceRuntime --------------------------------------------------------
 
