@@ -4,12 +4,16 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv test test-unit test-contract bench clean
+.PHONY: help venv test test-unit test-contract bench clean up down logs image
 
 help:
 	@echo "make venv    - create $(VENV) with the package (editable) and the test tools"
 	@echo "make test    - run the whole test suite (unit, contract, integration, end-to-end)"
 	@echo "make bench   - print performance figures"
+	@echo "make up      - build the images and start the stack (creates .env from .env.example)"
+	@echo "make down    - stop the stack (volumes, so data, are kept)"
+	@echo "make logs    - follow the stack's logs"
+	@echo "make image   - build the hub, emulator and compute-instance images; print their sizes"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,3 +44,60 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# ---- the compose stack (compose.yaml; settings in .env) ----------------------
+COMPOSE ?= docker compose
+# recorded in the images' org.opencontainers.image.revision label
+export REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+
+.env:
+	cp .env.example $@
+	@echo "created .env from .env.example (local mode); edit it for Azure"
+
+# Local mode is on when the emulator is among the active services (compose
+# reads COMPOSE_PROFILES from .env or the environment); then the emulated
+# compute-instance image (profile "build") is built too. Caddy has no
+# healthcheck (images differ in tools), so after --wait the recipe waits up to
+# 30 s for Caddy to serve the hub (it makes its certificate on first start).
+up: .env
+	$(COMPOSE) build
+	@if $(COMPOSE) config --services | grep -qx emulator; then \
+	  echo "$(COMPOSE) --profile build build instance-image"; \
+	  $(COMPOSE) --profile build build instance-image; \
+	fi
+	$(COMPOSE) up -d --wait
+	@host=$$($(COMPOSE) exec -T caddy printenv HOST); \
+	if command -v curl >/dev/null; then \
+	  for i in $$(seq 30); do \
+	    curl -ksfo /dev/null --noproxy "*" --resolve "$$host:443:127.0.0.1" "https://$$host/hub/health" && break; sleep 1; \
+	  done; \
+	fi; \
+	echo; echo "aml-jupyterhub is up: https://$$host/"; \
+	if $(COMPOSE) config --services | grep -qx emulator; then \
+	  echo "local mode: log in at the emulated Azure AD as"; \
+	  echo "  alice, bob, erin  (group Data Science)   password <name>-password, e.g. alice-password"; \
+	  echo "  carol             (group Hub Admins)     password carol-password"; \
+	  echo "  dave              (no group)             password dave-password"; \
+	  case "$$host" in localhost|127.*) echo "(certificates come from local CAs: your browser will ask you to accept https://$$host/ and https://localhost:8443/)";; esac; \
+	fi
+
+# Emulated compute instances are containers the emulator made, not compose's:
+# like VMs while the hub is down they keep running (and so does the network
+# they are on); the hub finds them again at the next `make up`.
+down:
+	$(COMPOSE) down
+	@n=$$(docker ps -q --filter label=aml-jupyterhub.instance | wc -l); \
+	if [ "$$n" -gt 0 ]; then \
+	  echo "note: $$n emulated compute instance(s) still running, as VMs would (docker ps --filter label=aml-jupyterhub.instance);"; \
+	  echo "      stop their servers in the hub to stop them"; \
+	fi
+
+logs:
+	$(COMPOSE) logs --follow --tail 100
+
+IMAGE_SERVICES := hub emulator instance-image
+image:
+	$(COMPOSE) --profile local --profile build build $(IMAGE_SERVICES)
+	@for img in $$($(COMPOSE) --profile local --profile build config --images $(IMAGE_SERVICES)); do \
+	  docker image inspect --format '{{.Size}}' "$$img" | awk -v img="$$img" '{ printf "%-48s %5.0f MB\n", img, $$1 / 1000000 }'; \
+	done

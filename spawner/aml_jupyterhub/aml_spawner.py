@@ -210,6 +210,12 @@ class AMLSpawner(Spawner):
     def _http_timeout_default(self):
         return 60
 
+    @default("apply_user_options")
+    def _apply_user_options_default(self):
+        # start() validates and applies user_options (it needs the region's
+        # sizes and the user's groups); this only tells JupyterHub they are handled.
+        return lambda spawner, user_options: None
+
     @default("env_keep")
     def _env_keep_default(self):
         # The hub's PATH and venv mean nothing on the instance.
@@ -733,6 +739,10 @@ class AMLSpawner(Spawner):
         async with self._conn_lock:
             if self._conn is not None and self._conn.alive:
                 return self._conn
+            if self._conn is not None:
+                # a dead connection may still hold the instance's end of the reverse tunnel
+                await self._conn.close()
+                self._conn = None
             target = SSHTarget(self.ssh_host, self.ssh_port_used, self.ssh_user)
             conn = await Connection.open(target, ensure_keypair(self.ssh_key_file), host_key=self.host_key or None,
                                          timeout=self.ssh_connect_timeout)

@@ -129,7 +129,7 @@ class Connection:
 
     @property
     def alive(self) -> bool:
-        return not self._closed.is_set() and self._conn.get_extra_info("connection") is not None
+        return not self._closed.is_set()
 
     async def run(self, command: str, *, input: str | None = None, env: dict | None = None,
                   timeout: float = 120, check: bool = True) -> asyncssh.SSHCompletedProcess:

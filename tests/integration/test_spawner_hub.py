@@ -222,3 +222,19 @@ def test_hub_restart_keeps_server_reachable(emulator, emu, tmp_path):
         hub.stop_server("ivan")
     finally:
         hub.stop()
+
+
+def test_polls_reuse_one_ssh_connection(fresh, emu):
+    """poll() checks the server over the connection it has; it does not make
+    a new one (and a new reverse tunnel) every time."""
+    import time
+
+    hub = fresh
+    spawn_ready(hub, "pat")
+    log = emu.state_dir / "instances" / instance_name("pat") / "sshd.log"
+    logins = lambda: log.read_text().count("authenticated as")  # noqa: E731
+    before = logins()
+    time.sleep(7)  # the test hub polls every 2 s
+    assert hub.server_model("pat")["ready"]
+    assert logins() == before, log.read_text()[-2000:]
+    assert hub.user_get("pat", "api/status").status_code == 200

@@ -254,9 +254,30 @@ class DockerRuntime(InstanceRuntime):
                 **kwargs,
             )
         if container.status != "running":
+            if self.network:
+                self._reattach_network(container)
             container.start()
         container.reload()
         return container
+
+    def _reattach_network(self, container) -> None:  # in the pool only
+        """Point a stopped container at the current network of its name.
+
+        ``docker compose down`` removes the network and ``up`` makes a new one
+        with the same name; a stopped container still refers to the old one
+        by id and Docker refuses to start it ("network ... not found").
+        """
+        network = self._docker().networks.get(self.network)
+        attached = (container.attrs["NetworkSettings"].get("Networks") or {}).get(self.network) or {}
+        # a container that never ran has no network id yet: nothing is stale
+        if attached and attached.get("NetworkID") in (network.id, "", None):
+            return
+        log.info("container %s: re-attaching to network %s (re-created since it last ran)", container.name, self.network)
+        if attached:
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                network.disconnect(container, force=True)
+        network.connect(container)
+        container.reload()
 
     def _connectivity(self, container) -> tuple[Connectivity, tuple[str, int]]:
         """What AML reports, and where this emulator itself reaches sshd."""
