@@ -7,7 +7,6 @@ instances, faults or quotas.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys

@@ -12,7 +12,6 @@ in ``profiles``, ``naming``, ``compute``, ``ssh``/``remote`` and
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from urllib.parse import urlparse
 

@@ -1,10 +1,15 @@
 """``make bench``: performance figures, printed (never asserted in tests).
 
-    python -m tests.bench [compute] [spawn] [storm] [--rounds N] [--spawns N] [--users N]
+    python -m tests.bench [compute] [spawn] [storm] [stack] [--rounds N] [--spawns N] [--users N]
 
 compute: the compute client against the emulator with every transition set to
 zero seconds: ARM requests and wall time for create-to-running, stop, start
 and delete, and what each request was.
+spawn: spawn overhead through a real hub (proxy and redirect mode) and ARM
+requests per spawn.
+storm: many users spawning at once; the hub API's latency meanwhile.
+stack: image sizes, `docker compose up` to a healthy hub, the hub's memory
+with many running servers (images must be built: make image).
 """
 
 from __future__ import annotations
@@ -55,7 +60,7 @@ async def bench_compute(rounds: int) -> None:
     print(f"slowest operation: {worst:.2f} s (a poll waiting for the SDK's 30 s default would show here)")
 
 
-SUITES = ["compute", "spawn", "storm"]
+SUITES = ["compute", "spawn", "storm", "stack"]
 
 
 def main(argv=None) -> int:
@@ -78,6 +83,12 @@ def main(argv=None) -> int:
             hub.bench_overhead(args.spawns)
         elif suite == "storm":
             hub.bench_storm(args.users)
+        elif suite == "stack":
+            from tests.bench import stack
+
+            stack.bench_images()
+            stack.bench_compose_up()
+            stack.bench_hub_memory(args.users)
     return 0
 
 

@@ -614,10 +614,9 @@ class Backend:
             raise KeyError(name)
         ws = self.workspaces[inst.workspace]
         if what in ("stop", "idle_shutdown"):
-            op = await self.action(ws, inst.name, "stop")
+            await self.action(ws, inst.name, "stop")
             if what == "idle_shutdown":
                 inst.last_operation["operationTrigger"] = "IdleShutdown"
-            del op
         elif what == "delete":
             await self.delete(ws, inst.name, "Delete")
         elif what == "unusable":
