@@ -95,3 +95,58 @@ def test_profile_limited_to_a_group(make_hub, emu):
     hub.spawn("olga", options={"profile": "gpu"})
     assert hub.progress("olga")[-1].get("ready")
     assert instance(emu, instance_name("olga"))["vm_size"] == "Standard_NC4as_T4_v3"
+
+
+def test_jupyterhub_installed_on_first_start_when_missing(make_hub, emu):
+    """No Python on the instance has the hub's jupyterhub: the install command
+    runs once (here: a stand-in that puts a launcher of the instance's own
+    python3 at the venv path), then the server starts from there."""
+    hub = make_hub("""
+        c.AMLSpawner.singleuser_pythons = ["$HOME/.aml-jupyterhub/venv/bin/python"]
+        c.AMLSpawner.singleuser_install_command = (
+            "mkdir -p $HOME/.aml-jupyterhub/venv/bin && "
+            "printf '#!/bin/sh\\nexec %s \\"$@\\"\\n' $(command -v python3) > $HOME/.aml-jupyterhub/venv/bin/python && "
+            "chmod +x $HOME/.aml-jupyterhub/venv/bin/python && echo installed {version}"
+        )
+    """)
+    hub.spawn("quinn")
+    events = hub.progress("quinn")
+    assert events[-1].get("ready"), events
+    assert any(e["message"].startswith("Installing JupyterHub 6.1") for e in events), events
+    home = emu.state_dir / "instances" / instance_name("quinn") / "home"
+    assert "exec " in (home / ".aml-jupyterhub" / "venv" / "bin" / "python").read_text()
+
+
+def test_failed_install_says_what_to_do(make_hub, emu):
+    hub = make_hub("""
+        c.AMLSpawner.singleuser_pythons = ["$HOME/.aml-jupyterhub/venv/bin/python"]
+        c.AMLSpawner.singleuser_install_command = "echo 'no route to pypi.org' >&2; exit 1"
+    """)
+    hub.spawn("rita")
+    events = hub.progress("rita")
+    assert events[-1].get("failed")
+    assert "installing JupyterHub 6.1" in events[-1]["message"] and "no route to pypi.org" in events[-1]["message"]
+    assert "setup script" in events[-1]["message"]
+    hub.wait_for(lambda: (instance(emu, instance_name("rita")) or {}).get("state") == "Stopped", 60,
+                 what="the instance to be stopped after the failed spawn")
+
+
+def test_idle_culler_stops_idle_servers_and_their_instances(make_hub, emu):
+    import sys
+
+    hub = make_hub(f"""
+        c.JupyterHub.services.append({{
+            "name": "idle-culler",
+            "command": ["{sys.executable}", "-m", "jupyterhub_idle_culler", "--timeout=4", "--cull-every=2"],
+        }})
+        c.JupyterHub.load_roles.append({{
+            "name": "idle-culler",
+            "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+            "services": ["idle-culler"],
+        }})
+    """)
+    hub.spawn("sam")
+    assert hub.progress("sam")[-1].get("ready")
+    hub.wait_for(lambda: hub.server_model("sam") is None, 90, what="the culler to stop the idle server")
+    hub.wait_for(lambda: (instance(emu, instance_name("sam")) or {}).get("state") == "Stopped", 60,
+                 what="the culled server's instance to be stopped")
