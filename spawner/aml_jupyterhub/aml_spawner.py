@@ -282,6 +282,7 @@ class AMLSpawner(Spawner):
 
     def _reset_runtime(self):
         self._conn: Connection | None = None
+        self._api_tunnel = False  # the reverse tunnel is up on self._conn
         self._conn_lock = asyncio.Lock()
         self._progress = ProgressLog()
         self._last_arm_check = 0.0
@@ -660,6 +661,7 @@ class AMLSpawner(Spawner):
             self._emit("launch", f"Starting the Jupyter server (JupyterHub {found.version}) on {info.name}.")
             if self.hub_connect_url is None:
                 self.api_port = await conn.forward_remote(*self._hub_api_address(), self.api_port or 0)
+                self._api_tunnel = True
             self.port = self.remote_port
             self.ip = "127.0.0.1"
             env = self._instance_env()
@@ -736,26 +738,36 @@ class AMLSpawner(Spawner):
     async def _reattach(self) -> Connection:
         """The live SSH connection, re-made with its tunnels after a hub restart or a drop."""
         async with self._conn_lock:
-            if self._conn is not None and self._conn.alive:
-                return self._conn
-            if self._conn is not None:
-                # a dead connection may still hold the instance's end of the reverse tunnel
-                await self._conn.close()
-                self._conn = None
-            target = SSHTarget(self.ssh_host, self.ssh_port_used, self.ssh_user)
-            conn = await Connection.open(target, ensure_keypair(self.ssh_key_file), host_key=self.host_key or None,
-                                         timeout=self.ssh_connect_timeout)
-            try:
-                if self.hub_connect_url is None and self.api_port:
+            conn = self._conn
+            if conn is None or not conn.alive:
+                if conn is not None:
+                    # a dead connection may still hold the instance's end of the reverse tunnel
+                    await conn.close()
+                    self._conn = None
+                target = SSHTarget(self.ssh_host, self.ssh_port_used, self.ssh_user)
+                conn = await Connection.open(target, ensure_keypair(self.ssh_key_file),
+                                             host_key=self.host_key or None, timeout=self.ssh_connect_timeout)
+                try:
+                    # the user's way in first: it needs nothing but this connection
+                    if self.remote_port:
+                        self.local_port = await conn.forward_local(self.remote_port, self.local_port,
+                                                                   self.tunnel_bind_ip)
+                except (SSHError, OSError):
+                    await conn.close()
+                    raise
+                await self._set_connection(conn)
+                self._api_tunnel = False
+                self.log.info("[%s] re-attached to %s (tunnel on port %s)", self._log_name, self.instance_name,
+                              self.local_port)
+            if self.hub_connect_url is None and self.api_port and not self._api_tunnel:
+                # The server was started with this port in its hub API URL. An
+                # instance-side sshd may hold it a while after the old connection
+                # died; then the next poll tries again.
+                try:
                     await conn.forward_remote(*self._hub_api_address(), self.api_port)
-                if self.remote_port:
-                    self.local_port = await conn.forward_local(self.remote_port, self.local_port, self.tunnel_bind_ip)
-            except (SSHError, OSError):
-                await conn.close()
-                raise
-            await self._set_connection(conn)
-            self.log.info("[%s] re-attached to %s (tunnel on port %s)", self._log_name, self.instance_name,
-                          self.local_port)
+                    self._api_tunnel = True
+                except SSHError as e:
+                    self.log.warning("[%s] reverse tunnel to the hub API not back yet: %s", self._log_name, e)
             return conn
 
     async def get_url(self):

@@ -1,0 +1,460 @@
+"""The compose stack under test, and how the end-to-end tests talk to it.
+
+:class:`ComposeStack` runs the repository's ``compose.yaml`` in local mode
+under a project name of its own (so its volumes start empty), with settings
+from ``.env.example`` written to a temporary env file. The hub gets that file
+through a small override compose file, because ``compose.yaml`` reads the
+hub's settings from ``.env`` at the repository root, which the tests must not
+write. Everything is reached the way a user reaches it: the hub through Caddy
+at https://localhost, the emulated Azure AD at https://localhost:8443.
+
+The helpers below it sign users in through the emulated Azure AD login page
+(as a browser would, with requests), make API tokens, drive the hub's REST
+API and run code in a kernel over the websocket through Caddy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import secrets
+import shutil
+import ssl
+import subprocess
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+import requests
+
+from aml_jupyterhub.naming import instance_name
+from tests.aadlogin import browser, open_with_login
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+HOST = "localhost"
+HUB_URL = f"https://{HOST}"
+EMULATOR_URL = "https://localhost:8443"  # the emulator as the browser reaches it
+DOMAIN = "aml-local.example"  # the packaged test identities' UPN domain
+INSTANCE_LABEL = "aml-jupyterhub.instance"  # on the containers and volumes the emulator makes
+CADDY_ROOT_IN_VOLUME = "/data/caddy/pki/authorities/local/root.crt"
+EMULATOR_CA_IN_CONTAINER = "/srv/emulator/ca.pem"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]
+
+
+def upn(name: str) -> str:
+    """The hub user name of a packaged test user (AAD_USERNAME_CLAIM=upn)."""
+    return f"{name}@{DOMAIN}"
+
+
+def password(name: str) -> str:
+    return f"{name}-password"
+
+
+def no_docker_reason() -> str | None:
+    """Why there is no usable Docker engine and compose, or None if there is."""
+    if not shutil.which("docker"):
+        return "no docker CLI on PATH"
+    try:
+        info = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True,
+                              text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return "the Docker engine does not answer"
+    if info.returncode != 0:
+        return f"no Docker engine: {info.stderr.strip()[:200]}"
+    return None
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.5):
+    """``predicate()``'s first truthy value within ``timeout`` seconds; an
+    exception counts as "not yet" and the last one is reported on timeout."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+            last = value
+        except Exception as exc:  # noqa: BLE001 - reported below if it never succeeds
+            last = exc
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+        time.sleep(interval)
+
+
+class Timer:
+    """Prints how long each phase of the run took."""
+
+    def __init__(self):
+        self.started = time.monotonic()
+        self.phases: list[tuple[str, float]] = []
+
+    @contextmanager
+    def phase(self, name: str):
+        t0 = time.monotonic()
+        try:
+            yield
+        finally:
+            took = time.monotonic() - t0
+            self.phases.append((name, took))
+            print(f"\n[e2e] {name}: {took:.1f} s", flush=True)
+
+    def summary(self) -> str:
+        lines = [f"  {name:<52} {took:7.1f} s" for name, took in self.phases]
+        lines.append(f"  {'total':<52} {time.monotonic() - self.started:7.1f} s")
+        return "\n".join(lines)
+
+
+# ---- the stack -------------------------------------------------------------------
+
+
+def _env_text(overrides: dict[str, str]) -> str:
+    """``.env.example`` with some values replaced (or appended)."""
+    lines, seen = [], set()
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        key = line.split("=", 1)[0] if "=" in line and not line.startswith("#") else None
+        if key in overrides:
+            line = f"{key}={overrides[key]}"
+            seen.add(key)
+        lines.append(line)
+    lines += [f"{k}={v}" for k, v in overrides.items() if k not in seen]
+    return "\n".join(lines) + "\n"
+
+
+class ComposeStack:
+    """``compose.yaml`` in local mode, under a project of its own."""
+
+    services = ("caddy", "hub", "emulator")
+
+    def __init__(self, workdir: Path, project: str | None = None):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        token = secrets.token_hex(3)
+        self.project = project or f"aml-e2e-{token}"
+        # mixed into instance names, so this run's instances never collide with
+        # another stack's (the emulator names containers after instances)
+        self.hub_id = f"e2e{token}"
+        self.env_file = self.workdir / "e2e.env"
+        self.override_file = self.workdir / "compose.e2e.yaml"
+        self.caddy_root = self.workdir / "caddy-root.crt"
+        self.emulator_ca = self.workdir / "emulator-ca.pem"
+        self.ca_bundle = self.workdir / "ca-bundle.pem"  # both, for the requests that cross from one to the other
+        self.env = {**os.environ, "COMPOSE_PROJECT_NAME": self.project}
+        self.env.pop("COMPOSE_FILE", None)
+        self.env.pop("COMPOSE_PROFILES", None)  # from the env file
+        self.up_once = False
+
+    # -- files -----------------------------------------------------------------
+
+    def write_files(self) -> None:
+        self.env_file.write_text(_env_text({
+            "COMPOSE_PROFILES": "local", "LOCAL_MODE": "true", "HOST": HOST, "AML_HUB_ID": self.hub_id,
+        }))
+        # a YAML flow mapping is JSON: no YAML library needed
+        self.override_file.write_text(json.dumps(
+            {"services": {"hub": {"env_file": [{"path": str(self.env_file), "required": True}]}}}, indent=2
+        ) + "\n")
+
+    # -- compose -----------------------------------------------------------------
+
+    def compose_command(self, *args: str) -> list[str]:
+        return ["docker", "compose", "--project-directory", str(ROOT), "-p", self.project,
+                "--env-file", str(self.env_file), "-f", str(ROOT / "compose.yaml"), "-f", str(self.override_file),
+                *args]
+
+    def compose(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
+        cmd = self.compose_command(*args)
+        r = subprocess.run(cmd, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"`{' '.join(cmd[2:])}` failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-5000:]}")
+        return r
+
+    def check_no_other_stack(self) -> None:
+        """Ports 80/443/8443 and the network name are fixed in compose.yaml:
+        only one stack can run on an engine. Say so plainly if one does."""
+        r = subprocess.run(["docker", "ps", "--format", "{{.Names}} {{.Ports}}"], capture_output=True, text=True)
+        busy = [line for line in r.stdout.splitlines() if re.search(r":(80|443|8443)->", line)]
+        r = subprocess.run(["docker", "network", "inspect", "aml-jupyterhub", "--format",
+                            '{{index .Labels "com.docker.compose.project"}}'], capture_output=True, text=True)
+        if r.returncode == 0:
+            busy.append(f"network aml-jupyterhub (project {r.stdout.strip() or '?'})")
+        if busy:
+            raise RuntimeError(
+                "another aml-jupyterhub stack (or something on ports 80/443/8443) is on this Docker engine; "
+                "compose.yaml's ports and network name are fixed, so only one stack can run: take it down "
+                "first (`docker compose -p <project> down`).\n" + "\n".join(busy)
+            )
+
+    def build(self) -> None:
+        """Build the hub, emulator and compute-instance images. The layer cache
+        makes this quick when nothing changed; AML_E2E_NO_BUILD=1 skips it
+        (the images must then exist)."""
+        if os.environ.get("AML_E2E_NO_BUILD") == "1":
+            return
+        self.compose("--profile", "local", "--profile", "build", "build", timeout=3600)
+
+    def up(self) -> None:
+        self.compose("up", "-d", "--wait", "--wait-timeout", "180", timeout=400)
+        self.up_once = True
+
+    def down(self, volumes: bool = False) -> subprocess.CompletedProcess:
+        return self.compose("down", *(["-v"] if volumes else []), "--remove-orphans", timeout=300, check=False)
+
+    def restart(self, service: str) -> None:
+        self.compose("restart", service, timeout=180)
+
+    def logs(self, tail: int = 200) -> str:
+        parts = []
+        for service in self.services:
+            r = self.compose("logs", "--no-color", f"--tail={tail}", service, timeout=60, check=False)
+            parts.append(f"===== {service} (last {tail} lines) =====\n{r.stdout}{r.stderr}")
+        return "\n".join(parts)
+
+    # -- what the stack made -------------------------------------------------------
+
+    def fetch_certs(self) -> None:
+        """Caddy's local root and the emulator's CA, copied out of the containers."""
+        def cp(src: str, dest: Path) -> bool:
+            return self.compose("cp", src, str(dest), timeout=60, check=False).returncode == 0 and dest.exists()
+
+        wait_until(lambda: cp(f"caddy:{CADDY_ROOT_IN_VOLUME}", self.caddy_root), 60,
+                   "Caddy's local CA root certificate")
+        wait_until(lambda: cp(f"emulator:{EMULATOR_CA_IN_CONTAINER}", self.emulator_ca), 60,
+                   "the emulator's CA certificate")
+        self.ca_bundle.write_text(self.caddy_root.read_text() + "\n" + self.emulator_ca.read_text())
+
+    def wait_https(self, timeout: float = 90) -> float:
+        """Seconds until the hub answers through Caddy over HTTPS. Caddy has no
+        healthcheck, so `up --wait` returns before it has issued its
+        certificate; a browser opened at once would see a TLS error."""
+        t0 = time.monotonic()
+        wait_until(lambda: requests.get(f"{HUB_URL}/hub/health", verify=str(self.caddy_root), timeout=10).ok,
+                   timeout, "https://localhost/hub/health through Caddy", interval=0.5)
+        return time.monotonic() - t0
+
+    def emulator(self, method: str, path: str, **kw) -> requests.Response:
+        """The emulator's own API (``/_emulator/...``), as published on the host."""
+        return requests.request(method, EMULATOR_URL + path, verify=str(self.emulator_ca), timeout=60, **kw)
+
+    def emulator_instances(self) -> dict[str, dict]:
+        r = self.emulator("GET", "/_emulator/instances")
+        r.raise_for_status()
+        return {i["name"]: i for i in r.json()}
+
+    def instance_name(self, user: str, server: str = "") -> str:
+        return instance_name(user, server, hub_id=self.hub_id)
+
+    def container_state(self, container: str) -> str | None:
+        r = subprocess.run(["docker", "inspect", "--format", "{{.State.Status}}", container],
+                           capture_output=True, text=True)
+        return r.stdout.strip() if r.returncode == 0 else None
+
+    def remove_instances(self, users=()) -> list[str]:
+        """Remove the containers and volumes the emulator made for this run.
+
+        They are not compose's, so ``down -v`` leaves them. The emulator's own
+        reset removes them; what it missed (or everything, if it is gone) is
+        found by name: the instances it knew and those of ``users``, whose
+        names carry this run's hub id."""
+        names = set()
+        try:
+            names |= set(self.emulator_instances())
+            self.emulator("POST", "/_emulator/reset")
+        except (requests.RequestException, OSError, ValueError):
+            pass
+        names |= {self.instance_name(u) for u in users}
+        r = subprocess.run(["docker", "ps", "-a", "--filter", f"label={INSTANCE_LABEL}",
+                            "--format", f'{{{{.Names}}}} {{{{.Label "{INSTANCE_LABEL}"}}}}'],
+                           capture_output=True, text=True)
+        removed = []
+        for line in r.stdout.splitlines():
+            container, _, label = line.partition(" ")
+            if label.strip() in names:
+                subprocess.run(["docker", "rm", "-f", container], capture_output=True)
+                removed.append(container)
+        for name in names:
+            subprocess.run(["docker", "volume", "rm", "-f", f"aml-ci-{name}-home"], capture_output=True)
+        return removed
+
+
+# ---- the hub, as a user and as an admin ---------------------------------------------
+
+
+def hub_session(stack: ComposeStack) -> requests.Session:
+    """A cookie-keeping session that trusts Caddy's and the emulator's CAs."""
+    return browser(str(stack.ca_bundle))
+
+
+def sign_in(stack: ComposeStack, name: str, next_path: str = "/hub/home") -> tuple[requests.Session, requests.Response]:
+    """Log ``name`` in through the hub's Azure AD login (the emulated login page)."""
+    s = hub_session(stack)
+    r = open_with_login(s, f"{HUB_URL}/hub/oauth_login?next={quote(next_path)}", name, password(name))
+    return s, r
+
+
+def create_token(session: requests.Session, user: str, note: str = "aml-e2e") -> str:
+    """An API token for the logged-in ``user``, made with the session cookie
+    (JupyterHub wants the ``_xsrf`` cookie echoed in X-XSRFToken)."""
+    xsrf = session.cookies.get("_xsrf")
+    if not xsrf:  # the cookie is set by any page that renders a form
+        session.get(f"{HUB_URL}/hub/token", timeout=60)
+        xsrf = session.cookies.get("_xsrf")
+    assert xsrf, f"no _xsrf cookie after visiting the hub: {session.cookies.keys()}"
+    r = session.post(f"{HUB_URL}/hub/api/users/{quote(user, safe='@')}/tokens",
+                     json={"note": note, "expires_in": 4 * 3600},
+                     headers={"X-XSRFToken": xsrf, "Referer": f"{HUB_URL}/hub/token"}, timeout=60)
+    assert r.status_code in (200, 201), (r.status_code, r.text)
+    return r.json()["token"]
+
+
+class HubApi:
+    """The hub's REST API through Caddy, with an API token."""
+
+    def __init__(self, stack: ComposeStack, token: str):
+        self.stack = stack
+        self.token = token
+        self.session = requests.Session()
+        self.session.trust_env = False
+        self.session.verify = str(stack.caddy_root)
+        self.session.headers["Authorization"] = f"token {token}"
+
+    def api(self, method: str, path: str, **kw) -> requests.Response:
+        kw.setdefault("timeout", 60)
+        return self.session.request(method, f"{HUB_URL}/hub/api{path}", **kw)
+
+    @staticmethod
+    def user_path(user: str) -> str:
+        return f"/users/{quote(user, safe='@')}"
+
+    def user_model(self, user: str, **params) -> dict:
+        r = self.api("GET", self.user_path(user), params=params)
+        r.raise_for_status()
+        return r.json()
+
+    def server(self, user: str) -> dict | None:
+        return self.user_model(user)["servers"].get("")
+
+    def server_url(self, user: str) -> str:
+        """https://localhost/user/<name>/ (as the hub spells the path)."""
+        server = self.server(user)
+        assert server, f"{user} has no server"
+        return HUB_URL + server["url"]
+
+    def start_server(self, user: str, options: dict | None = None) -> None:
+        r = self.api("POST", self.user_path(user) + "/server", json={"user_options": options or {}})
+        assert r.status_code in (201, 202), (r.status_code, r.text)
+
+    def progress_messages(self, user: str, timeout: float = 300) -> list[dict]:
+        """The spawn's event stream, read to its end (ready or failed)."""
+        events = []
+        with self.session.get(f"{HUB_URL}/hub/api{self.user_path(user)}/server/progress",
+                              stream=True, timeout=timeout) as r:
+            r.raise_for_status()
+            for line in r.iter_lines(decode_unicode=True):
+                if line and line.startswith("data:"):
+                    events.append(json.loads(line[5:]))
+                    if events[-1].get("ready") or events[-1].get("failed"):
+                        break
+        return events
+
+    def wait_ready(self, user: str, timeout: float = 300) -> dict:
+        def ready():
+            server = self.server(user)
+            return server if server and server.get("ready") else None
+
+        return wait_until(ready, timeout, f"{user}'s server to be ready", interval=1)
+
+    def stop_server(self, user: str, timeout: float = 180) -> None:
+        r = self.api("DELETE", self.user_path(user) + "/server")
+        assert r.status_code in (202, 204), (r.status_code, r.text)
+        wait_until(lambda: self.server(user) is None, timeout, f"{user}'s server to stop", interval=1)
+
+    def user_request(self, method: str, user: str, path: str, **kw) -> requests.Response:
+        """A request to the user's own server (through Caddy and the proxy)."""
+        kw.setdefault("timeout", 60)
+        return self.session.request(method, self.server_url(user) + path, **kw)
+
+
+def ssl_context(cafile: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(cafile))
+
+
+async def run_code(hub: HubApi, user: str, code: str) -> str:
+    """Start a kernel on the user's server and run ``code`` over its websocket,
+    through Caddy (wss://), with the API token; the kernel is shut down after."""
+    import aiohttp
+
+    base = hub.server_url(user) + "api"
+    headers = {"Authorization": f"token {hub.token}"}
+    ctx = ssl_context(hub.stack.caddy_root)
+    connector = aiohttp.TCPConnector(ssl=ctx)
+    async with aiohttp.ClientSession(headers=headers, connector=connector,
+                                     timeout=aiohttp.ClientTimeout(total=120)) as s:
+        async with s.post(f"{base}/kernels", json={"name": "python3"}) as r:
+            assert r.status == 201, await r.text()
+            kernel = await r.json()
+        ws_url = base.replace("https://", "wss://", 1) + f"/kernels/{kernel['id']}/channels"
+        msg_id = uuid.uuid4().hex
+        result = None
+        try:
+            async with s.ws_connect(ws_url) as ws:
+                await ws.send_json({
+                    "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": user,
+                               "session": msg_id, "version": "5.3", "date": ""},
+                    "parent_header": {}, "metadata": {}, "channel": "shell",
+                    "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+                                "allow_stdin": False, "stop_on_error": True},
+                })
+                async for msg in ws:
+                    if msg.type != aiohttp.WSMsgType.TEXT:
+                        raise AssertionError(f"websocket ended before a result: {msg.type} {msg.data!r}")
+                    data = json.loads(msg.data)
+                    if data.get("parent_header", {}).get("msg_id") != msg_id:
+                        continue
+                    if data["msg_type"] == "execute_result":
+                        result = data["content"]["data"]["text/plain"]
+                        break
+                    if data["msg_type"] == "error":
+                        raise AssertionError(data["content"])
+        finally:
+            async with s.delete(f"{base}/kernels/{kernel['id']}"):
+                pass
+    return result
+
+
+def run_code_sync(hub: HubApi, user: str, code: str) -> str:
+    return asyncio.run(run_code(hub, user, code))
+
+
+# ---- the browser ---------------------------------------------------------------
+
+
+def browser_home(stack: ComposeStack) -> Path:
+    """A HOME for Chromium whose NSS database trusts Caddy's and the
+    emulator's CAs, as `certutil` would set up a user's own."""
+    home = stack.workdir / "browser-home"
+    nssdb = home / ".pki" / "nssdb"
+    shutil.rmtree(nssdb, ignore_errors=True)  # the CAs of this stack, not of an earlier one
+    nssdb.mkdir(parents=True)
+    db = f"sql:{nssdb}"
+    subprocess.run(["certutil", "-N", "-d", db, "--empty-password"], check=True, capture_output=True)
+    for nick, cert in (("aml-e2e caddy local CA", stack.caddy_root), ("aml-e2e emulator CA", stack.emulator_ca)):
+        subprocess.run(["certutil", "-A", "-d", db, "-n", nick, "-t", "C,,", "-i", str(cert)],
+                       check=True, capture_output=True)
+    return home
+
+
+def launch_chromium(playwright, stack: ComposeStack):
+    home = browser_home(stack)
+    env = {**os.environ, "HOME": str(home)}
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, env=env, headless=True)

@@ -1,0 +1,305 @@
+"""End to end: the real images and compose.yaml in local mode, HTTPS through
+Caddy, login through the emulated Azure AD in headless Chromium, spawn on an
+emulated compute instance (a container), a kernel over the websocket, stop,
+start, hub restart, and a whole-stack down/up.
+
+The tests share one stack and run in order; each states what it needs and
+starts alice's server itself if an earlier test did not leave it running.
+Screenshots of the browser steps go to tests/artifacts/e2e/.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import ssl
+import time
+from contextlib import contextmanager
+
+import pytest
+import requests
+
+from tests.e2e.stack import (
+    ARTIFACTS, EMULATOR_URL, HOST, HUB_URL, HubApi, create_token, launch_chromium, password, run_code_sync,
+    sign_in, ssl_context, upn, wait_until,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.docker]
+
+ALICE, CAROL, DAVE = upn("alice"), upn("carol"), upn("dave")
+SHOTS = ARTIFACTS / "e2e"
+KEPT_FILE = "e2e-kept.txt"
+SIZES = {"small": "Small", "medium": "Medium", "large": "Large", "gpu": "GPU"}
+
+
+@pytest.fixture(scope="module")
+def admin(stack) -> HubApi:
+    """carol (Hub Admins), signed in through the emulated Azure AD, with an API token."""
+    session, page = sign_in(stack, "carol")
+    assert page.status_code == 200 and page.url.startswith(HUB_URL), (page.status_code, page.url, page.text[:500])
+    return HubApi(stack, create_token(session, CAROL))
+
+
+@pytest.fixture(scope="module")
+def kept_text(stack) -> str:
+    return f"written through Caddy by the e2e run {stack.project}\n"
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+class Journal(list):
+    """What the browser did: main-frame navigations and failed requests, for
+    the failure message of a step that stalls."""
+
+    def watch(self, page) -> None:
+        page.on("framenavigated", lambda f: f == page.main_frame and self.append(f"navigated {f.url[:160]}"))
+        page.on("requestfailed", lambda r: self.append(f"failed {r.method} {r.url[:160]}: {r.failure}"))
+        page.on("response", lambda r: r.status >= 400 and self.append(f"{r.status} {r.request.method} {r.url[:160]}"))
+
+    def __str__(self) -> str:
+        return "\n".join(self[-40:])
+
+
+@contextmanager
+def chromium(stack, journal: Journal | None = None):
+    """Headless Chromium trusting Caddy's and the emulator's CAs (no ignore_https_errors)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = launch_chromium(p, stack)
+        try:
+            ctx = b.new_context(viewport={"width": 1280, "height": 900})
+            ctx.set_default_timeout(60_000)
+            page = ctx.new_page()
+            if journal is not None:
+                journal.watch(page)
+            yield page
+        finally:
+            b.close()
+
+
+def sign_in_with_azure_ad(page, name: str, first_shot: str | None = None, second_shot: str | None = None) -> None:
+    """From the hub's login page through the emulated Azure AD login page."""
+    page.goto(f"{HUB_URL}/")
+    page.wait_for_url(re.compile(r"^https://localhost/hub/login"))
+    button = page.get_by_text(re.compile(r"Sign in with Azure AD"))
+    button.wait_for()
+    if first_shot:
+        shot(page, first_shot)
+    button.click()
+    page.wait_for_url(re.compile(rf"^{re.escape(EMULATOR_URL)}/.+/oauth2/authorize"))
+    page.locator("#username").wait_for()
+    assert "Sign in" in page.title() or "Sign in" in page.content()
+    page.fill("#username", name)
+    page.fill("#password", password(name))
+    if second_shot:
+        shot(page, second_shot)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def ensure_running(admin: HubApi, user: str) -> None:
+    """Start the user's server if an earlier test did not leave it running."""
+    if admin.server(user) is None:
+        admin.start_server(user, {"profile": "medium"})
+    admin.wait_ready(user)
+
+
+# ---- 1 ---------------------------------------------------------------------------
+
+
+def test_https_through_caddy(stack):
+    r = requests.get(f"{HUB_URL}/hub/health", verify=str(stack.caddy_root), timeout=30)
+    assert r.status_code == 200, r.text
+    assert re.match(r"max-age=\d+", r.headers.get("Strict-Transport-Security", "")), r.headers
+
+    r = requests.get(f"http://{HOST}/hub/health", allow_redirects=False, timeout=30)
+    assert r.status_code in (301, 302, 307, 308), (r.status_code, r.headers)
+    assert r.headers["Location"].startswith(f"https://{HOST}/"), r.headers
+
+    # The certificate is from Caddy's own CA: it verifies with that root only.
+    with pytest.raises(ssl.SSLCertVerificationError):
+        with socket.create_connection((HOST, 443), timeout=30) as sock:
+            ssl.create_default_context().wrap_socket(sock, server_hostname=HOST)
+    with socket.create_connection((HOST, 443), timeout=30) as sock:
+        with ssl_context(stack.caddy_root).wrap_socket(sock, server_hostname=HOST) as tls:
+            issuer = dict(item for rdn in tls.getpeercert()["issuer"] for item in rdn)
+    assert "Caddy Local Authority" in issuer.get("commonName", ""), issuer
+
+
+# ---- 2 ---------------------------------------------------------------------------
+
+
+def test_browser_login_spawn_form_progress_and_jupyterlab(stack, timer):
+    from playwright.sync_api import Error as PlaywrightError
+
+    journal = Journal()
+    with chromium(stack, journal) as page:
+        with timer.phase("browser: hub -> Azure AD login -> spawn form"):
+            sign_in_with_azure_ad(page, "alice", "01-hub-login", "02-azure-ad-login")
+            page.wait_for_url(re.compile(r"^https://localhost/hub/spawn"))
+            radios = page.locator("input[type=radio][name=profile]")
+            radios.first.wait_for()
+            assert radios.evaluate_all("els => els.map(e => e.value)") == list(SIZES)
+            for slug, title in SIZES.items():
+                label = page.locator(f"label[for=aml-profile-{slug}]")
+                text = label.inner_text()
+                assert title in text and re.search(r"\d+ vCPUs? · \d+ GiB RAM", text), text
+            page.check("#aml-profile-medium")
+            shot(page, "03-spawn-form")
+
+        with timer.phase("browser: spawn (progress page) -> JupyterLab"):
+            page.locator("#spawn_form [type=submit]").click(no_wait_after=True)
+            messages: list[str] = []
+            values: list[str] = []
+            progress_shot = False
+            deadline = time.monotonic() + 300
+            while "/lab" not in page.url:
+                if time.monotonic() > deadline:
+                    shot(page, "99-timed-out")
+                    raise AssertionError(f"no JupyterLab after 300 s, at {page.url}; progress seen: {messages}\n"
+                                         f"browser journal:\n{journal}")
+                if "/spawn-pending/" in page.url:
+                    try:
+                        message = page.locator("#progress-message").inner_text(timeout=1000).strip()
+                        value = page.locator("#progress-bar").get_attribute("aria-valuenow", timeout=1000)
+                        log = page.locator("#progress-log .progress-log-event").all_text_contents()
+                        failed = "bg-danger" in (page.locator("#progress-bar").get_attribute("class") or "")
+                    except PlaywrightError:  # the page moved on meanwhile
+                        continue
+                    assert not failed, f"the spawn failed: {log}"
+                    for m in [*log, message]:
+                        if m and m not in messages:
+                            messages.append(m)
+                    if value and (not values or values[-1] != value):
+                        values.append(value)
+                    if not progress_shot and re.search(r"Creating|Starting", message):
+                        page.locator("#progress-details summary").click()  # open the event log
+                        shot(page, "04-spawn-progress")
+                        progress_shot = True
+                page.wait_for_timeout(150)
+            print(f"\n[e2e] progress seen in the browser: {values} {messages}")
+            assert progress_shot, f"the progress page never showed Creating/Starting: {messages}"
+            assert len(messages) >= 2 and len(values) >= 2, (values, messages)
+            assert any("Creating compute instance" in m for m in messages), messages
+            page.locator("#jp-main-dock-panel").wait_for(state="visible", timeout=180_000)
+            page.locator(".jp-Launcher").first.wait_for(state="visible", timeout=120_000)
+            shot(page, "05-jupyterlab")
+            assert re.match(r"^https://localhost/user/alice(@|%40)aml-local\.example/lab", page.url), page.url
+
+    inst = stack.emulator_instances()[stack.instance_name(ALICE)]
+    assert inst["vm_size"] == "Standard_DS3_v2" and inst["state"] == "Running", inst
+
+
+# ---- 3 ---------------------------------------------------------------------------
+
+
+def test_user_outside_the_allowed_groups_is_refused(stack, admin):
+    journal = Journal()
+    with chromium(stack, journal) as page:  # a fresh browser: no Azure AD session of alice's
+        sign_in_with_azure_ad(page, "dave")
+        page.wait_for_url(re.compile(r"^https://localhost/hub/oauth_callback"))
+        body = page.locator("body").inner_text()
+        shot(page, "06-dave-refused")
+    assert any(e.startswith("403 GET https://localhost/hub/oauth_callback") for e in journal), str(journal)
+    assert "not currently authorized to use this hub" in body, body
+    assert admin.api("GET", admin.user_path(DAVE)).status_code == 404  # never became a hub user
+
+
+# ---- 4 ---------------------------------------------------------------------------
+
+
+def test_kernel_over_websocket_through_caddy(stack, admin, kept_text, timer):
+    ensure_running(admin, ALICE)
+    with timer.phase("kernel: start, 1+1 over wss, contents"):
+        assert admin.server_url(ALICE).startswith(f"{HUB_URL}/user/")
+        assert run_code_sync(admin, ALICE, "1+1") == "2"
+        r = admin.user_request("PUT", ALICE, f"api/contents/{KEPT_FILE}",
+                               json={"type": "file", "format": "text", "content": kept_text})
+        assert r.status_code in (200, 201), r.text
+        assert admin.user_request("GET", ALICE, f"api/contents/{KEPT_FILE}").json()["content"] == kept_text
+
+
+# ---- 5 ---------------------------------------------------------------------------
+
+
+def test_stop_server_stops_the_instance(stack, admin, timer):
+    ensure_running(admin, ALICE)
+    name = stack.instance_name(ALICE)
+    with timer.phase("stop the server"):
+        admin.stop_server(ALICE)
+    assert stack.emulator_instances()[name]["state"] == "Stopped"
+    assert stack.container_state(f"aml-ci-{name}") == "exited"
+
+
+# ---- 6 ---------------------------------------------------------------------------
+
+
+def _arm_calls(stack, since: int = 0) -> list[tuple[str, str]]:
+    """(method, last path segment) of the ARM requests the emulator saw, from index ``since``."""
+    entries = stack.emulator("GET", "/_emulator/requests").json()
+    return [(r["method"], r["path"].rstrip("/").rsplit("/", 1)[-1]) for r in entries[since:]]
+
+
+def test_start_again_then_hub_restart_keeps_the_server(stack, admin, timer):
+    name = stack.instance_name(ALICE)
+    seen = len(_arm_calls(stack))
+    with timer.phase("start the stopped server again"):
+        if admin.server(ALICE) is None:
+            admin.start_server(ALICE, {"profile": "medium"})
+        admin.wait_ready(ALICE)
+    calls = _arm_calls(stack, seen)
+    # the Stopped instance was started, not created again
+    assert ("POST", "start") in calls and not any(m == "PUT" for m, _ in calls), calls
+    assert list(stack.emulator_instances()) == [name]
+
+    with timer.phase("docker compose restart hub -> server reachable"):
+        stack.restart("hub")
+        wait_until(lambda: requests.get(f"{HUB_URL}/hub/health", verify=str(stack.caddy_root), timeout=10).ok,
+                   120, "the hub to answer through Caddy after its restart")
+        wait_until(lambda: admin.user_request("GET", ALICE, "api/status", timeout=10).status_code == 200,
+                   120, "alice's server to answer through the restarted hub")
+    assert admin.server(ALICE)["ready"]
+    assert run_code_sync(admin, ALICE, "2+3") == "5"
+    instances = stack.emulator_instances()
+    assert list(instances) == [name] and instances[name]["state"] == "Running", instances
+    calls = _arm_calls(stack, seen)
+    assert not any(m in ("PUT", "DELETE") for m, _ in calls), calls
+
+
+# ---- 7 ---------------------------------------------------------------------------
+
+
+def test_compose_down_and_up_keeps_users_tokens_and_files(stack, admin, kept_text, timer):
+    ensure_running(admin, ALICE)
+    root_before = stack.caddy_root.read_text()
+    with timer.phase("docker compose down (volumes kept) + up --wait"):
+        r = stack.down(volumes=False)
+        assert r.returncode == 0, f"compose down failed:\n{r.stdout}\n{r.stderr}"
+        stack.up()
+        stack.fetch_certs()
+        stack.wait_https()
+    assert stack.caddy_root.read_text() == root_before, "Caddy made a new CA: its volume was lost"
+
+    # the token lives in the hub's database, on its volume
+    me = admin.api("GET", "/user")
+    assert me.status_code == 200 and me.json()["name"] == CAROL, me.text
+    assert admin.user_model(ALICE)["name"] == ALICE
+
+    # alice's instance kept running while the stack was down (as a VM outlives
+    # the hub): the new hub finds her server again, through new tunnels
+    assert admin.server(ALICE) is not None, "the hub forgot alice's running server"
+    with timer.phase("alice's server reachable after down/up"):
+        wait_until(lambda: admin.user_request("GET", ALICE, "api/status", timeout=10).status_code == 200,
+                   120, "alice's server to answer after compose down/up")
+
+    with timer.phase("stop and start alice's server after down/up"):
+        admin.stop_server(ALICE)
+        admin.start_server(ALICE, {"profile": "medium"})
+        admin.wait_ready(ALICE)
+    r = admin.user_request("GET", ALICE, f"api/contents/{KEPT_FILE}")
+    assert r.status_code == 200, r.text
+    assert r.json()["content"] == kept_text
+    assert list(stack.emulator_instances()) == [stack.instance_name(ALICE)]
