@@ -277,7 +277,7 @@ class AMLSpawner(Spawner):
         self.ssh_host = ""
         self.ssh_port_used = 0
         self.host_key = ""
-        self.remote_port = self.api_port = self.local_port = self.pid = 0
+        self.remote_port = self.api_port = self.local_port = self.pid = self.pid_start = 0
         self.lab_url = ""
 
     def _reset_runtime(self):
@@ -305,6 +305,7 @@ class AMLSpawner(Spawner):
                 api_port=self.api_port,
                 local_port=self.local_port,
                 pid=self.pid,
+                pid_start=self.pid_start,
                 lab_url=self.lab_url,
             )
         return state
@@ -326,6 +327,7 @@ class AMLSpawner(Spawner):
         self.api_port = int(state.get("api_port") or 0)
         self.local_port = int(state.get("local_port") or 0)
         self.pid = int(state.get("pid") or 0)
+        self.pid_start = int(state.get("pid_start") or 0)
         self.lab_url = state.get("lab_url", "")
         if self.mode == "redirect" and self.lab_url:
             shared_redirector().register(self._prefix, self.lab_url)
@@ -666,7 +668,7 @@ class AMLSpawner(Spawner):
             self.ip = "127.0.0.1"
             env = self._instance_env()
             argv = self._argv(found.python)
-            self.pid = await remote.launch(conn, self._server_key, argv, env)
+            self.pid, self.pid_start = await remote.launch(conn, self._server_key, argv, env)
             self.local_port = await conn.forward_local(self.remote_port, self.local_port or 0, self.tunnel_bind_ip)
             await self._wait_listening(conn)
         except SSHError as e:
@@ -724,7 +726,7 @@ class AMLSpawner(Spawner):
                     return
             except (OSError, asyncio.TimeoutError):
                 pass
-            if not await remote.alive(conn, self.pid):
+            if not await remote.alive(conn, self.pid, self.pid_start):
                 tail = await remote.log_tail(conn, self._server_key)
                 raise SSHError(f"the Jupyter server exited while starting. Its log ends with:\n{tail}")
             await asyncio.sleep(0.2)
@@ -804,7 +806,7 @@ class AMLSpawner(Spawner):
             return await self._instance_verdict()
         try:
             conn = await self._reattach()
-            is_alive = await remote.alive(conn, self.pid)
+            is_alive = await remote.alive(conn, self.pid, self.pid_start)
         except (SSHError, OSError) as e:
             self.log.info("[%s] SSH check of %s failed (%s); asking AML", self._log_name, self.instance_name, e)
             return await self._instance_verdict()

@@ -52,13 +52,21 @@ cat > "$d/env"
 : > "$d/log"
 cd "$HOME"
 nohup setsid bash -c 'set -a; . "$1/env"; set +a; shift; exec "$@"' _ "$d" %(argv)s > "$d/log" 2>&1 < /dev/null &
-echo $! > "$d/pid"
-echo $!
+pid=$!
+echo $pid > "$d/pid"
+# the process's start time (in clock ticks since boot) tells it from a later
+# process that reuses the pid
+start=$(sed 's/.*) //' /proc/$pid/stat 2>/dev/null | cut -d' ' -f20)
+echo "$pid ${start:-0}"
 """
 
 _ALIVE = r"""
 pid=%(pid)s
-if [ -d /proc/$pid ] && tr '\0' ' ' < /proc/$pid/cmdline | grep -q jupyterhub; then echo alive; else echo dead; fi
+want=%(start)s
+fields=$(sed 's/.*) //' /proc/$pid/stat 2>/dev/null) || { echo dead; exit 0; }
+state=$(echo "$fields" | cut -d' ' -f1)
+start=$(echo "$fields" | cut -d' ' -f20)
+if [ "$state" = Z ] || { [ "$want" != 0 ] && [ "$start" != "$want" ]; }; then echo dead; else echo alive; fi
 """
 
 _STOP = r"""
@@ -129,19 +137,22 @@ def server_dir(server_key: str) -> str:
     return f'{BASE_DIR}/servers/{safe}'
 
 
-async def launch(conn: Connection, server_key: str, argv: list[str], env: dict[str, str]) -> int:
-    """Start the server detached from the SSH session; return its pid."""
+async def launch(conn: Connection, server_key: str, argv: list[str], env: dict[str, str]) -> tuple[int, int]:
+    """Start the server detached from the SSH session; return its pid and
+    start time (to tell it from a later process with the same pid)."""
     script = _LAUNCH % {
         "dir": server_dir(server_key),
         "base": BASE_DIR,
         "argv": " ".join(_q(a) for a in argv),
     }
     result = await conn.run(script, input=env_file(env), timeout=60)
-    return int(result.stdout.strip().splitlines()[-1])
+    pid, start = result.stdout.strip().splitlines()[-1].split()
+    return int(pid), int(start)
 
 
-async def alive(conn: Connection, pid: int) -> bool:
-    result = await conn.run(_ALIVE % {"pid": int(pid)}, timeout=30)
+async def alive(conn: Connection, pid: int, start: int = 0) -> bool:
+    """The process runs (not a zombie), and is the one started (same start time)."""
+    result = await conn.run(_ALIVE % {"pid": int(pid), "start": int(start)}, timeout=30)
     return result.stdout.strip() == "alive"
 
 
