@@ -56,7 +56,7 @@ EXPOSE 8443
 
 # The HEALTHCHECK assumes port 8443 and state dir /srv/emulator (keep them in
 # AML_EMULATOR_ARGS); the server certificate always names 127.0.0.1.
-HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+HEALTHCHECK --interval=2s --timeout=5s --start-period=60s --retries=3 \
   CMD ["python3", "-c", "import ssl, urllib.request; urllib.request.urlopen('https://127.0.0.1:8443/_emulator/health', timeout=4, context=ssl.create_default_context(cafile='/srv/emulator/ca.pem'))"]
 
 ENTRYPOINT ["tini", "--"]

@@ -79,7 +79,7 @@ EXPOSE 8000
 
 # The hub's own API port (JupyterHub's default hub_bind_url, 127.0.0.1:8081);
 # /hub/health answers without login.
-HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+HEALTHCHECK --interval=2s --timeout=5s --start-period=60s --retries=3 \
   CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8081/hub/health', timeout=4)"]
 
 ENTRYPOINT ["tini", "--"]
