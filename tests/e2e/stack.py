@@ -24,7 +24,6 @@ import shutil
 import ssl
 import subprocess
 import time
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
@@ -33,6 +32,7 @@ import requests
 
 from aml_jupyterhub.naming import instance_name
 from tests.aadlogin import browser, open_with_login
+from tests.kernel import execute
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -390,46 +390,9 @@ def ssl_context(cafile: Path) -> ssl.SSLContext:
 
 
 async def run_code(hub: HubApi, user: str, code: str) -> str:
-    """Start a kernel on the user's server and run ``code`` over its websocket,
-    through Caddy (wss://), with the API token; the kernel is shut down after."""
-    import aiohttp
-
-    base = hub.server_url(user) + "api"
-    headers = {"Authorization": f"token {hub.token}"}
-    ctx = ssl_context(hub.stack.caddy_root)
-    connector = aiohttp.TCPConnector(ssl=ctx)
-    async with aiohttp.ClientSession(headers=headers, connector=connector,
-                                     timeout=aiohttp.ClientTimeout(total=120)) as s:
-        async with s.post(f"{base}/kernels", json={"name": "python3"}) as r:
-            assert r.status == 201, await r.text()
-            kernel = await r.json()
-        ws_url = base.replace("https://", "wss://", 1) + f"/kernels/{kernel['id']}/channels"
-        msg_id = uuid.uuid4().hex
-        result = None
-        try:
-            async with s.ws_connect(ws_url) as ws:
-                await ws.send_json({
-                    "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": user,
-                               "session": msg_id, "version": "5.3", "date": ""},
-                    "parent_header": {}, "metadata": {}, "channel": "shell",
-                    "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-                                "allow_stdin": False, "stop_on_error": True},
-                })
-                async for msg in ws:
-                    if msg.type != aiohttp.WSMsgType.TEXT:
-                        raise AssertionError(f"websocket ended before a result: {msg.type} {msg.data!r}")
-                    data = json.loads(msg.data)
-                    if data.get("parent_header", {}).get("msg_id") != msg_id:
-                        continue
-                    if data["msg_type"] == "execute_result":
-                        result = data["content"]["data"]["text/plain"]
-                        break
-                    if data["msg_type"] == "error":
-                        raise AssertionError(data["content"])
-        finally:
-            async with s.delete(f"{base}/kernels/{kernel['id']}"):
-                pass
-    return result
+    """Run ``code`` in a kernel on the user's server over wss:// through Caddy."""
+    return await execute(hub.server_url(user) + "api", hub.token, code, username=user,
+                         ssl_context=ssl_context(hub.stack.caddy_root))
 
 
 def run_code_sync(hub: HubApi, user: str, code: str) -> str:

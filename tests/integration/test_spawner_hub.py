@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 
-import aiohttp
 import pytest
 
 from aml_jupyterhub.naming import instance_name
 from tests.hubharness import Hub
+from tests.kernel import execute
 
 
 @pytest.fixture(scope="module")
@@ -39,34 +38,7 @@ def instances(emu) -> dict:
 
 async def run_code(hub: Hub, user: str, code: str, server: str = "") -> str:
     """Start a kernel through the proxy and run ``code`` over its websocket."""
-    base = f"{hub.url}/user/{user}/{server + '/' if server else ''}api"
-    headers = {"Authorization": f"token {hub.token}"}
-    async with aiohttp.ClientSession(headers=headers) as s:
-        async with s.post(f"{base}/kernels", json={"name": "python3"}) as r:
-            assert r.status == 201, await r.text()
-            kernel = await r.json()
-        ws_url = base.replace("http://", "ws://") + f"/kernels/{kernel['id']}/channels"
-        msg_id = uuid.uuid4().hex
-        async with s.ws_connect(ws_url) as ws:
-            await ws.send_json({
-                "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": user, "session": msg_id,
-                           "version": "5.3", "date": ""},
-                "parent_header": {}, "metadata": {}, "channel": "shell",
-                "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-                            "allow_stdin": False, "stop_on_error": True},
-            })
-            async for msg in ws:
-                data = json.loads(msg.data)
-                if data.get("parent_header", {}).get("msg_id") != msg_id:
-                    continue
-                if data["msg_type"] == "execute_result":
-                    result = data["content"]["data"]["text/plain"]
-                    break
-                if data["msg_type"] == "error":
-                    raise AssertionError(data["content"])
-        async with s.delete(f"{base}/kernels/{kernel['id']}"):
-            pass
-    return result
+    return await execute(f"{hub.url}/user/{user}/{server + '/' if server else ''}api", hub.token, code, username=user)
 
 
 def spawn_ready(hub: Hub, user: str, server: str = "", options: dict | None = None) -> list[dict]:
