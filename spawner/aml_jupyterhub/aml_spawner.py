@@ -801,7 +801,12 @@ class AMLSpawner(Spawner):
         if not self.instance_name:
             return 0
         if self.mode == "redirect":
-            return await self._instance_verdict()
+            verdict = await self._instance_verdict()
+            if verdict is None and self.lab_url:
+                # after a hub restart the endpoint the proxy routes to must exist again
+                await shared_redirector().ensure_started()
+                shared_redirector().register(self._prefix, self.lab_url)
+            return verdict
         if not self.pid:
             return await self._instance_verdict()
         try:

@@ -72,8 +72,16 @@ def test_redirect_mode_assigns_and_redirects(redirect_hub, emulator, emu):
     assert r.url.rstrip("/").endswith(f"/instances/{instance_name(user)}/lab")
     assert "JupyterLab" in r.text
     # ...and nobody else
-    r = bob_web.get(r.url, timeout=60)
+    lab = r.url
+    r = bob_web.get(lab, timeout=60)
     assert r.status_code == 403
+
+    # a hub restart: poll finds the instance again and the redirect still works
+    hub.kill()
+    hub.start()
+    assert hub.server_model(user)["ready"]
+    r = alice_web.get(f"{hub.url}{server_url}", timeout=60)
+    assert r.status_code == 200 and r.url == lab, (r.status_code, r.url, hub.log_tail())
 
     hub.stop_server(user)
     inst = {i["name"]: i for i in emu.control("GET", "/_emulator/instances").json()}[instance_name(user)]
