@@ -9,7 +9,9 @@ from urllib.parse import urljoin
 import requests
 
 
-class _Form(HTMLParser):
+class FormParser(HTMLParser):
+    """A page's first form: its action and its named inputs."""
+
     def __init__(self):
         super().__init__()
         self.action = None
@@ -32,7 +34,7 @@ def browser(ca_file: str) -> requests.Session:
 
 def submit_login(session: requests.Session, page: requests.Response, username: str, password: str) -> requests.Response:
     """Fill in and post the login form ``page`` shows; follow the redirects."""
-    form = _Form()
+    form = FormParser()
     form.feed(page.text)
     assert form.action, f"no login form at {page.url}:\n{page.text[:500]}"
     fields = {**form.fields, "username": username, "password": password}

@@ -21,7 +21,6 @@ import sys
 import textwrap
 import threading
 import time
-from html.parser import HTMLParser
 from urllib.parse import quote, urlsplit
 
 import pytest
@@ -32,6 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.aadlogin import FormParser
 from aml_jupyterhub.emulator.aad import AzureAD, IdentityConfig
 
 CONFIG = IdentityConfig.load(None)
@@ -41,21 +41,6 @@ GROUP = {g.display_name: g.id for g in CONFIG.groups}
 USERS = {u.username: u for u in CONFIG.users}
 HUB_CLIENT_ID = "hub-integration-test"
 
-
-class FormParser(HTMLParser):
-    """The login page's form: its action and its inputs."""
-
-    def __init__(self):
-        super().__init__()
-        self.action = None
-        self.fields = {}
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag == "form":
-            self.action = a.get("action")
-        elif tag == "input" and a.get("name"):
-            self.fields[a["name"]] = a.get("value") or ""
 
 
 def free_port() -> int:

@@ -16,7 +16,6 @@ import secrets
 import socket
 import stat
 import threading
-from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
@@ -25,6 +24,7 @@ import pytest
 import requests
 from aiohttp import web
 
+from tests.aadlogin import FormParser
 from aml_jupyterhub.emulator.aad import SESSION_COOKIE, AzureAD, IdentityConfig
 from aml_jupyterhub.emulator.appproxy import ApplicationProxy
 
@@ -167,19 +167,6 @@ def emu(key_dir, clock):
 
 # --- helpers ----------------------------------------------------------------
 
-
-class FormParser(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.action = None
-        self.fields = {}
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag == "form":
-            self.action = a.get("action")
-        elif tag == "input" and a.get("name"):
-            self.fields[a["name"]] = a.get("value") or ""
 
 
 def parse_form(html_text: str) -> FormParser:
