@@ -22,6 +22,7 @@ DEFAULT_SUB = "00000000-0000-0000-0000-000000000000"
 DEFAULT_RG = "aml-local"
 DEFAULT_WS = "aml-local"
 DEFAULT_TOKEN = "aml-emulator-local-token"
+DEFAULT_WORKSPACE = f"{DEFAULT_SUB}/{DEFAULT_RG}/{DEFAULT_WS}"  # as instance names are keyed by it
 
 
 def free_port() -> int:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import ROOT, free_port
+from aml_jupyterhub.naming import instance_name
+from tests.conftest import DEFAULT_WORKSPACE, ROOT, free_port
 
 CHP = ROOT / ".venv" / "chp" / "node_modules" / ".bin" / "configurable-http-proxy"
 
@@ -49,6 +50,21 @@ class Hub:
         self.session = requests.Session()
         self.session.trust_env = False
         self.session.headers["Authorization"] = f"token {self.token}"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.workdir / "secrets"
+
+    @property
+    def hub_id(self) -> str:
+        """The id the hub made when it started (secrets/hub-id)."""
+        path = self.secrets_dir / "hub-id"
+        self.wait_for(path.exists, 30, 0.1, what=f"{path} to be made")
+        return path.read_text().strip()
+
+    def instance_name(self, user: str, server: str = "") -> str:
+        """The instance name this hub gives ``user``'s server in the default workspace."""
+        return instance_name(user, server, hub_id=self.hub_id, workspace=DEFAULT_WORKSPACE)
 
     def write_config(self) -> Path:
         cfg = textwrap.dedent(
@@ -87,7 +103,11 @@ class Hub:
             c.AMLSpawner.workspace_name = "aml-local"
             c.AMLSpawner.arm_endpoint = "{self.emulator.base_url}"
             c.AMLSpawner.ca_bundle = "{self.emulator.ca_file}"
+            c.AMLSpawner.secrets_dir = "{self.secrets_dir}"
             c.AMLSpawner.ssh_key_file = "{self.workdir}/ssh/id_ed25519"
+            # as the product's config does (redirect mode's page, access log, reconcilers)
+            from aml_jupyterhub.hubconfig import apply_essentials
+            apply_essentials(c)
             c.AMLSpawner.wait_interval = 0.5
             c.AMLSpawner.retry_total = 6
             """

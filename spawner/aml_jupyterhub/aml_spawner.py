@@ -5,8 +5,15 @@ own Azure Machine Learning compute instance.
 
 The flow is one way: options -> profile -> instance spec -> AML calls ->
 running instance -> connection -> URL. This class orchestrates; the work is
-in ``profiles``, ``naming``, ``compute``, ``ssh``/``remote`` and
-``redirector``.
+in ``profiles``, ``naming``, ``ownership``, ``keys``, ``compute``,
+``ssh``/``remote``, ``redirector`` and ``fleet`` (what every server of the hub
+shares: instance locks, clients, the reconciler, background settling).
+
+An instance is this server's only when its tags say so (``ownership``); it
+is remembered in the server's state across stops (and renames), so the
+server always comes back to its own disk; and whenever a server ends (stop,
+crash, failed start) its instance is brought to rest per ``stop_action``,
+retried in the background until AML confirms.
 """
 
 from __future__ import annotations
@@ -17,32 +24,58 @@ from urllib.parse import urlparse
 
 import jupyterhub
 from jupyterhub.spawner import SpawnException, Spawner
+from tornado import web
 from traitlets import Any, Bool, Dict, Float, Integer, List, TraitError, Unicode, default, validate
 
-from . import naming, remote
+from . import fleet as fleet_module
+from . import naming, ownership, remote
 from .compute import (
     ComputeClient,
     ComputeError,
+    ForeignInstance,
     InstanceFailed,
     InstanceSpec,
-    NotFound,
     StaticTokenCredential,
     make_ml_client,
     shared_executor,
 )
 from .compute.sdk import AZURE_ARM_ENDPOINT, is_azure_endpoint
+from .fleet import instance_key, settle_once
+from .keys import KeyStore, load_or_create_hub_id
 from .profiles import DEFAULT_PROFILES, OptionsError, Project, choose, menu_for, parse_profiles, parse_projects, render_form
 from .progress import ProgressLog, fmt_elapsed
+from .reconciler import Reconciler
 from .redirector import shared_redirector
-from .ssh import Connection, SSHError, SSHTarget, ensure_keypair, public_key_text
+from .ssh import Connection, SSHError, SSHTarget, public_key_text, read_key
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 EMULATOR_TOKEN = "aml-emulator-local-token"
 
-# Shared by every spawner in the hub process.
-_instance_locks: dict[str, asyncio.Lock] = {}
-_clients: dict[tuple, ComputeClient] = {}
-_sizes_cache: dict[tuple, tuple[float, dict]] = {}
+# What get_state saves: (attribute, state key, empty value). The first group
+# is the instance itself and outlives a stop (a server always comes back to
+# its own instance, also after a rename); the second is one run of the server.
+INSTANCE_FIELDS = (
+    ("instance_name", "instance_name", ""),
+    ("workspace", "workspace", None),
+    ("owner_record", "owner", None),
+    ("ssh_key_kind", "ssh_key", ""),
+)
+RUN_FIELDS = (
+    ("resource_id", "resource_id", ""),
+    ("mode", "mode", ""),
+    ("vm_size", "vm_size", ""),
+    ("profile_slug", "profile", ""),
+    ("ssh_host", "ssh_host", ""),
+    ("ssh_port_used", "ssh_port", 0),
+    ("host_key", "host_key", ""),
+    ("remote_port", "remote_port", 0),
+    ("api_port", "api_port", 0),
+    ("local_port", "local_port", 0),
+    ("pid", "pid", 0),
+    ("pid_start", "pid_start", 0),
+    ("lab_url", "lab_url", ""),
+)
+ALIVE_STATES = frozenset({"Running", "Starting", "Restarting", "Creating", "SettingUp"})
 
 
 def spawn_error(message: str, *, reason: str, status_code: int = 400) -> SpawnException:
@@ -53,21 +86,8 @@ def spawn_error(message: str, *, reason: str, status_code: int = 400) -> SpawnEx
     return err
 
 
-_clients_lock_obj: asyncio.Lock | None = None
-
-
-def _clients_lock() -> asyncio.Lock:
-    global _clients_lock_obj
-    if _clients_lock_obj is None:
-        _clients_lock_obj = asyncio.Lock()
-    return _clients_lock_obj
-
-
-def _lock_for(name: str) -> asyncio.Lock:
-    lock = _instance_locks.get(name)
-    if lock is None:
-        lock = _instance_locks[name] = asyncio.Lock()
-    return lock
+def _empty(value):
+    return dict(value) if isinstance(value, dict) else value
 
 
 class AMLSpawner(Spawner):
@@ -121,17 +141,29 @@ class AMLSpawner(Spawner):
     show_prices = Bool(False, config=True, help="Show Azure's estimated hourly Linux price next to each size.")
     sizes_cache_seconds = Float(3600, config=True, help="Seconds to cache the region's VM-size list.")
 
-    # ---- instances ------------------------------------------------------
+    # ---- instances and ownership ---------------------------------------
 
+    secrets_dir = Unicode(
+        "aml-jupyterhub-secrets",
+        config=True,
+        help="""Directory (made 0700) where the spawner keeps this hub's id (hub-id) and one SSH key
+        pair per instance (instance-keys/, 0600). A volume in production: losing it loses the keys of
+        existing instances. Relative to the hub's working directory. Default: aml-jupyterhub-secrets.""",
+    )
+    hub_id = Unicode(
+        config=True,
+        help="""This hub's id: the jupyterhub-hub tag of every instance it makes and the key of their
+        names (1-64 letters, digits, '.', '_', '-'). Default: an id generated on first start and kept
+        in secrets_dir/hub-id. Changing it makes the hub treat its existing instances as another
+        hub's.""",
+    )
     instance_name_prefix = Unicode(
         "jh", config=True, help="Prefix of instance names: 1-8 lowercase letters/digits, starting with a letter."
     )
-    hub_id = Unicode(
-        "",
+    tags = Dict(
         config=True,
-        help="Distinguishes this hub's instance names from another hub's in the same region (names are region-unique).",
+        help="Azure tags for every instance (the spawner adds jupyterhub-hub, jupyterhub-user and jupyterhub-server).",
     )
-    tags = Dict(config=True, help="Azure tags for every instance (the spawner adds jupyterhub-user and jupyterhub-server).")
     subnet_id = Unicode("", config=True, help="Full ARM id of a VNet subnet for the instances. Default: none.")
     enable_public_ip = Bool(True, config=True, help="Give instances a public IP. False needs subnet_id (or a managed VNet).")
     setup_script = Unicode(
@@ -149,7 +181,23 @@ class AMLSpawner(Spawner):
         "stop",
         config=True,
         help="""What stopping a server does to its instance: "stop" (default: no compute cost, disk and
-        files kept), "delete" (removes the instance and its disk), or "keep" (leave it running).""",
+        files kept), "delete" (removes the instance and its disk), or "keep" (leave it running). It
+        also applies when a server ends on its own or fails to start, and to instances the reconciler
+        finds running without a server.""",
+    )
+    delete_forever_action = Unicode(
+        "keep",
+        config=True,
+        help="""What removing a server (or its user) from the hub does to its instance: "keep"
+        (default: the instance and its disk stay, stopped, for an admin to delete) or "delete"
+        (the instance, its disk and its SSH key are deleted).""",
+    )
+    reconcile_interval = Float(
+        300,
+        config=True,
+        help="""Seconds between two lists of each workspace's instances, shared by every server's
+        poll() and compared with the hub's servers: a Running instance of this hub without an active
+        server is stopped within two intervals. 0 turns it off (poll() then reads each instance).""",
     )
 
     # ---- connection -----------------------------------------------------
@@ -164,7 +212,9 @@ class AMLSpawner(Spawner):
     ssh_key_file = Unicode(
         "aml-jupyterhub-ssh/id_ed25519",
         config=True,
-        help="The hub's SSH private key (generated, 0600, if missing; .pub beside it). Relative to the hub's working directory.",
+        help="""The SSH key version 0.1 shared between all instances: still used (never made) for
+        the instances created with it, until they are recreated. New instances get a key of their own
+        in secrets_dir. Relative to the hub's working directory.""",
     )
     ssh_user = Unicode("azureuser", config=True, help="SSH user on the instance.")
     ssh_port = Integer(0, config=True, help="SSH port; 0 (default): the port the instance reports (50000 on a public IP).")
@@ -193,12 +243,18 @@ class AMLSpawner(Spawner):
     arm_poll_interval = Float(
         300,
         config=True,
-        help="In proxy mode, poll() asks AML about the instance at most this often (seconds); SSH checks the server in between.",
+        help="""With the reconciler off, poll() in proxy mode asks AML about the instance at most this
+        often (seconds); SSH checks the server in between.""",
     )
     call_timeout = Float(120, config=True, help="Budget in seconds for one AML call, retries included.")
     operation_timeout = Float(1800, config=True, help="Seconds allowed for one long AML operation (create, start, stop, delete).")
     retry_total = Integer(4, config=True, help="Retries of a throttled (429) or failed (5xx) AML call.")
-    wait_interval = Float(5, config=True, help="Seconds between reads while waiting on an operation the hub did not start.")
+    wait_interval = Float(
+        5,
+        config=True,
+        help="""Seconds between reads while waiting on an operation the hub did not start; also the
+        first pause before a failed stop is tried again in the background (doubling up to 60 s).""",
+    )
     executor_threads = Integer(16, config=True, help="Threads for blocking Azure SDK calls, shared by all spawners.")
 
     @default("start_timeout")
@@ -220,23 +276,34 @@ class AMLSpawner(Spawner):
         # The hub's PATH and venv mean nothing on the instance.
         return ["LANG", "LC_ALL", "JUPYTERHUB_SINGLEUSER_APP"]
 
+    @default("hub_id")
+    def _hub_id_default(self):
+        self._hub_id_generated = True
+        return load_or_create_hub_id(self.secrets_dir)
+
+    _hub_id_generated = False
+
+    @validate("hub_id")
+    def _check_hub_id(self, proposal):
+        if not ownership.valid_hub_id(proposal.value):
+            raise TraitError("hub_id must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        return proposal.value
+
     @validate("connect_mode")
     def _check_mode(self, proposal):
-        if proposal.value not in ("proxy", "redirect"):
-            raise TraitError(f'connect_mode must be "proxy" or "redirect", not {proposal.value!r}')
-        return proposal.value
+        return _one_of("connect_mode", proposal.value, ("proxy", "redirect"))
 
     @validate("stop_action")
     def _check_stop_action(self, proposal):
-        if proposal.value not in ("stop", "delete", "keep"):
-            raise TraitError(f'stop_action must be "stop", "delete" or "keep", not {proposal.value!r}')
-        return proposal.value
+        return _one_of("stop_action", proposal.value, ("stop", "delete", "keep"))
+
+    @validate("delete_forever_action")
+    def _check_delete_forever_action(self, proposal):
+        return _one_of("delete_forever_action", proposal.value, ("keep", "delete"))
 
     @validate("ssh_address")
     def _check_address(self, proposal):
-        if proposal.value not in ("public", "private"):
-            raise TraitError(f'ssh_address must be "public" or "private", not {proposal.value!r}')
-        return proposal.value
+        return _one_of("ssh_address", proposal.value, ("public", "private"))
 
     @validate("instance_name_prefix")
     def _check_prefix(self, proposal):
@@ -251,6 +318,12 @@ class AMLSpawner(Spawner):
             raise TraitError("idle_shutdown_minutes must be between 15 and 4320 (3 days), or 0/None for off")
         return v
 
+    @validate("reconcile_interval")
+    def _check_reconcile_interval(self, proposal):
+        if proposal.value < 0:
+            raise TraitError("reconcile_interval must be 0 (off) or a number of seconds")
+        return proposal.value
+
     @validate("profiles")
     def _check_profiles(self, proposal):
         try:
@@ -264,21 +337,13 @@ class AMLSpawner(Spawner):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._reset_runtime()
-        self._forget_instance()
+        self._forget(INSTANCE_FIELDS + RUN_FIELDS)
+        self.fleet = fleet_module.shared()
+        self.fleet.spawners.add(self)
 
-    def _forget_instance(self):
-        """What get_state saves, emptied."""
-        self.instance_name = ""
-        self.resource_id = ""
-        self.workspace: dict = {}
-        self.mode = ""
-        self.vm_size = ""
-        self.profile_slug = ""
-        self.ssh_host = ""
-        self.ssh_port_used = 0
-        self.host_key = ""
-        self.remote_port = self.api_port = self.local_port = self.pid = self.pid_start = 0
-        self.lab_url = ""
+    def _forget(self, fields) -> None:
+        for attr, _key, empty in fields:
+            setattr(self, attr, _empty(empty))
 
     def _reset_runtime(self):
         self._conn: Connection | None = None
@@ -286,61 +351,57 @@ class AMLSpawner(Spawner):
         self._conn_lock = asyncio.Lock()
         self._progress = ProgressLog()
         self._last_arm_check = 0.0
+        self._seen_alive_at = 0.0  # when this spawner last saw the instance alive itself (monotonic)
 
     def get_state(self):
         state = super().get_state()
         if self.instance_name:
-            state.update(
-                version=STATE_VERSION,
-                instance_name=self.instance_name,
-                resource_id=self.resource_id,
-                workspace=self.workspace,
-                mode=self.mode,
-                vm_size=self.vm_size,
-                profile=self.profile_slug,
-                ssh_host=self.ssh_host,
-                ssh_port=self.ssh_port_used,
-                host_key=self.host_key,
-                remote_port=self.remote_port,
-                api_port=self.api_port,
-                local_port=self.local_port,
-                pid=self.pid,
-                pid_start=self.pid_start,
-                lab_url=self.lab_url,
-            )
+            state["version"] = STATE_VERSION
+            for attr, key, _empty_value in INSTANCE_FIELDS + RUN_FIELDS:
+                state[key] = getattr(self, attr)
         return state
 
     def load_state(self, state):
         super().load_state(state)
         if not state.get("instance_name"):
             return
-        self.instance_name = state["instance_name"]
-        self.resource_id = state.get("resource_id", "")
-        self.workspace = state.get("workspace") or {}
-        self.mode = state.get("mode", self.connect_mode)
-        self.vm_size = state.get("vm_size", "")
-        self.profile_slug = state.get("profile", "")
-        self.ssh_host = state.get("ssh_host", "")
-        self.ssh_port_used = int(state.get("ssh_port") or 0)
-        self.host_key = state.get("host_key", "")
-        self.remote_port = int(state.get("remote_port") or 0)
-        self.api_port = int(state.get("api_port") or 0)
-        self.local_port = int(state.get("local_port") or 0)
-        self.pid = int(state.get("pid") or 0)
-        self.pid_start = int(state.get("pid_start") or 0)
-        self.lab_url = state.get("lab_url", "")
-        if self.mode == "redirect" and self.lab_url:
-            shared_redirector().register(self._prefix, self.lab_url)
+        for attr, key, empty in INSTANCE_FIELDS + RUN_FIELDS:
+            value = state.get(key, empty)
+            setattr(self, attr, type(empty)(value or empty) if isinstance(empty, (int, str)) else value)
+        self.mode = self.mode or self.connect_mode
 
     def clear_state(self):
+        """After a stop: forget the run, remember the instance."""
         super().clear_state()
-        self._forget_instance()
+        self._forget(RUN_FIELDS)
 
     # ---- helpers --------------------------------------------------------
 
     @property
     def _prefix(self) -> str:
         return self.server.base_url if self.server else f"/user/{self.user.name}/{self.name}"
+
+    @property
+    def owner(self) -> ownership.Owner:
+        """Whose instance this server uses: recorded with the instance, else this server."""
+        return ownership.Owner.from_state(self.owner_record) or self._owner_now()
+
+    def _owner_now(self) -> ownership.Owner:
+        return ownership.Owner(self.hub_id, self.user.name, self.name or "")
+
+    @property
+    def instance_key(self):
+        if not self.instance_name:
+            return None
+        return instance_key(self._project_from_state().key, self.instance_name)
+
+    @property
+    def _server_started(self) -> bool:
+        return bool(self.lab_url) if self.mode == "redirect" else bool(self.pid)
+
+    @property
+    def key_store(self) -> KeyStore:
+        return KeyStore(f"{self.secrets_dir}/instance-keys")
 
     def _default_project(self) -> Project:
         return Project(
@@ -372,9 +433,10 @@ class AMLSpawner(Spawner):
     async def _client(self, project: Project) -> ComputeClient:
         if self.compute_client_factory is not None:
             return self.compute_client_factory(self, project)
-        key = (*project.key, self.arm_endpoint, self.ca_bundle, id(self.credential))
-        async with _clients_lock():
-            client = _clients.get(key)
+        # the credential object itself is in the key (held, so never confused with a later one)
+        key = (*project.key, self.arm_endpoint, self.ca_bundle, self.credential)
+        async with self.fleet.clients_lock:
+            client = self.fleet.clients.get(key)
             if client is None:
                 if not all(project.key):
                     raise spawn_error(
@@ -402,12 +464,39 @@ class AMLSpawner(Spawner):
                     operation_timeout=self.operation_timeout,
                     wait_poll_interval=self.wait_interval,
                 )
-                _clients[key] = client
+                self.fleet.clients[key] = client
         return client
+
+    async def _reconciler(self, project: Project) -> Reconciler | None:
+        """The shared reconciler of the project's workspace (started on first use), or None if off."""
+        if self.reconcile_interval <= 0:
+            return None
+        client = await self._client(project)
+
+        def make() -> Reconciler:
+            return Reconciler(
+                project.workspace_name,
+                client.list,
+                hub_id=self.hub_id,
+                interval=self.reconcile_interval,
+                stop_action=self.stop_action,
+                in_use=lambda: self.fleet.in_use(project.key),
+                act=lambda action: self.fleet.act(
+                    client, project.key, action, retry_delay=self.wait_interval,
+                    on_deleted=lambda name=action.name: self.key_store.remove(project.key, name)),
+            )
+
+        return self.fleet.reconciler(project.key, make)
+
+    async def start_reconcilers(self) -> None:
+        """Start the reconciler of every configured workspace (at hub start)."""
+        for project in self._projects():
+            if all(project.key):
+                await self._reconciler(project)
 
     async def _offered_sizes(self, project: Project):
         key = (*project.key, self.arm_endpoint)
-        cached = _sizes_cache.get(key)
+        cached = self.fleet.sizes.get(key)
         if cached and time.monotonic() - cached[0] < self.sizes_cache_seconds:
             return cached[1]
         try:
@@ -416,7 +505,7 @@ class AMLSpawner(Spawner):
             self.log.warning("could not list VM sizes for %s (showing every profile): %s", project.workspace_name, e)
             return None
         offered = {s.name.lower(): s for s in sizes}
-        _sizes_cache[key] = (time.monotonic(), offered)
+        self.fleet.sizes[key] = (time.monotonic(), offered)
         return offered
 
     def _user_groups(self) -> set[str]:
@@ -428,8 +517,16 @@ class AMLSpawner(Spawner):
         offered = await self._offered_sizes(project or (allowed[0] if allowed else projects[0]))
         return menu_for(parse_profiles(self.profiles), projects, self._user_groups(), bool(self.user.admin), offered)
 
-    def _name_for(self) -> str:
-        return naming.instance_name(self.user.name, self.name or "", prefix=self.instance_name_prefix, hub_id=self.hub_id)
+    def _name_for(self, project: Project) -> str:
+        return naming.instance_name(self.user.name, self.name or "", hub_id=self.hub_id,
+                                    workspace=naming.workspace_text(project.key), prefix=self.instance_name_prefix)
+
+    def _legacy_name(self) -> str:
+        # Version 0.1 keyed names by AML_HUB_ID, empty unless an admin set one.
+        hub_id = self.hub_id
+        legacy_hub = "" if self._hub_id_generated else hub_id
+        return naming.legacy_instance_name(self.user.name, self.name or "", hub_id=legacy_hub,
+                                           prefix=self.instance_name_prefix)
 
     def _emit(self, phase: str, message: str, **kw) -> None:
         event = self._progress.emit(phase, message, **kw)
@@ -466,12 +563,14 @@ class AMLSpawner(Spawner):
 
     async def start(self):
         self._progress = ProgressLog()
+        self._touched = False  # set once the instance may have been created or started
         # Our own deadline, just inside the hub's start_timeout, so the user
         # reads what was still going on instead of an empty "Spawn failed".
         budget = self.start_timeout - min(5.0, self.start_timeout * 0.1)
         try:
             return await asyncio.wait_for(self._start(), budget)
         except asyncio.TimeoutError:
+            self._after_failed_start()
             last = self._progress.events[-1]["message"] if self._progress.events else ""
             raise spawn_error(
                 f"Your server was not ready within {fmt_elapsed(budget)} (start_timeout). Last step: {last} "
@@ -479,8 +578,32 @@ class AMLSpawner(Spawner):
                 reason="timeout",
                 status_code=500,
             ) from None
+        except BaseException:
+            self._after_failed_start()
+            raise
         finally:
             self._progress.finish()
+
+    def _after_failed_start(self) -> None:
+        """No server: nothing may keep running. Stop what the start launched and
+        settle the instance per stop_action, in a task of its own (this one
+        may be being cancelled)."""
+        if not self._touched:
+            return
+        conn, self._conn = self._conn, None
+        pid, self.pid = self.pid, 0  # poll() now says "not running": the hub will not call stop()
+
+        async def clean_up():
+            if conn is not None:
+                if pid:
+                    try:
+                        await remote.stop(conn, pid)
+                    except (SSHError, OSError) as e:
+                        self.log.info("[%s] could not stop the half-started server (%s)", self._log_name, e)
+                await conn.close()
+            self._settle_in_background("its start failed")
+
+        self.fleet.run_in_background(clean_up())
 
     async def _start(self):
         self._emit("prepare", "Checking your options.")
@@ -498,27 +621,118 @@ class AMLSpawner(Spawner):
 
         mode = self.connect_mode
         client = await self._client(project)
-        name = self._name_for()
-        self.instance_name = name
-        self.workspace = {"subscription_id": project.subscription_id, "resource_group": project.resource_group,
-                          "workspace_name": project.workspace_name}
-        self.mode = mode
-        self.vm_size = profile.vm_size
-        self.profile_slug = profile.slug
-
-        spec = await self._spec(name, profile, mode)
-        async with _lock_for(name):
-            info = await self._ensure_instance(client, spec)
+        await self._reconciler(project)
+        name, owner, remembered = self._target_instance(project)
+        key = instance_key(project.key, name)
+        self.fleet.cancel_settling(key)
+        async with self.fleet.lock(key):
+            info = await self._read_owned(client, name, owner, allow_legacy=remembered)
+            if info is None and not remembered:
+                found = await self._find_legacy_instance(client, owner)
+                if found is not None:
+                    name, info = found
+            self.instance_name = name
+            self.workspace = {"subscription_id": project.subscription_id, "resource_group": project.resource_group,
+                              "workspace_name": project.workspace_name}
+            self.owner_record = owner.to_state()
+            self.mode = mode
+            self.vm_size = profile.vm_size
+            self.profile_slug = profile.slug
+            self._touched = True
+            creating = info is None or info.state in ("CreateFailed", "Deleting")
+            ssh_key = None
+            if mode == "proxy":
+                ssh_key = self._ssh_key(project, name, fresh=creating)
+            spec = await self._spec(name, profile, mode, owner, ssh_key)
+            info = await self._ensure_instance(client, spec, info, owner, allow_legacy=remembered or not creating)
             self.resource_id = info.id or ""
             if info.vm_size and info.vm_size.lower() != profile.vm_size.lower():
                 self._emit("connect", f"Note: your existing instance {name} has size {info.vm_size}; "
                            f"it is reused (delete it to get {profile.vm_size}).")
             if mode == "redirect":
-                return await self._connect_redirect(info)
-            return await self._connect_proxy(info)
+                url = await self._connect_redirect(info)
+            else:
+                url = await self._connect_proxy(info, ssh_key)
+        self._seen_alive_at = time.monotonic()
+        return url
 
-    async def _spec(self, name: str, profile, mode: str) -> InstanceSpec:
-        tags = {**self.tags, "jupyterhub-user": self.user.name, "jupyterhub-server": self.name or "default"}
+    def _target_instance(self, project: Project) -> tuple[str, ownership.Owner, bool]:
+        """The instance to use: the one this server remembers (its name and
+        owner as recorded, which survive a rename) when in the same workspace,
+        else the name this server maps to. The bool says it is remembered."""
+        if self.instance_name and self._project_from_state().key == project.key:
+            return self.instance_name, self.owner, True
+        if self.instance_name:
+            self.log.warning("[%s] now in workspace %s; its instance %s in %s is left as it is", self._log_name,
+                             project.workspace_name, self.instance_name, self._project_from_state().workspace_name)
+        return self._name_for(project), self._owner_now(), False
+
+    async def _read_owned(self, client, name: str, owner: ownership.Owner, *, allow_legacy: bool):
+        """The instance ``name`` if it is ``owner``'s, None if there is none;
+        a refusal (nothing touched) if it is somebody else's."""
+        try:
+            info = await client.get(name)
+        except ComputeError as e:
+            raise spawn_error(e.message, reason=type(e).__name__, status_code=500) from None
+        if info is not None and ownership.verdict(info.tags, owner, allow_legacy=allow_legacy) == ownership.FOREIGN:
+            self._refuse_foreign(name, owner, info.tags)
+        return info
+
+    def _refuse_foreign(self, name: str, owner: ownership.Owner, tags) -> None:
+        shown = {k: str(v)[:80] for k, v in (tags or {}).items() if k in ownership.OWNER_TAGS}
+        self.log.warning("[%s] refusing compute instance %s: its tags %s do not name %s on hub %s",
+                         self._log_name, name, shown, owner.describe(), owner.hub)
+        raise spawn_error(ownership.refusal(name, owner), reason="foreign_instance", status_code=409)
+
+    async def _find_legacy_instance(self, client, owner: ownership.Owner):
+        """An instance version 0.1 made for this server (its user and server
+        tags exact, no hub tag), found under the name 0.1 gave it."""
+        legacy = self._legacy_name()
+        try:
+            info = await client.get(legacy)
+        except ComputeError:
+            return None
+        if info is None or ownership.verdict(info.tags, owner, allow_legacy=True) == ownership.FOREIGN:
+            return None
+        self.log.info("[%s] using compute instance %s, made by aml-jupyterhub 0.1", self._log_name, legacy)
+        return legacy, info
+
+    def _ssh_key(self, project: Project, name: str, *, fresh: bool):
+        """The key that opens instance ``name``: a new one for a new instance;
+        its own, or the 0.1 shared key for instances made with that."""
+        store = self.key_store
+        if fresh:
+            self.ssh_key_kind = "instance"
+            return store.create(project.key, name)
+        key = store.load(project.key, name)
+        if key is not None:
+            self.ssh_key_kind = "instance"
+            return key
+        shared = read_key(self.ssh_key_file)
+        if shared is not None:
+            self.ssh_key_kind = "shared"
+            return shared
+        raise spawn_error(
+            f"The hub has no SSH key for your compute instance {name} (it was made by another hub, or the hub's "
+            "secrets volume was replaced). Ask an admin: your files are on the instance; they can copy them off "
+            "in Azure ML studio and delete it, and the hub makes a new one at your next start.",
+            reason="no_key",
+            status_code=500,
+        )
+
+    def _connection_key(self):
+        # "" is a server started by version 0.1: its own key if it has one, else the shared one
+        key = None
+        if self.ssh_key_kind != "shared":
+            key = self.key_store.load(self._project_from_state().key, self.instance_name)
+        if key is None and self.ssh_key_kind != "instance":
+            key = read_key(self.ssh_key_file)
+        if key is None:
+            raise SSHError(f"the hub's SSH key for {self.instance_name} is missing from {self.secrets_dir}")
+        return key
+
+    async def _spec(self, name: str, profile, mode: str, owner: ownership.Owner, ssh_key) -> InstanceSpec:
+        tags = {**self.tags, **owner.tags()}
         idle = self.idle_shutdown_minutes
         if idle is None:
             idle = 60 if mode == "redirect" else 0
@@ -537,7 +751,7 @@ class AMLSpawner(Spawner):
             oid, tid = await self._azure_identity()
             kwargs["assigned_user"] = (oid, tid)
         else:
-            kwargs["ssh_public_key"] = public_key_text(ensure_keypair(self.ssh_key_file))
+            kwargs["ssh_public_key"] = public_key_text(ssh_key)
         return InstanceSpec(**kwargs)
 
     async def _azure_identity(self) -> tuple[str, str]:
@@ -552,11 +766,14 @@ class AMLSpawner(Spawner):
             )
         return oid, tid
 
-    async def _ensure_instance(self, client: ComputeClient, spec: InstanceSpec):
+    async def _ensure_instance(self, client: ComputeClient, spec: InstanceSpec, info, owner, *, allow_legacy: bool):
         name = spec.name
         started = time.monotonic()
+
+        def accept(found) -> bool:
+            return ownership.verdict(found.tags, owner, allow_legacy=allow_legacy) != ownership.FOREIGN
+
         try:
-            info = await client.get(name)
             if info is None:
                 self._emit("create", f"Creating compute instance {name} ({spec.vm_size}).")
             elif info.is_failed and info.state == "CreateFailed":
@@ -568,13 +785,18 @@ class AMLSpawner(Spawner):
                 self._emit("start", f"Compute instance {name} is already running.", fraction=1.0)
             else:
                 self._emit("start", f"Compute instance {name} is {info.state}; starting it.")
-            info, how = await client.ensure_running(spec, self._on_progress, current=info)
+            info, how = await client.ensure_running(spec, self._on_progress, current=info, accept=accept)
+        except ForeignInstance:
+            self._touched = False  # somebody else's, made meanwhile: nothing was done to it
+            current = await self._safe_get(client, name)
+            self._refuse_foreign(name, owner, current.tags if current else {})
         except InstanceFailed as e:
             current = await self._safe_get(client, name)
-            if current is not None and current.state == "CreateFailed":
+            if current is not None and current.state == "CreateFailed" and accept(current):
                 self.log.warning("deleting %s, which AML failed to create: %s", name, e)
                 try:
                     await client.delete(name)
+                    self.key_store.remove(self._project_from_state().key, name)
                 except ComputeError:
                     self.log.exception("could not delete failed instance %s", name)
             raise spawn_error(
@@ -606,8 +828,7 @@ class AMLSpawner(Spawner):
             )
         self.lab_url = info.lab_url
         redirector = shared_redirector()
-        await redirector.ensure_started()
-        redirector.register(self._prefix, info.lab_url)
+        await redirector.ensure_started(self.hub.base_url)
         self._emit("launch", f"Sending you to JupyterLab on {info.name}.", fraction=1.0)
         return redirector.url
 
@@ -626,26 +847,22 @@ class AMLSpawner(Spawner):
         port = self.ssh_port or info.ssh_port or 50000
         return SSHTarget(host, int(port), self.ssh_user)
 
-    async def _open_ssh(self, target: SSHTarget, deadline: float) -> Connection:
-        key = ensure_keypair(self.ssh_key_file)
-        last = None
+    async def _open_ssh(self, target: SSHTarget, key, deadline: float) -> Connection:
         while True:
             try:
                 return await Connection.open(target, key, host_key=self.host_key or None,
                                              timeout=self.ssh_connect_timeout)
             except SSHError as e:
-                last = e
                 if "host key" in str(e) or "refused the hub's key" in str(e) or time.monotonic() >= deadline:
                     raise
             await asyncio.sleep(2)
-        raise last  # pragma: no cover
 
-    async def _connect_proxy(self, info):
+    async def _connect_proxy(self, info, key):
         target = self._ssh_target(info)
         self.ssh_host, self.ssh_port_used = target.host, target.port
         self._emit("connect", f"Connecting to {info.name} over SSH ({target.host}:{target.port}).")
         try:
-            conn = await self._open_ssh(target, time.monotonic() + self.ssh_ready_timeout)
+            conn = await self._open_ssh(target, key, time.monotonic() + self.ssh_ready_timeout)
         except SSHError as e:
             raise spawn_error(f"Could not reach your compute instance: {e}", reason="ssh", status_code=500) from None
         await self._set_connection(conn)
@@ -673,7 +890,7 @@ class AMLSpawner(Spawner):
             await self._wait_listening(conn)
         except SSHError as e:
             raise spawn_error(f"Could not start Jupyter on your compute instance: {e}", reason="ssh",
-                                 status_code=500) from None
+                              status_code=500) from None
         self._emit("launch", "Jupyter server is up; connecting you.", fraction=1.0)
         self._last_arm_check = time.monotonic()  # just seen Running: the first poll need not ask AML
         return self._url()
@@ -747,7 +964,7 @@ class AMLSpawner(Spawner):
                     await conn.close()
                     self._conn = None
                 target = SSHTarget(self.ssh_host, self.ssh_port_used, self.ssh_user)
-                conn = await Connection.open(target, ensure_keypair(self.ssh_key_file),
+                conn = await Connection.open(target, self._connection_key(),
                                              host_key=self.host_key or None, timeout=self.ssh_connect_timeout)
                 try:
                     # the user's way in first: it needs nothing but this connection
@@ -781,78 +998,117 @@ class AMLSpawner(Spawner):
 
     # ---- poll -----------------------------------------------------------
 
-    async def _instance_verdict(self) -> int | None:
-        """Ask AML: None if the instance may still be serving, 0 if it definitely is not."""
-        self._last_arm_check = time.monotonic()
+    async def _instance_verdict(self, trouble: bool = False) -> int | None:
+        """Is the instance still there for the server? None if it may still be
+        serving, 0 if it definitely is not. The reconciler's shared list
+        answers "still there" for free; only "gone" is confirmed with a read
+        of the instance itself (a definite answer). With ``trouble`` (the
+        server did not answer) the list may be at most a poll interval old:
+        servers in trouble at the same time share one fresh list."""
+        project = self._project_from_state()
         try:
-            info = await (await self._client(self._project_from_state())).get(self.instance_name)
+            reconciler = await self._reconciler(project)
+            if reconciler is not None:
+                max_age = min(self.reconcile_interval, self.poll_interval) if trouble else self.reconcile_interval
+                snap = await reconciler.snapshot(max_age)
+                if snap.taken_at < self._seen_alive_at:
+                    return None  # our own sighting is newer than the list
+                seen = snap.get(self.instance_name)
+                if seen is not None and seen.state in ALIVE_STATES:
+                    return None
+            elif self.mode != "redirect" and time.monotonic() - self._last_arm_check < self.arm_poll_interval:
+                return None
+            self._last_arm_check = time.monotonic()
+            info = await (await self._client(project)).get(self.instance_name)
         except ComputeError as e:
             self.log.warning("[%s] could not read %s (%s); assuming it still runs", self._log_name, self.instance_name, e)
             return None
         if info is None:
             self.log.warning("[%s] compute instance %s no longer exists", self._log_name, self.instance_name)
             return 0
-        if info.is_running or info.state in ("Starting", "Restarting", "Creating", "SettingUp"):
+        if info.state in ALIVE_STATES:
             return None
         self.log.warning("[%s] compute instance %s is %s", self._log_name, self.instance_name, info.state)
         return 0
 
     async def poll(self):
-        if not self.instance_name:
+        if not self.instance_name or not self._server_started:
             return 0
         if self.mode == "redirect":
             verdict = await self._instance_verdict()
-            if verdict is None and self.lab_url:
+            if verdict is None:
                 # after a hub restart the endpoint the proxy routes to must exist again
-                await shared_redirector().ensure_started()
-                shared_redirector().register(self._prefix, self.lab_url)
+                await shared_redirector().ensure_started(self.hub.base_url)
             return verdict
-        if not self.pid:
-            return await self._instance_verdict()
         try:
             conn = await self._reattach()
             is_alive = await remote.alive(conn, self.pid, self.pid_start)
         except (SSHError, OSError) as e:
             self.log.info("[%s] SSH check of %s failed (%s); asking AML", self._log_name, self.instance_name, e)
+            self._last_arm_check = 0.0  # ask now
+            return await self._instance_verdict(trouble=True)
+        if is_alive:
             return await self._instance_verdict()
-        if not is_alive:
-            verdict = await self._instance_verdict()
-            return 1 if verdict is None else verdict
-        if time.monotonic() - self._last_arm_check > self.arm_poll_interval:
-            return await self._instance_verdict()
-        return None
+        self._last_arm_check = 0.0
+        verdict = await self._instance_verdict(trouble=True)
+        if verdict is None:
+            # The instance runs, its server does not (shut down from JupyterLab,
+            # crashed, killed). JupyterHub will not call stop() for a server
+            # that poll() says has ended: bring the instance to rest here.
+            self.log.warning("[%s] the Jupyter server on %s has ended", self._log_name, self.instance_name)
+            self._settle_in_background("its server ended on its own")
+            return 1
+        return verdict
 
     # ---- stop -----------------------------------------------------------
 
     async def stop(self, now=False):
-        name = self.instance_name or self._name_for()
-        async with _lock_for(name):
-            await self._stop_server()
-            if self.mode == "redirect" or self.lab_url:
-                shared_redirector().unregister(self._prefix)
-            if self.stop_action == "keep":
-                self.log.info("[%s] leaving %s running (stop_action=keep)", self._log_name, name)
-                return
+        await self._stop_server()
+        if not self.instance_name:
+            return
+        name, owner, action = self.instance_name, self.owner, self.stop_action
+        if action == "keep":
+            self.log.info("[%s] leaving %s running (stop_action=keep)", self._log_name, name)
+            return
+        key = self.instance_key
+        self.fleet.cancel_settling(key)
+        try:
             client = await self._client(self._project_from_state())
+            async with self.fleet.lock(key):
+                self.log.info("[%s] %s compute instance %s", self._log_name,
+                              "deleting" if action == "delete" else "stopping", name)
+                outcome = await settle_once(client, name, owner, action)
+            if outcome in ("deleted", "gone") and action == "delete":
+                self.key_store.remove(self._project_from_state().key, name)
+        except (ComputeError, SpawnException) as e:
+            self.log.warning("[%s] could not %s compute instance %s now (%s); the hub keeps trying in the "
+                             "background until AML reports it done", self._log_name, action, name,
+                             getattr(e, "message", e))
+            self._settle_in_background("its server was stopped")
+
+    def _settle_in_background(self, why: str, action: str | None = None) -> None:
+        """Bring the instance to rest per ``action`` (default stop_action),
+        retried until AML confirms; the fleet holds the task."""
+        action = action or self.stop_action
+        if action == "keep" or not self.instance_name:
+            return
+        project, name = self._project_from_state(), self.instance_name
+        store = self.key_store
+
+        async def run():
             try:
-                info = await client.get(name)
-                if info is None:
-                    return
-                if self.stop_action == "delete":
-                    self.log.info("[%s] deleting %s (stop_action=delete)", self._log_name, name)
-                    await client.delete(name)
-                    return
-                if info.is_transient and info.state not in ("Stopping",):
-                    info = await client.wait_for_state(name, {"Running", "Stopped"})
-                if info.is_running:
-                    self.log.info("[%s] stopping %s", self._log_name, name)
-                    await client.stop(name)
-            except NotFound:
+                client = await self._client(project)
+            except (ComputeError, SpawnException) as e:
+                self.log.error("[%s] cannot settle compute instance %s: %s", self._log_name, name, e)
                 return
-            except ComputeError as e:
-                self.log.error("[%s] could not stop compute instance %s: %s. It may still be running and costing "
-                               "money; stop it in Azure ML studio.", self._log_name, name, e)
-                raise
+            task = self.fleet.settle(
+                instance_key(project.key, name), client, name, self.owner, action, f"{self._log_name}: {why}",
+                retry_delay=self.wait_interval,
+                on_deleted=(lambda: store.remove(project.key, name)) if action == "delete" else None,
+            )
+            await asyncio.shield(task)
+
+        self.fleet.run_in_background(run())
 
     async def _stop_server(self) -> None:
         conn = self._conn
@@ -866,8 +1122,94 @@ class AMLSpawner(Spawner):
         if conn is not None:
             await conn.close()
 
+    # ---- rename and removal -----------------------------------------------
+
+    async def rename(self, old_name, new_name):
+        """Keep the instance across the rename: record it (and whose it is)
+        in the state, which moves with the server."""
+        if not self.instance_name:
+            # version 0.1 forgot a stopped server's instance: look for it while the old name still maps to it
+            project = self._projects()[0]
+            owner = self._owner_now()
+            try:
+                client = await self._client(project)
+                name = self._name_for(project)
+                info = await client.get(name)
+                if info is not None and ownership.verdict(info.tags, owner) == ownership.MINE:
+                    found = (name, info)
+                else:
+                    found = await self._find_legacy_instance(client, owner)
+            except (ComputeError, SpawnException) as e:
+                raise web.HTTPError(503, f"Cannot rename now: the hub could not look up the server's compute "
+                                         f"instance ({getattr(e, 'message', e)}). Try again later.") from None
+            if found is None:
+                return
+            self.instance_name = found[0]
+            self.workspace = {"subscription_id": project.subscription_id, "resource_group": project.resource_group,
+                              "workspace_name": project.workspace_name}
+            self.owner_record = owner.to_state()
+        if not self.owner_record:
+            self.owner_record = self._owner_now().to_state()
+        self.orm_spawner.state = self.get_state()
+        self.log.info("[%s] renamed to %r; it keeps compute instance %s", self._log_name, new_name, self.instance_name)
+
+    async def delete_forever(self):
+        """The server (or its user) is removed from the hub."""
+        name = self.instance_name or self._name_for(self._projects()[0])
+        if self.delete_forever_action != "delete":
+            self.log.info("[%s] removed from the hub; its compute instance %s (if any) and its disk are kept "
+                          "(delete_forever_action=keep): delete it in Azure ML studio when it is no longer needed",
+                          self._log_name, name)
+            return
+        if not self.instance_name:
+            self.instance_name = name
+            project = self._projects()[0]
+            self.workspace = {"subscription_id": project.subscription_id, "resource_group": project.resource_group,
+                              "workspace_name": project.workspace_name}
+        self._settle_in_background("it was removed from the hub (delete_forever_action=delete)", action="delete")
+
     # ---- progress -------------------------------------------------------
 
     async def progress(self):
         async for event in self._progress.stream():
             yield event
+
+
+def start_reconcilers_with_hub(hub_started_timeout: float = 300) -> None:
+    """From jupyterhub_config.py: once the hub has started, start the
+    reconciler of every configured workspace, so instances left running are
+    found even when no server is running to start one.
+
+    It waits for the hub to have found its running servers first (JupyterHub
+    loads them after reading its config); a reconciler that looked earlier
+    would see their instances as having no server.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return  # not inside a starting hub (e.g. jupyterhub --generate-config)
+
+    async def boot():
+        from jupyterhub.app import JupyterHub
+
+        app = JupyterHub.instance()
+        deadline = time.monotonic() + hub_started_timeout
+        while time.monotonic() < deadline:
+            started = getattr(app, "_start_future", None)  # resolved when JupyterHub.start() is done
+            if started is not None and started.done():
+                break
+            await asyncio.sleep(0.5)
+        if not issubclass(app.spawner_class, AMLSpawner):
+            return
+        try:
+            await app.spawner_class(parent=app).start_reconcilers()
+        except Exception:
+            app.log.exception("could not start the AML reconcilers; they start with the first server instead")
+
+    fleet_module.shared().run_in_background(boot())
+
+
+def _one_of(trait: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise TraitError(f"{trait} must be {', '.join(repr(c) for c in choices[:-1])} or {choices[-1]!r}, not {value!r}")
+    return value

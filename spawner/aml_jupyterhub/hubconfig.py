@@ -21,12 +21,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
+from . import naming, ownership
+
 # Variables with these prefixes belong to us: an unknown one is a typo.
 OUR_PREFIXES = ("AML_", "AAD_", "HUB_", "EMULATOR_")
 
 
+# Read here and handed to the hub's objects; then taken out of the
+# environment, so that no child process (the proxy, services) inherits them.
+SECRET_VARIABLES = ("AAD_CLIENT_SECRET", "AZURE_CLIENT_SECRET")
+
+
 class ConfigError(Exception):
     """A setting is wrong; the message names the variable and what to do."""
+
+
+def _short(value, limit: int = 60) -> str:
+    """``value`` for a message: repr'd and cut, so a huge value cannot flood a log."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 
 @dataclass(frozen=True)
@@ -91,7 +104,17 @@ SETTINGS: list[Setting] = [
        "to the instance's own JupyterLab.", "redirect", choices=("proxy", "redirect")),
     _s("Azure ML", "AML_STOP_ACTION", "stop",
        "What stopping a server does to its instance: stop (keeps the disk, no compute cost), delete "
-       "(removes instance and disk), keep (leaves it running).", "delete", choices=("stop", "delete", "keep")),
+       "(removes instance and disk), keep (leaves it running). Also applied when a server ends on its own or "
+       "fails to start, and to this hub's instances found running without a server.", "delete",
+       choices=("stop", "delete", "keep")),
+    _s("Azure ML", "AML_DELETE_FOREVER_ACTION", "keep",
+       "What removing a server or a user from the hub does to the instance: keep (the instance and its disk "
+       "stay for an admin to delete) or delete (instance, disk and SSH key are deleted).", "delete",
+       choices=("keep", "delete")),
+    _s("Azure ML", "AML_RECONCILE_INTERVAL", "300",
+       "Seconds between two lists of the workspace's instances, shared by every server and compared with the "
+       "hub's servers: a running instance of this hub without a server is stopped within two intervals. 0 "
+       "turns it off.", "120", kind="int"),
     _s("Azure ML", "AML_PROFILES_FILE", "/etc/jupyterhub/profiles.json",
        "JSON file with the VM-size menu (see hub/profiles.json).", "/srv/jupyterhub/profiles.json"),
     _s("Azure ML", "AML_PROJECTS_FILE", "",
@@ -103,8 +126,10 @@ SETTINGS: list[Setting] = [
        "AML's own idle shutdown (15-4320 minutes) as a backstop. Empty: off in proxy mode, 60 in redirect mode.",
        "120", kind="int"),
     _s("Azure ML", "AML_INSTANCE_PREFIX", "jh", "Prefix of instance names (1-8 lowercase letters/digits).", "lab"),
-    _s("Azure ML", "AML_HUB_ID", "", "Distinguishes this hub's instance names from another hub's in the region.",
-       "research"),
+    _s("Azure ML", "AML_HUB_ID", "",
+       "This hub's id: the jupyterhub-hub tag of its instances and the key of their names. Empty: an id made on "
+       "first start and kept in HUB_DATA_DIR/secrets/hub-id. Set it only to keep the id of a hub whose data "
+       "volume is replaced.", "research"),
     _s("Azure ML", "AML_SUBNET_ID", "", "Full ARM id of a VNet subnet for the instances (optional).",
        "/subscriptions/.../virtualNetworks/vnet/subnets/instances"),
     _s("Azure ML", "AML_ENABLE_PUBLIC_IP", "true", "Give instances a public IP (false needs AML_SUBNET_ID).",
@@ -146,7 +171,7 @@ def _parse(setting: Setting, raw: str):
     value = raw.strip()
     if setting.choices and value not in setting.choices:
         raise ConfigError(
-            f"{setting.name}={raw!r} is not valid: use one of {', '.join(setting.choices)} ({setting.help})"
+            f"{setting.name}={_short(raw)} is not valid: use one of {', '.join(setting.choices)} ({setting.help})"
         )
     if setting.kind == "bool":
         lowered = value.lower()
@@ -154,14 +179,14 @@ def _parse(setting: Setting, raw: str):
             return True
         if lowered in ("0", "false", "no", "off", ""):
             return False
-        raise ConfigError(f"{setting.name}={raw!r} is not valid: use true or false ({setting.help})")
+        raise ConfigError(f"{setting.name}={_short(raw)} is not valid: use true or false ({setting.help})")
     if setting.kind == "int":
         if value == "":
             return None
         try:
             return int(value)
         except ValueError:
-            raise ConfigError(f"{setting.name}={raw!r} is not a whole number ({setting.help})") from None
+            raise ConfigError(f"{setting.name}={_short(raw)} is not a whole number ({setting.help})") from None
     if setting.kind == "list":
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
@@ -174,7 +199,7 @@ def load_settings(env: Mapping[str, str]) -> dict:
         if key.startswith(OUR_PREFIXES) and key not in BY_NAME:
             close = difflib.get_close_matches(key, list(BY_NAME), n=1)
             hint = f" Did you mean {close[0]}?" if close else " See .env.example for the settings there are."
-            raise ConfigError(f"{key} is not a setting of aml-jupyterhub.{hint}")
+            raise ConfigError(f"{key[:80]} is not a setting of aml-jupyterhub.{hint}")
     values = {s.name: _parse(s, env.get(s.name, s.default) or s.default) for s in SETTINGS}
     local = values["LOCAL_MODE"]
     values["LOCAL_MODE"] = (not values["AML_SUBSCRIPTION_ID"]) if local == "auto" else local == "true"
@@ -187,6 +212,18 @@ def load_settings(env: Mapping[str, str]) -> dict:
                 or values["AAD_ADMIN_GROUPS"] or values["AAD_ADMIN_USERS"]):
             raise ConfigError("AAD_ALLOWED_GROUPS is empty and so are AAD_ALLOWED_USERS and the admin lists: nobody "
                               "could log in. Set AAD_ALLOWED_GROUPS to group object ids (or AAD_ALLOW_ALL=true).")
+    start_timeout = values["AML_START_TIMEOUT"]
+    if start_timeout is not None and start_timeout <= 0:
+        raise ConfigError("AML_START_TIMEOUT must be a positive number of seconds (creating a VM takes minutes; "
+                          "the default is 1200).")
+    if values["AML_RECONCILE_INTERVAL"] is not None and values["AML_RECONCILE_INTERVAL"] < 0:
+        raise ConfigError("AML_RECONCILE_INTERVAL must be 0 (off) or a number of seconds.")
+    if not naming.valid_prefix(values["AML_INSTANCE_PREFIX"]):
+        raise ConfigError(f"AML_INSTANCE_PREFIX={_short(values['AML_INSTANCE_PREFIX'])} is not valid: use 1-8 "
+                          "lowercase letters or digits, starting with a letter (it begins every instance name).")
+    if values["AML_HUB_ID"] and not ownership.valid_hub_id(values["AML_HUB_ID"]):
+        raise ConfigError(f"AML_HUB_ID={_short(values['AML_HUB_ID'])} is not valid: use 1-64 letters, digits, '.', "
+                          "'_' or '-' (or leave it empty for a generated id).")
     cull = values["HUB_IDLE_CULL_TIMEOUT"]
     if cull is not None and cull < 0:
         raise ConfigError("HUB_IDLE_CULL_TIMEOUT must be 0 (off) or a number of seconds.")
@@ -243,12 +280,74 @@ def _read_json(path: str, what: str):
         raise ConfigError(f"{what} {path} is not valid JSON: line {e.lineno}: {e.msg}") from None
 
 
-def configure(c, values: dict) -> None:
-    """Apply the settings to a JupyterHub config object ``c``."""
+def prepare_data_dir(path: Path) -> Path:
+    """The data directory, 0700, with the database file 0600 (made so before
+    JupyterHub opens it); ConfigError in one line if the hub cannot write there."""
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o700)
+        db = path / "jupyterhub.sqlite"
+        os.close(os.open(db, os.O_WRONLY | os.O_CREAT, 0o600))
+        if db.stat().st_mode & 0o077:
+            os.chmod(db, 0o600)
+    except OSError as e:
+        raise ConfigError(
+            f"HUB_DATA_DIR={path} cannot be used: {e.strerror or e} (the hub runs as uid {os.getuid()}). Mount a "
+            "volume there that this user may write, or point HUB_DATA_DIR at one."
+        ) from None
+    return path
+
+
+def azure_credential(env: Mapping[str, str]):
+    """The service principal of AZURE_TENANT_ID/CLIENT_ID/CLIENT_SECRET when
+    a secret is set (made now, so the secret can leave the environment), else
+    None: the spawner then uses DefaultAzureCredential (managed or workload
+    identity, az login), which needs no secret in the environment."""
+    secret = env.get("AZURE_CLIENT_SECRET", "")
+    if not secret:
+        return None
+    tenant, client = env.get("AZURE_TENANT_ID", ""), env.get("AZURE_CLIENT_ID", "")
+    if not (tenant and client):
+        raise ConfigError("AZURE_CLIENT_SECRET is set, so AZURE_TENANT_ID and AZURE_CLIENT_ID must be set too "
+                          "(the service principal's tenant and application id).")
+    from azure.identity import ClientSecretCredential
+
+    return ClientSecretCredential(tenant, client, secret)
+
+
+def scrub_secrets(environ) -> None:
+    """Take the secrets out of this process's environment (children inherit it)."""
+    for name in SECRET_VARIABLES:
+        environ.pop(name, None)
+
+
+def apply_essentials(c) -> None:
+    """What any hub running AMLSpawner needs besides the spawner's settings
+    (a hand-written jupyterhub_config.py calls this too):
+
+    - redirect mode's page behind the hub's login (``handlers``);
+    - an access log that hides OAuth codes and states also inside nested URLs;
+    - the reconcilers, started once the hub has found its servers.
+    """
+    from .accesslog import log_request
+    from .aml_spawner import start_reconcilers_with_hub
+    from .handlers import extra_handlers
+
+    c.JupyterHub.extra_handlers = [*c.JupyterHub.get("extra_handlers", []), *extra_handlers()]
+    settings = c.JupyterHub.get("tornado_settings", {})
+    c.JupyterHub.tornado_settings = {**settings, "log_function": log_request}
+    start_reconcilers_with_hub()
+
+
+def configure(c, values: dict, environ=None) -> None:
+    """Apply the settings to a JupyterHub config object ``c``; the secrets
+    are then taken out of ``environ`` (default: os.environ)."""
     from .auth import VerifiedAzureAdOAuthenticator
 
-    data = Path(values["HUB_DATA_DIR"])
-    data.mkdir(parents=True, exist_ok=True)
+    environ = os.environ if environ is None else environ
+    os.umask(0o077)  # what the hub writes (database journal, pid files) is its own
+    data = prepare_data_dir(Path(values["HUB_DATA_DIR"]))
     sec = ensure_secrets(data)
     host = values["HOST"]
     local = values["LOCAL_MODE"]
@@ -324,21 +423,30 @@ def configure(c, values: dict) -> None:
         s.subscription_id = values["AML_SUBSCRIPTION_ID"]
         s.resource_group = values["AML_RESOURCE_GROUP"]
         s.workspace_name = values["AML_WORKSPACE"]
+        credential = azure_credential(environ)
+        if credential is not None:
+            s.credential = credential
     s.connect_mode = values["AML_CONNECT_MODE"]
     s.stop_action = values["AML_STOP_ACTION"]
+    s.delete_forever_action = values["AML_DELETE_FOREVER_ACTION"]
+    if values["AML_RECONCILE_INTERVAL"] is not None:
+        s.reconcile_interval = values["AML_RECONCILE_INTERVAL"]
     s.profiles = _read_json(values["AML_PROFILES_FILE"], "AML_PROFILES_FILE")
     if values["AML_PROJECTS_FILE"]:
         s.projects = _read_json(values["AML_PROJECTS_FILE"], "AML_PROJECTS_FILE")
     s.show_prices = values["AML_SHOW_PRICES"]
     s.idle_shutdown_minutes = values["AML_IDLE_SHUTDOWN_MINUTES"]
     s.instance_name_prefix = values["AML_INSTANCE_PREFIX"]
-    s.hub_id = values["AML_HUB_ID"]
+    if values["AML_HUB_ID"]:
+        s.hub_id = values["AML_HUB_ID"]
     s.subnet_id = values["AML_SUBNET_ID"]
     s.enable_public_ip = values["AML_ENABLE_PUBLIC_IP"]
     s.ssh_address = values["AML_SSH_ADDRESS"]
     s.setup_script = values["AML_SETUP_SCRIPT"]
     s.start_timeout = values["AML_START_TIMEOUT"] or 1200
-    s.ssh_key_file = str(data / "ssh" / "id_ed25519")
+    s.secrets_dir = str(data / "secrets")
+    s.ssh_key_file = str(data / "ssh" / "id_ed25519")  # version 0.1's shared key, for its instances
+    apply_essentials(c)
 
     # ---- idle culler: idle servers stop, so their instances stop
     cull = values["HUB_IDLE_CULL_TIMEOUT"]
@@ -353,6 +461,7 @@ def configure(c, values: dict) -> None:
             "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
             "services": ["idle-culler"],
         }]
+    scrub_secrets(environ)
 
 
 def fail(message: str) -> None:

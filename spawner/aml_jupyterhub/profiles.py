@@ -28,6 +28,15 @@ class OptionsError(ValueError):
     """A user's choice that is refused; the message is shown to them."""
 
 
+def shown(value, limit: int = 40) -> str:
+    """A user-supplied value as a message shows it: quoted, escaped (no line
+    breaks to forge log lines with) and cut, whatever its size."""
+    text = repr(value) if not isinstance(value, str) else repr(value)[1:-1]
+    if len(text) > limit:
+        text = text[:limit] + f"... ({len(str(value))} characters)"
+    return f"'{text}'"
+
+
 @dataclass(frozen=True)
 class Profile:
     slug: str
@@ -169,9 +178,10 @@ def menu_for(
 def choose(menu: Menu, options: dict | None) -> tuple[Profile, Project]:
     """The profile and project ``options`` ask for, or OptionsError saying why not."""
     options = dict(options or {})
-    unknown = set(options) - {"profile", "project"}
+    unknown = sorted(set(options) - {"profile", "project"}, key=str)
     if unknown:
-        raise OptionsError(f"Unknown option(s) {', '.join(sorted(unknown))}; only 'profile' and 'project' are accepted.")
+        names = ", ".join(shown(k)[1:-1] for k in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        raise OptionsError(f"Unknown option(s) {names}; only 'profile' and 'project' are accepted.")
     if not menu.projects:
         raise OptionsError("None of the configured workspaces is available to your groups. Ask an admin for access.")
     if not menu.profiles:
@@ -187,7 +197,7 @@ def choose(menu: Menu, options: dict | None) -> tuple[Profile, Project]:
             choices = ", ".join(p.slug for p in menu.profiles)
             if slug in menu.hidden:
                 raise OptionsError(f"The size '{slug}' {menu.hidden[slug]}. Choose one of: {choices}.")
-            raise OptionsError(f"Unknown size '{slug}'. Choose one of: {choices}.")
+            raise OptionsError(f"Unknown size {shown(slug)}. Choose one of: {choices}.")
         profile = matches[0]
     pslug = options.get("project")
     if pslug in (None, ""):
@@ -200,7 +210,8 @@ def choose(menu: Menu, options: dict | None) -> tuple[Profile, Project]:
         matches = [p for p in menu.projects if p.slug == pslug]
         if not matches:
             raise OptionsError(
-                f"Unknown or unavailable project '{pslug}'. Choose one of: {', '.join(p.slug for p in menu.projects)}."
+                f"Unknown or unavailable project {shown(pslug)}. "
+                f"Choose one of: {', '.join(p.slug for p in menu.projects)}."
             )
         project = matches[0]
     return profile, project

@@ -2,33 +2,41 @@
 
 In redirect mode the notebook server is AML's own JupyterLab on the instance,
 guarded by Azure AD; the hub cannot proxy into it. The hub's proxy still needs
-a target for ``/user/<name>/<server>/``: this server answers every request
-under a registered prefix with a redirect to the instance's JupyterLab URL
-(and answers the hub's own reachability check). One per hub process, on
-127.0.0.1, on the hub's event loop.
+a target for ``/user/<name>/<server>/``: this endpoint. It knows no instance
+and no URL of one: it sends every request on to the hub's
+``/hub/aml/open`` page (``handlers.OpenInstanceHandler``), where the hub's
+own login decides who is asking and which of their servers the path means,
+and only the owner is sent to the instance. So nobody who is not logged in
+as the owner learns an instance's name, and a named server's path never
+lands on the default server's instance.
+
+One per hub process, on 127.0.0.1, on the hub's event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
+from urllib.parse import quote
 
 from aiohttp import web
 
 log = logging.getLogger("aml_jupyterhub.redirector")
+
+OPEN_PATH = "aml/open"  # under the hub's base URL (/hub/)
 
 
 class Redirector:
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.host = host
         self.port = port
-        self.targets: dict[str, str] = {}  # URL prefix (/user/alice/) -> JupyterLab URL
+        self.hub_base_url = "/hub/"
         self._runner: web.AppRunner | None = None
         self._lock = asyncio.Lock()
 
-    async def ensure_started(self) -> int:
+    async def ensure_started(self, hub_base_url: str = "/hub/") -> int:
         async with self._lock:
+            self.hub_base_url = hub_base_url if hub_base_url.endswith("/") else hub_base_url + "/"
             if self._runner is None:
                 app = web.Application()
                 app.router.add_route("*", "/{tail:.*}", self._handle)
@@ -45,22 +53,12 @@ class Redirector:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def register(self, prefix: str, target: str) -> None:
-        self.targets[prefix] = target
-
-    def unregister(self, prefix: str) -> None:
-        self.targets.pop(prefix, None)
+    def location(self, path_qs: str) -> str:
+        """Where a request for ``path_qs`` (path and query) is sent."""
+        return f"{self.hub_base_url}{OPEN_PATH}?path={quote(path_qs, safe='')}"
 
     async def _handle(self, request: web.Request) -> web.Response:
-        path = request.path
-        for prefix, target in self.targets.items():
-            if path == prefix.rstrip("/") or path.startswith(prefix):
-                raise web.HTTPFound(target)
-        return web.Response(
-            status=404,
-            content_type="text/html",
-            text=f"<p>No compute instance is registered for {html.escape(path)}.</p>",
-        )
+        raise web.HTTPFound(self.location(request.path_qs))
 
     async def close(self) -> None:
         if self._runner is not None:

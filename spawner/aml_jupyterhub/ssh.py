@@ -36,23 +36,17 @@ class SSHTarget:
     user: str = "azureuser"
 
 
-def ensure_keypair(path: str | os.PathLike) -> asyncssh.SSHKey:
-    """Load the hub's SSH key, generating it (0600, with a .pub beside it) if missing."""
+def read_key(path: str | os.PathLike) -> asyncssh.SSHKey | None:
+    """The private key at ``path`` (permissions tightened to 0600), or None if
+    there is none. Keys are made by ``keys.KeyStore``, never here."""
     path = Path(path)
-    if path.exists():
-        mode = path.stat().st_mode & 0o777
-        if mode & 0o077:
-            os.chmod(path, 0o600)
-            log.warning("tightened permissions of %s from %o to 600", path, mode)
-        return asyncssh.read_private_key(str(path))
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    key = asyncssh.generate_private_key("ssh-ed25519", comment="aml-jupyterhub hub key")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key.export_private_key())
-    path.with_name(path.name + ".pub").write_bytes(key.export_public_key())
-    log.info("generated the hub's SSH key pair at %s", path)
-    return key
+    if not path.exists():
+        return None
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        os.chmod(path, 0o600)
+        log.warning("tightened permissions of %s from %o to 600", path, mode)
+    return asyncssh.read_private_key(str(path))
 
 
 def public_key_text(key: asyncssh.SSHKey) -> str:

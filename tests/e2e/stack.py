@@ -32,6 +32,7 @@ import requests
 
 from aml_jupyterhub.naming import instance_name
 from tests.aadlogin import browser, open_with_login
+from tests.conftest import DEFAULT_WORKSPACE
 from tests.kernel import execute
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -252,7 +253,7 @@ class ComposeStack:
         return {i["name"]: i for i in r.json()}
 
     def instance_name(self, user: str, server: str = "") -> str:
-        return instance_name(user, server, hub_id=self.hub_id)
+        return instance_name(user, server, hub_id=self.hub_id, workspace=DEFAULT_WORKSPACE)
 
     def container_state(self, container: str) -> str | None:
         r = subprocess.run(["docker", "inspect", "--format", "{{.State.Status}}", container],

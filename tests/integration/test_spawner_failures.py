@@ -5,26 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from aml_jupyterhub.naming import instance_name
-from tests.hubharness import Hub
-
-
-def instance(emu, name):
-    return {i["name"]: i for i in emu.control("GET", "/_emulator/instances").json()}.get(name)
-
-
-@pytest.fixture
-def make_hub(emulator, emu, tmp_path):
-    hubs = []
-
-    def make(extra: str) -> Hub:
-        hub = Hub(tmp_path / f"hub{len(hubs)}", emulator, extra).start()
-        hubs.append(hub)
-        return hub
-
-    yield make
-    for hub in hubs:
-        hub.stop()
+from tests.integration.conftest import instance
 
 
 def test_ssh_unreachable_fails_with_message_and_stops_instance(make_hub, emu):
@@ -38,7 +19,7 @@ def test_ssh_unreachable_fails_with_message_and_stops_instance(make_hub, emu):
     assert events[-1].get("failed")
     assert "Could not reach your compute instance" in events[-1]["message"]
     assert "127.0.0.1:9" in events[-1]["message"]
-    hub.wait_for(lambda: (instance(emu, instance_name("kim")) or {}).get("state") == "Stopped", 60,
+    hub.wait_for(lambda: (instance(emu, hub.instance_name("kim")) or {}).get("state") == "Stopped", 60,
                  what="the instance to be stopped after the failed spawn")
 
 
@@ -50,7 +31,7 @@ def test_start_timeout_leaves_nothing_running(make_hub, emu):
     assert events[-1].get("failed")
     assert "was not ready within" in events[-1]["message"] and "Last step: Compute instance" in events[-1]["message"]
     # the create finishes on AML's side; the hub's stop then stops it: no bill keeps running
-    hub.wait_for(lambda: (instance(emu, instance_name("lee")) or {}).get("state") == "Stopped", 60,
+    hub.wait_for(lambda: (instance(emu, hub.instance_name("lee")) or {}).get("state") == "Stopped", 60,
                  what="the timed-out instance to be stopped")
     hub.wait_for(lambda: hub.server_model("lee") is None, 30, what="the server record to go")
 
@@ -59,9 +40,9 @@ def test_stop_action_delete_removes_the_instance(make_hub, emu):
     hub = make_hub('c.AMLSpawner.stop_action = "delete"')
     hub.spawn("max")
     assert hub.progress("max")[-1].get("ready")
-    assert instance(emu, instance_name("max"))["state"] == "Running"
+    assert instance(emu, hub.instance_name("max"))["state"] == "Running"
     hub.stop_server("max")
-    hub.wait_for(lambda: instance(emu, instance_name("max")) is None, 30, what="the instance to be deleted")
+    hub.wait_for(lambda: instance(emu, hub.instance_name("max")) is None, 30, what="the instance to be deleted")
 
 
 def test_size_not_offered_is_hidden_and_refused(make_hub, emu):
@@ -76,7 +57,7 @@ def test_size_not_offered_is_hidden_and_refused(make_hub, emu):
     assert events[-1].get("failed")
     assert "which the workspace's region does not offer" in events[-1]["message"]
     assert "Choose one of: cpu." in events[-1]["message"]
-    assert instance(emu, instance_name("ned")) is None
+    assert instance(emu, hub.instance_name("ned")) is None
 
 
 def test_profile_limited_to_a_group(make_hub, emu):
@@ -94,7 +75,7 @@ def test_profile_limited_to_a_group(make_hub, emu):
     hub.wait_for(lambda: hub.server_model("olga") is None, 30, what="the failed server to clear")
     hub.spawn("olga", options={"profile": "gpu"})
     assert hub.progress("olga")[-1].get("ready")
-    assert instance(emu, instance_name("olga"))["vm_size"] == "Standard_NC4as_T4_v3"
+    assert instance(emu, hub.instance_name("olga"))["vm_size"] == "Standard_NC4as_T4_v3"
 
 
 def test_jupyterhub_installed_on_first_start_when_missing(make_hub, emu):
@@ -113,7 +94,7 @@ def test_jupyterhub_installed_on_first_start_when_missing(make_hub, emu):
     events = hub.progress("quinn")
     assert events[-1].get("ready"), events
     assert any(e["message"].startswith("Installing JupyterHub 6.1") for e in events), events
-    home = emu.state_dir / "instances" / instance_name("quinn") / "home"
+    home = emu.state_dir / "instances" / hub.instance_name("quinn") / "home"
     assert "exec " in (home / ".aml-jupyterhub" / "venv" / "bin" / "python").read_text()
 
 
@@ -127,7 +108,7 @@ def test_failed_install_says_what_to_do(make_hub, emu):
     assert events[-1].get("failed")
     assert "installing JupyterHub 6.1" in events[-1]["message"] and "no route to pypi.org" in events[-1]["message"]
     assert "setup script" in events[-1]["message"]
-    hub.wait_for(lambda: (instance(emu, instance_name("rita")) or {}).get("state") == "Stopped", 60,
+    hub.wait_for(lambda: (instance(emu, hub.instance_name("rita")) or {}).get("state") == "Stopped", 60,
                  what="the instance to be stopped after the failed spawn")
 
 
@@ -148,5 +129,5 @@ def test_idle_culler_stops_idle_servers_and_their_instances(make_hub, emu):
     hub.spawn("sam")
     assert hub.progress("sam")[-1].get("ready")
     hub.wait_for(lambda: hub.server_model("sam") is None, 90, what="the culler to stop the idle server")
-    hub.wait_for(lambda: (instance(emu, instance_name("sam")) or {}).get("state") == "Stopped", 60,
+    hub.wait_for(lambda: (instance(emu, hub.instance_name("sam")) or {}).get("state") == "Stopped", 60,
                  what="the culled server's instance to be stopped")

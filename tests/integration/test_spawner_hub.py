@@ -8,7 +8,6 @@ import json
 
 import pytest
 
-from aml_jupyterhub.naming import instance_name
 from tests.hubharness import Hub
 from tests.kernel import execute
 
@@ -60,7 +59,7 @@ def test_spawn_progress_kernel_stop_and_reuse(fresh, emu):
     assert any("Starting the Jupyter server" in m for m in messages)
     percents = [e["progress"] for e in events]
     assert percents == sorted(percents)
-    name = instance_name("alice")
+    name = hub.instance_name("alice")
     inst = instances(emu)[name]
     assert inst["vm_size"] == "Standard_DS3_v2" and inst["state"] == "Running"
     assert inst["tags"]["jupyterhub-user"] == "alice"
@@ -92,7 +91,7 @@ def test_state_holds_what_finds_the_instance_and_no_secret(fresh, emu):
     hub = fresh
     spawn_ready(hub, "bob")
     state = hub.api("GET", "/users/bob", params={"include_stopped_servers": "1"}).json()["servers"][""]["state"]
-    assert state["instance_name"] == instance_name("bob")
+    assert state["instance_name"] == hub.instance_name("bob")
     assert state["workspace"]["workspace_name"] == "aml-local"
     assert state["mode"] == "proxy" and state["pid"] and state["local_port"]
     text = json.dumps(state)
@@ -105,12 +104,12 @@ def test_named_servers_get_their_own_instances(fresh, emu):
     spawn_ready(hub, "carol")
     spawn_ready(hub, "carol", "gpu", {"profile": "gpu"})
     names = instances(emu)
-    assert instance_name("carol") in names and instance_name("carol", "gpu") in names
-    assert names[instance_name("carol", "gpu")]["vm_size"] == "Standard_NC4as_T4_v3"
+    assert hub.instance_name("carol") in names and hub.instance_name("carol", "gpu") in names
+    assert names[hub.instance_name("carol", "gpu")]["vm_size"] == "Standard_NC4as_T4_v3"
     assert hub.user_get("carol", "api/status", server="gpu").status_code == 200
     hub.stop_server("carol", "gpu")
-    assert instances(emu)[instance_name("carol", "gpu")]["state"] == "Stopped"
-    assert instances(emu)[instance_name("carol")]["state"] == "Running"
+    assert instances(emu)[hub.instance_name("carol", "gpu")]["state"] == "Stopped"
+    assert instances(emu)[hub.instance_name("carol")]["state"] == "Running"
 
 
 @pytest.mark.parametrize(
@@ -155,7 +154,7 @@ def test_create_failed_ends_spawn_with_amls_message(fresh, emu):
     assert events[-1].get("failed")
     assert "Allocation failed: no capacity in westeurope." in events[-1]["message"]
     # the failed instance is not left behind
-    fresh.wait_for(lambda: instance_name("frank") not in instances(emu), 30, what="failed instance removed")
+    fresh.wait_for(lambda: fresh.instance_name("frank") not in instances(emu), 30, what="failed instance removed")
 
 
 def test_quota_ends_spawn_with_numbers(fresh, emu):
@@ -171,9 +170,9 @@ def test_instance_stopped_or_deleted_behind_the_hubs_back(fresh, emu):
     hub = fresh
     spawn_ready(hub, "henry")
     spawn_ready(hub, "henry", "two")
-    emu.control("POST", f"/_emulator/instances/{instance_name('henry')}/force", json={"action": "idle_shutdown"})
+    emu.control("POST", f"/_emulator/instances/{hub.instance_name('henry')}/force", json={"action": "idle_shutdown"})
     hub.wait_for(lambda: hub.server_model("henry") is None, 60, what="poll to notice the stop")
-    emu.control("POST", f"/_emulator/instances/{instance_name('henry', 'two')}/force", json={"action": "delete"})
+    emu.control("POST", f"/_emulator/instances/{hub.instance_name('henry', 'two')}/force", json={"action": "delete"})
     hub.wait_for(lambda: hub.server_model("henry", "two") is None, 60, what="poll to notice the delete")
 
 
@@ -203,10 +202,27 @@ def test_polls_reuse_one_ssh_connection(fresh, emu):
 
     hub = fresh
     spawn_ready(hub, "pat")
-    log = emu.state_dir / "instances" / instance_name("pat") / "sshd.log"
+    log = emu.state_dir / "instances" / hub.instance_name("pat") / "sshd.log"
     logins = lambda: log.read_text().count("authenticated as")  # noqa: E731
     before = logins()
     time.sleep(7)  # the test hub polls every 2 s
     assert hub.server_model("pat")["ready"]
     assert logins() == before, log.read_text()[-2000:]
     assert hub.user_get("pat", "api/status").status_code == 200
+
+
+def test_a_huge_or_forged_option_is_refused_without_flooding_the_log(fresh, emu):
+    hub = fresh
+    before = hub.log_path.stat().st_size
+    huge = "x" * 2_000_000
+    forged = "small\n[E 2026-01-01 00:00:00 JupyterHub] forged line"
+    for options in ({"profile": huge}, {huge[:100_000]: "small"}, {"profile": forged}):
+        r = hub.spawn("vera", options=options)
+        assert r.status_code in (201, 202, 400), r.text[:300]
+        events = hub.progress("vera")
+        assert events[-1].get("failed") and len(events[-1]["message"]) < 500, events[-1]["message"][:300]
+        hub.wait_for(lambda: hub.server_model("vera") is None, 30, what="the refused server to clear")
+    grown = hub.log_path.stat().st_size - before
+    assert grown < 50_000, f"the log grew by {grown} bytes"
+    assert "\n[E 2026-01-01 00:00:00 JupyterHub] forged line" not in hub.log_tail(200_000)
+    assert instances(emu) == {}

@@ -7,6 +7,7 @@ from .client import ComputeClient, shared_executor
 from .errors import (
     Busy,
     ComputeError,
+    ForeignInstance,
     InstanceFailed,
     InvalidRequest,
     NotFound,
@@ -21,7 +22,7 @@ from .models import InstanceInfo, InstanceSpec, Progress, Usage, VmSize
 from .sdk import StaticTokenCredential, make_ml_client
 
 __all__ = [
-    "Busy", "ComputeClient", "ComputeError", "InstanceFailed", "InstanceInfo", "InstanceSpec", "InvalidRequest",
+    "Busy", "ComputeClient", "ComputeError", "ForeignInstance", "InstanceFailed", "InstanceInfo", "InstanceSpec", "InvalidRequest",
     "NotFound", "OperationTimeout", "PermissionDenied", "Progress", "QuotaExceeded", "ServiceUnavailable",
     "SizeNotOffered", "StaticTokenCredential", "Throttled", "Usage", "VmSize", "make_ml_client", "shared_executor",
 ]

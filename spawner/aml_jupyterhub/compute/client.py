@@ -21,6 +21,7 @@ from typing import Awaitable, Callable
 from .errors import (
     Busy,
     ComputeError,
+    ForeignInstance,
     InstanceFailed,
     NotFound,
     OperationTimeout,
@@ -229,6 +230,7 @@ class ComputeClient:
         spec: InstanceSpec,
         on_progress: ProgressCallback | None = None,
         current=_UNREAD,
+        accept: Callable[[InstanceInfo], bool] | None = None,
     ) -> tuple[InstanceInfo, str]:
         """Make the instance run, whatever state it is in; return it and what
         was done ("created", "started", "reused", "waited").
@@ -237,7 +239,9 @@ class ComputeClient:
         save a request; leave it out to read it here.
 
         A failed instance is not repaired here: the caller decides whether to
-        delete it (it is a user's machine).
+        delete it (it is a user's machine). ``accept`` says whether an instance
+        found under the name may be used; one it refuses raises ForeignInstance
+        before anything is done to it.
         """
         info = await self.get(spec.name) if current is _UNREAD else current
         if info is None:
@@ -248,6 +252,8 @@ class ComputeClient:
                 info = await self.get(spec.name)
                 if info is None:
                     raise
+        if accept is not None and not accept(info):
+            raise ForeignInstance(f"Compute instance '{spec.name}' exists and is not the one asked for.")
         if info.is_running:
             return info, "reused"
         if info.state == "Stopping":

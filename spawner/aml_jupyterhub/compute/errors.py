@@ -61,6 +61,10 @@ class Busy(ComputeError):
     """Another operation on the instance is in progress (ARM 409)."""
 
 
+class ForeignInstance(ComputeError):
+    """The instance with the name asked for belongs to somebody else; nothing was done to it."""
+
+
 class ServiceUnavailable(ComputeError):
     """AML did not answer usefully (5xx, network) within the retry budget."""
 

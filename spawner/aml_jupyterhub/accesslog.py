@@ -1,0 +1,49 @@
+"""The hub's access log, without secrets hidden one URL deep.
+
+JupyterHub's ``log_request`` hides query parameters such as ``code`` and
+``state``, but not inside another URL passed as a parameter: the proxy asks
+the hub for its error page as ``/hub/error/503?url=<the failed request>``,
+and a failed OAuth callback then logs its code and state in the clear. This
+wraps ``log_request`` and hides them there too.
+
+    c.JupyterHub.tornado_settings = {"log_function": aml_jupyterhub.accesslog.log_request}
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from jupyterhub.log import SCRUB_PARAM_KEYS
+from jupyterhub.log import log_request as jupyterhub_log_request
+
+HIDDEN = "[secret]"
+
+
+def scrub_uri(uri: str, depth: int = 3) -> str:
+    """``uri`` with secret-looking parameters hidden, also in URLs given as parameters."""
+    parts = urlsplit(uri)
+    if not parts.query or depth <= 0:
+        return uri
+    pairs, changed = [], False
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if any(word in key.lower() for word in SCRUB_PARAM_KEYS):
+            new = HIDDEN
+        elif "?" in value:
+            new = scrub_uri(value, depth - 1)
+        else:
+            new = value
+        changed |= new != value
+        pairs.append((key, new))
+    if not changed:
+        return uri
+    return urlunsplit(parts._replace(query=urlencode(pairs, safe="/[]")))
+
+
+def log_request(handler) -> None:
+    request = handler.request
+    original = request.uri
+    request.uri = scrub_uri(original)
+    try:
+        jupyterhub_log_request(handler)
+    finally:
+        request.uri = original

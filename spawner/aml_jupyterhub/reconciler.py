@@ -1,0 +1,184 @@
+"""The reconciler: one list of a workspace's instances per interval, shared
+by every server of the hub, compared with the hub's servers.
+
+As kubespawner's reflector, it is the one reader: ``poll()`` of every server
+reads its snapshot instead of asking AML (N servers cost one ARM list per
+interval, not N reads), and each pass compares AML with the hub. A Running
+instance tagged with this hub whose server is not active is stopped (deleted
+where the admin chose ``stop_action = "delete"``) once it has been seen so on
+two passes at least half an interval apart, so an orphan is stopped within
+two intervals of appearing and a server caught between two steps is never
+mistaken for one. Instances of other hubs, and untagged ones, are never
+touched.
+
+:func:`plan` is the decision, pure; :class:`Reconciler` does the reading and
+hands actions to the fleet (which takes the instance's lock and checks again
+that no server has claimed it meanwhile).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Iterable
+
+from . import ownership
+from .compute import ComputeError, InstanceInfo
+
+log = logging.getLogger("aml_jupyterhub.reconciler")
+
+# States in which an instance bills for compute and AML accepts a stop.
+BILLING_STATES = frozenset({"Running"})
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one list said. ``taken_at`` is when the list was asked for
+    (time.monotonic), so nothing made after that is expected in it."""
+
+    taken_at: float
+    instances: dict  # lower-case name -> InstanceInfo
+
+    @classmethod
+    def of(cls, taken_at: float, infos: Iterable[InstanceInfo]) -> "Snapshot":
+        return cls(taken_at, {i.name.lower(): i for i in infos})
+
+    def get(self, name: str) -> InstanceInfo | None:
+        return self.instances.get(name.lower())
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: str  # "stop" or "delete"
+    name: str
+    owner: ownership.Owner
+    why: str
+
+
+@dataclass
+class Plan:
+    actions: list[Action] = field(default_factory=list)
+    suspects: dict = field(default_factory=dict)  # lower-case name -> taken_at of the first pass that saw it orphaned
+    left_running: list[InstanceInfo] = field(default_factory=list)  # orphans newly seen with stop_action "keep"
+
+
+def plan(
+    snapshot: Snapshot,
+    *,
+    hub_id: str,
+    in_use: set[str],
+    suspects: dict,
+    min_age: float,
+    stop_action: str,
+) -> Plan:
+    """What to do about ``snapshot``: ``in_use`` holds the lower-case names
+    of instances an active server (or a stop under way) is using; ``suspects``
+    is the previous plan's."""
+    out = Plan()
+    for key, info in snapshot.instances.items():
+        if not ownership.is_this_hubs(info.tags, hub_id) or key in in_use:
+            continue
+        owner = ownership.owner_of(info.tags)
+        if owner is None:
+            continue
+        first_seen = suspects.get(key, snapshot.taken_at)
+        out.suspects[key] = first_seen
+        if info.state not in BILLING_STATES:
+            continue
+        if stop_action == "keep":
+            if key not in suspects:
+                out.left_running.append(info)
+            continue
+        if snapshot.taken_at - first_seen < min_age:
+            continue  # first sighting: a server may be between two steps
+        kind = "delete" if stop_action == "delete" else "stop"
+        since = max(0.0, snapshot.taken_at - first_seen)
+        out.actions.append(Action(kind, info.name, owner,
+                                  f"it is {info.state} and no server of the hub uses it (seen so for {since:.0f} s)"))
+    return out
+
+
+class Reconciler:
+    """The snapshot and the reconciling loop of one workspace.
+
+    :param list_instances: coroutine function returning the workspace's instances.
+    :param in_use: the lower-case names of instances that must not be touched now.
+    :param act: hands an :class:`Action` over (to the fleet).
+    """
+
+    def __init__(
+        self,
+        workspace: str,
+        list_instances: Callable[[], Awaitable[list[InstanceInfo]]],
+        *,
+        hub_id: str,
+        interval: float,
+        stop_action: str,
+        in_use: Callable[[], set[str]],
+        act: Callable[[Action], None],
+    ):
+        self.workspace = workspace
+        self._list = list_instances
+        self.hub_id = hub_id
+        self.interval = interval
+        self.stop_action = stop_action
+        self._in_use = in_use
+        self._act = act
+        self._snapshot: Snapshot | None = None
+        self._refreshing: asyncio.Future | None = None
+        self._suspects: dict = {}
+        self._task: asyncio.Task | None = None
+        self.passes = 0
+
+    async def snapshot(self, max_age: float) -> Snapshot:
+        """A snapshot at most ``max_age`` seconds old: the last one, or a new
+        list that every caller waiting at the same time shares."""
+        snap = self._snapshot
+        if snap is not None and time.monotonic() - snap.taken_at < max_age:
+            return snap
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.ensure_future(self._refresh())
+        return await asyncio.shield(self._refreshing)
+
+    async def _refresh(self) -> Snapshot:
+        taken_at = time.monotonic()
+        snap = Snapshot.of(taken_at, await self._list())
+        if self._snapshot is None or snap.taken_at >= self._snapshot.taken_at:
+            self._snapshot = snap
+        return snap
+
+    def reconcile(self, snap: Snapshot) -> Plan:
+        """One pass over ``snap``: hand over what must be done, remember suspects."""
+        result = plan(snap, hub_id=self.hub_id, in_use=self._in_use(), suspects=self._suspects,
+                      min_age=self.interval / 2, stop_action=self.stop_action)
+        self._suspects = result.suspects
+        self.passes += 1
+        for info in result.left_running:
+            owner = ownership.owner_of(info.tags)
+            log.warning("reconciler: compute instance %s of %s in workspace %s is %s with no server; left running "
+                        "(stop_action=keep)", info.name, owner.describe() if owner else "?", self.workspace, info.state)
+        for action in result.actions:
+            self._act(action)
+        return result
+
+    async def _loop(self) -> None:
+        # The first pass waits an interval: the hub is still finding its servers.
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                self.reconcile(await self.snapshot(self.interval / 2))
+            except ComputeError as e:
+                log.warning("reconciler: could not list the compute instances of %s: %s", self.workspace, e.message)
+            except Exception:
+                log.exception("reconciler: pass over %s failed", self.workspace)
+
+    def start(self) -> None:
+        if self.interval > 0 and (self._task is None or self._task.done()):
+            self._task = asyncio.ensure_future(self._loop())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None

@@ -1,0 +1,108 @@
+"""Nothing runs (and bills) without a server: a server that ends on its own,
+a stop AML refuses for a while, a hub or an AML that dies mid-create, and an
+instance found running with no server all end with the instance stopped.
+Each test ends by checking AML itself (the emulator), not the hub's word."""
+
+from __future__ import annotations
+
+import time
+
+from aml_jupyterhub.ownership import Owner
+from tests.integration.conftest import instance, instance_of, instances, make_instance, spawn_ready, state_of
+
+FAST_RETRIES = """
+    c.AMLSpawner.retry_total = 1   # one retry per call: a fault window is crossed in seconds
+"""
+
+
+def wait_state(hub, emu, name: str, state: str, timeout: float = 60) -> None:
+    hub.wait_for(lambda: state_of(emu, name) == state, timeout, what=f"{name} to be {state}")
+
+
+def test_a_server_shut_down_from_jupyterlab_stops_its_instance(make_hub, emu):
+    hub = make_hub()
+    spawn_ready(hub, "alice")
+    name = instance_of(emu, "alice")
+    # File > Shut Down in JupyterLab
+    r = hub.user_request("POST", "alice", "api/shutdown")
+    assert r.status_code in (200, 204), r.text
+    hub.wait_for(lambda: hub.server_model("alice") is None, 60, what="poll to notice the server ended")
+    wait_state(hub, emu, name, "Stopped")
+
+
+def test_a_stop_that_aml_refuses_for_a_while_is_finished_in_the_background(make_hub, emu):
+    hub = make_hub(FAST_RETRIES)
+    spawn_ready(hub, "bob")
+    name = instance_of(emu, "bob")
+    # every stop is answered 503 for a while: the hub's own try and its first retry fail
+    emu.fault(kind="error", status=503, methods=["POST"], path_contains="/stop", count=4)
+    hub.stop_server("bob")
+    assert state_of(emu, name) == "Running"  # the server is gone; the instance not yet...
+    assert "keeps trying in the background" in hub.log_tail(20000)  # ...and the hub says so
+    wait_state(hub, emu, name, "Stopped")
+    assert "pending" in hub.log_tail(40000)
+    assert emu.control("GET", "/_emulator/faults").json() == []
+
+
+def test_a_hub_killed_mid_create_leaves_no_instance_running(make_hub, emu):
+    emu.set_transitions(create=4)
+    hub = make_hub("c.AMLSpawner.reconcile_interval = 1")
+    hub.spawn("carol")
+    hub.wait_for(lambda: instances(emu), 30, 0.1, what="the create to be under way")
+    name = instance_of(emu, "carol")
+    assert state_of(emu, name) == "Creating"
+    hub.kill()
+    hub.start()
+    # AML finishes the create; the restarted hub has no server for it
+    wait_state(hub, emu, name, "Stopped", 60)
+    assert hub.server_model("carol") is None
+    assert "reconciler: stopping compute instance" in hub.log_tail(40000)
+
+
+def test_aml_failing_mid_create_leaves_no_instance_running(make_hub, emu):
+    emu.set_transitions(create=2)
+    hub = make_hub(FAST_RETRIES)
+    hub.spawn("dave")
+    hub.wait_for(lambda: instances(emu), 30, 0.1, what="the create to be under way")
+    name = instance_of(emu, "dave")
+    assert state_of(emu, name) == "Creating"
+    emu.fault(kind="error", status=503, count=12)  # AML answers nothing for a while
+    events = hub.progress("dave")
+    assert events[-1].get("failed"), events
+    wait_state(hub, emu, name, "Stopped", 90)
+    assert hub.server_model("dave") is None
+
+
+def test_the_reconciler_stops_orphans_of_this_hub_only(make_hub, emu):
+    hub = make_hub("c.AMLSpawner.reconcile_interval = 1")
+    spawn_ready(hub, "erin")
+    mine = instance_of(emu, "erin")
+    orphan, other_hub, untagged = "jhghost-orphan", "jhother-hub", "jhuntagged-ci"
+    hub_id = instance(emu, mine)["tags"].get("jupyterhub-hub", "0.1-had-none")
+    make_instance(emu, orphan, Owner(hub_id, "ghost", "lab").tags())
+    make_instance(emu, other_hub, Owner("another-hub", "ghost", "").tags())
+    make_instance(emu, untagged, {"owner": "someone"})
+    started = time.monotonic()
+    wait_state(hub, emu, orphan, "Stopped", 30)
+    took = time.monotonic() - started
+    time.sleep(3)  # three more passes
+    assert state_of(emu, other_hub) == "Running" and state_of(emu, untagged) == "Running"
+    assert state_of(emu, mine) == "Running" and hub.server_model("erin")["ready"]
+    log = hub.log_tail(60000)
+    line = next(x for x in log.splitlines() if "reconciler: stopping compute instance" in x)
+    assert orphan in line and "ghost/lab" in line and "no server of the hub uses it" in line, line
+    assert other_hub not in log and untagged not in log
+    print(f"orphan to Stopped: {took:.1f} s (interval 1 s, stop transition 0.3 s)")
+
+
+def test_stop_action_keep_leaves_orphans_running_and_says_so(make_hub, emu):
+    hub = make_hub("""
+        c.AMLSpawner.reconcile_interval = 1
+        c.AMLSpawner.stop_action = "keep"
+    """)
+    orphan = "jhghost-kept"
+    make_instance(emu, orphan, Owner(hub.hub_id, "ghost", "").tags())
+    hub.wait_for(lambda: "left running (stop_action=keep)" in hub.log_tail(20000), 30, what="the note")
+    time.sleep(2)
+    assert state_of(emu, orphan) == "Running"
+    assert instance(emu, orphan) is not None
