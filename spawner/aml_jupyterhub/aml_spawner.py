@@ -489,7 +489,9 @@ class AMLSpawner(Spawner):
         return self.fleet.reconciler(project.key, make)
 
     async def start_reconcilers(self) -> None:
-        """Start the reconciler of every configured workspace (at hub start)."""
+        """At hub start: make (or read) the hub's id, and start the reconciler
+        of every configured workspace."""
+        self.log.info("AML spawner: hub id %s, reconcile_interval %s s", self.hub_id, self.reconcile_interval)
         for project in self._projects():
             if all(project.key):
                 await self._reconciler(project)

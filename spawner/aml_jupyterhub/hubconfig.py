@@ -346,7 +346,6 @@ def configure(c, values: dict, environ=None) -> None:
     from .auth import VerifiedAzureAdOAuthenticator
 
     environ = os.environ if environ is None else environ
-    os.umask(0o077)  # what the hub writes (database journal, pid files) is its own
     data = prepare_data_dir(Path(values["HUB_DATA_DIR"]))
     sec = ensure_secrets(data)
     host = values["HOST"]

@@ -1,0 +1,114 @@
+"""The product's own jupyterhub_config.py in a real hub process: what its
+children inherit, what it leaves on disk, how it refuses a bad data dir."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import ROOT, free_port
+from tests.hubharness import chp_command
+
+CANARY = "canary-secret-9f1c"
+AZURE_ENV = {
+    "LOCAL_MODE": "false",
+    "AAD_TENANT_ID": "11111111-1111-1111-1111-111111111111", "AAD_CLIENT_ID": "c-id", "AAD_CLIENT_SECRET": CANARY + "-aad",
+    "AAD_ALLOWED_GROUPS": "g1", "AML_SUBSCRIPTION_ID": "sub", "AML_RESOURCE_GROUP": "rg", "AML_WORKSPACE": "ws",
+    "AZURE_TENANT_ID": "11111111-1111-1111-1111-111111111111", "AZURE_CLIENT_ID": "sp-id",
+    "AZURE_CLIENT_SECRET": CANARY + "-azure",
+    "AML_PROFILES_FILE": str(ROOT / "hub" / "profiles.json"),
+    "AML_RECONCILE_INTERVAL": "0",  # no Azure here to list
+}
+
+
+def proc_environ(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/environ").read_bytes()
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+@pytest.fixture
+def product_hub(tmp_path):
+    """The real hub/jupyterhub_config.py, on free ports, in Azure mode with canary secrets."""
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    port, hub_port, api_port = free_port(), free_port(), free_port()
+    wrapper = tmp_path / "jupyterhub_config.py"
+    wrapper.write_text(
+        f"exec(open({str(ROOT / 'hub' / 'jupyterhub_config.py')!r}).read())\n"
+        f"c.JupyterHub.bind_url = 'http://127.0.0.1:{port}'\n"
+        f"c.JupyterHub.hub_bind_url = 'http://127.0.0.1:{hub_port}'\n"
+        f"c.ConfigurableHTTPProxy.api_url = 'http://127.0.0.1:{api_port}'\n"
+        f"c.ConfigurableHTTPProxy.command = [{chp_command()!r}]\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AML_", "AAD_", "HUB_", "AZURE_", "JUPYTERHUB_"))}
+    env.update(AZURE_ENV, HUB_DATA_DIR=str(data))
+    log = open(tmp_path / "hub.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(wrapper)], cwd=tmp_path, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, (tmp_path / "hub.log").read_text()[-3000:]
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/hub/health", timeout=2).ok:
+                break
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    else:
+        raise AssertionError((tmp_path / "hub.log").read_text()[-3000:])
+    yield proc, data, tmp_path / "hub.log"
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_no_child_process_inherits_the_secrets(product_hub):
+    proc, data, log_path = product_hub
+    chp = int((data / "proxy.pid").read_text())
+    kids = children(proc.pid)
+    assert chp in kids and len(kids) >= 2, kids  # the proxy and the idle culler
+    for pid in kids:
+        env = proc_environ(pid)
+        assert CANARY.encode() not in env, (pid, Path(f"/proc/{pid}/cmdline").read_bytes())
+    assert CANARY not in log_path.read_text()
+
+
+def test_the_data_dir_and_database_are_private(product_hub):
+    _, data, _ = product_hub
+    assert stat.S_IMODE(os.stat(data).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(data / "jupyterhub.sqlite").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(data / "secrets").st_mode) == 0o700
+    hub_id = data / "secrets" / "hub-id"
+    deadline = time.monotonic() + 30  # made once the hub has started
+    while not hub_id.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert hub_id.read_text().strip()
+
+
+@pytest.mark.parametrize("make_bad,words", [
+    (lambda tmp: tmp / "a-file" / "data", "HUB_DATA_DIR="),
+])
+def test_an_unusable_data_dir_stops_the_hub_with_one_line(tmp_path, make_bad, words):
+    (tmp_path / "a-file").write_text("not a directory")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AML_", "AAD_", "HUB_", "AZURE_"))}
+    env["HUB_DATA_DIR"] = str(make_bad(tmp_path))
+    r = subprocess.run([sys.executable, "-m", "jupyterhub", "-f", str(ROOT / "hub" / "jupyterhub_config.py")],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    lines = [line for line in r.stderr.splitlines() if "aml-jupyterhub" in line]
+    assert len(lines) == 1 and words in lines[0] and "cannot be used" in lines[0], r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
