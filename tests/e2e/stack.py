@@ -211,8 +211,13 @@ class ComposeStack:
     def down(self, volumes: bool = False) -> subprocess.CompletedProcess:
         return self.compose("down", *(["-v"] if volumes else []), "--remove-orphans", timeout=300, check=False)
 
-    def restart(self, service: str) -> None:
-        self.compose("restart", service, timeout=180)
+    def restart(self, service: str) -> int:
+        """``docker compose restart`` as two halves; returns the exit code the
+        service stopped with (137: compose had to SIGKILL it after its grace period)."""
+        self.compose("stop", service, timeout=180)
+        r = self.compose("ps", "--all", "--format", "{{.ExitCode}}", service, timeout=60)
+        self.compose("start", service, timeout=180)
+        return int(r.stdout.strip().splitlines()[-1])
 
     def logs(self, tail: int = 200) -> str:
         parts = []
