@@ -624,15 +624,11 @@ class AMLSpawner(Spawner):
         mode = self.connect_mode
         client = await self._client(project)
         await self._reconciler(project)
-        name, owner, remembered = self._target_instance(project)
+        # which instance (reads only); then nothing else acts on it while this start does
+        name, owner, info, allow_legacy = await self._resolve_instance(client, project)
         key = instance_key(project.key, name)
         self.fleet.cancel_settling(key)
         async with self.fleet.lock(key):
-            info = await self._read_owned(client, name, owner, allow_legacy=remembered)
-            if info is None and not remembered:
-                found = await self._find_legacy_instance(client, owner)
-                if found is not None:
-                    name, info = found
             self.instance_name = name
             self.workspace = {"subscription_id": project.subscription_id, "resource_group": project.resource_group,
                               "workspace_name": project.workspace_name}
@@ -646,7 +642,7 @@ class AMLSpawner(Spawner):
             if mode == "proxy":
                 ssh_key = self._ssh_key(project, name, fresh=creating)
             spec = await self._spec(name, profile, mode, owner, ssh_key)
-            info = await self._ensure_instance(client, spec, info, owner, allow_legacy=remembered or not creating)
+            info = await self._ensure_instance(client, spec, info, owner, allow_legacy=allow_legacy and not creating)
             self.resource_id = info.id or ""
             if info.vm_size and info.vm_size.lower() != profile.vm_size.lower():
                 self._emit("connect", f"Note: your existing instance {name} has size {info.vm_size}; "
@@ -657,6 +653,28 @@ class AMLSpawner(Spawner):
                 url = await self._connect_proxy(info, ssh_key)
         self._seen_alive_at = time.monotonic()
         return url
+
+    async def _resolve_instance(self, client, project: Project):
+        """(name, owner, info or None, allow_legacy) of the instance this start
+        uses: the remembered one while it exists, else this server's own name
+        (or the instance version 0.1 made for it). Somebody else's instance
+        under either name is refused here, before anything is done."""
+        name, owner, remembered = self._target_instance(project)
+        info = await self._read_owned(client, name, owner, allow_legacy=remembered)
+        if info is not None:
+            return name, owner, info, remembered
+        if remembered:
+            # gone (deleted, or never made): start afresh under this server's own name and tags
+            fresh, owner = self._name_for(project), self._owner_now()
+            if fresh != name:
+                name = fresh
+                info = await self._read_owned(client, name, owner, allow_legacy=False)
+                if info is not None:
+                    return name, owner, info, False
+        found = await self._find_legacy_instance(client, owner)
+        if found is not None:
+            return found[0], owner, found[1], True
+        return name, owner, None, False
 
     def _target_instance(self, project: Project) -> tuple[str, ownership.Owner, bool]:
         """The instance to use: the one this server remembers (its name and
@@ -1011,7 +1029,8 @@ class AMLSpawner(Spawner):
         try:
             reconciler = await self._reconciler(project)
             if reconciler is not None:
-                max_age = min(self.reconcile_interval, self.poll_interval) if trouble else self.reconcile_interval
+                # the reconciler's own passes keep the list fresh; a poll refreshes it only when they stall
+                max_age = min(self.reconcile_interval, self.poll_interval) if trouble else 1.5 * self.reconcile_interval
                 snap = await reconciler.snapshot(max_age)
                 if snap.taken_at < self._seen_alive_at:
                     return None  # our own sighting is newer than the list

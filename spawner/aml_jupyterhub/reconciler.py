@@ -165,8 +165,11 @@ class Reconciler:
 
     async def _loop(self) -> None:
         # The first pass waits an interval: the hub is still finding its servers.
+        # Passes keep a fixed cadence (a slow list does not push the next one back).
+        next_pass = time.monotonic() + self.interval
         while True:
-            await asyncio.sleep(self.interval)
+            await asyncio.sleep(max(0.0, next_pass - time.monotonic()))
+            next_pass = max(next_pass + self.interval, time.monotonic())
             try:
                 self.reconcile(await self.snapshot(self.interval / 2))
             except ComputeError as e:

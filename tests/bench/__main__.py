@@ -1,6 +1,6 @@
 """``make bench``: performance figures, printed (never asserted in tests).
 
-    python -m tests.bench [compute] [spawn] [storm] [stack] [--rounds N] [--spawns N] [--users N]
+    python -m tests.bench [compute] [spawn] [storm] [stack] [reconcile] [--rounds N] [--spawns N] [--users N] [--servers N]
 
 compute: the compute client against the emulator with every transition set to
 zero seconds: ARM requests and wall time for create-to-running, stop, start
@@ -10,6 +10,8 @@ requests per spawn.
 storm: many users spawning at once; the hub API's latency meanwhile.
 stack: image sizes, `docker compose up` to a healthy hub, the hub's memory
 with many running servers (images must be built: make image).
+reconcile: ARM requests per hour to watch --servers running servers, with the
+reconciler off and on, and seconds from an orphan appearing to its Stopped.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ async def bench_compute(rounds: int) -> None:
     print(f"slowest operation: {worst:.2f} s (a poll waiting for the SDK's 30 s default would show here)")
 
 
-SUITES = ["compute", "spawn", "storm", "stack"]
+SUITES = ["compute", "spawn", "storm", "stack", "reconcile"]
 
 
 def main(argv=None) -> int:
@@ -69,6 +71,7 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=5, help="rounds of the compute suite")
     p.add_argument("--spawns", type=int, default=20, help="spawns per mode in the spawn suite")
     p.add_argument("--users", type=int, default=50, help="users in the storm suite")
+    p.add_argument("--servers", type=int, default=100, help="running servers in the reconcile suite")
     args = p.parse_args(argv)
     unknown = set(args.suites) - set(SUITES)
     if unknown:
@@ -89,6 +92,11 @@ def main(argv=None) -> int:
             stack.bench_images()
             stack.bench_compose_up()
             stack.bench_hub_memory(args.users)
+        elif suite == "reconcile":
+            from tests.bench import reconcile
+
+            reconcile.bench_arm_reads(args.servers)
+            reconcile.bench_orphan_to_stopped()
     return 0
 
 

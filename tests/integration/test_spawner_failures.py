@@ -3,8 +3,6 @@ happened, and leave no half-made instance running."""
 
 from __future__ import annotations
 
-import pytest
-
 from tests.integration.conftest import instance
 
 

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from tests.hubharness import Hub
+from tests.integration.conftest import instances, spawn_ready
 from tests.kernel import execute
 
 
@@ -31,21 +32,10 @@ def fresh(hub, emu):
         hub.wait_for(lambda u=user["name"]: not hub.user_model(u)["servers"], 60, what="servers to stop")
 
 
-def instances(emu) -> dict:
-    return {i["name"]: i for i in emu.control("GET", "/_emulator/instances").json()}
-
-
 async def run_code(hub: Hub, user: str, code: str, server: str = "") -> str:
     """Start a kernel through the proxy and run ``code`` over its websocket."""
     return await execute(f"{hub.url}/user/{user}/{server + '/' if server else ''}api", hub.token, code, username=user)
 
-
-def spawn_ready(hub: Hub, user: str, server: str = "", options: dict | None = None) -> list[dict]:
-    r = hub.spawn(user, server, options)
-    assert r.status_code in (201, 202), r.text
-    events = hub.progress(user, server)
-    assert events[-1].get("ready"), (events, hub.log_tail())
-    return events
 
 
 def test_spawn_progress_kernel_stop_and_reuse(fresh, emu):
