@@ -4,14 +4,15 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv test test-unit test-contract bench clean up down logs image
+.PHONY: help venv test test-unit test-contract bench clean up down clean-local logs image
 
 help:
 	@echo "make venv    - create $(VENV) with the package (editable) and the test tools"
 	@echo "make test    - run the whole test suite (unit, contract, integration, end-to-end)"
 	@echo "make bench   - print performance figures"
 	@echo "make up      - build the images and start the stack (creates .env from .env.example)"
-	@echo "make down    - stop the stack (volumes, so data, are kept)"
+	@echo "make down    - stop the stack (volumes, so data, are kept; emulated instances keep running, as VMs)"
+	@echo "make clean-local - remove the local demo completely: emulated instances, their network, the volumes (asks first)"
 	@echo "make logs    - follow the stack's logs"
 	@echo "make image   - build the hub, emulator and compute-instance images; print their sizes"
 
@@ -66,31 +67,58 @@ up: .env
 	  $(COMPOSE) --profile build build instance-image; \
 	fi
 	$(COMPOSE) up -d --wait
-	@host=$$($(COMPOSE) exec -T caddy printenv HOST); \
+	@host=$$($(COMPOSE) exec -T caddy printenv HOST); port=$$($(COMPOSE) exec -T caddy printenv HTTPS_PORT); \
+	url="https://$$host$$([ "$$port" = 443 ] || echo ":$$port")"; \
 	if command -v curl >/dev/null; then \
 	  for i in $$(seq 30); do \
-	    curl -ksfo /dev/null --noproxy "*" --resolve "$$host:443:127.0.0.1" "https://$$host/hub/health" && break; sleep 1; \
+	    curl -ksfo /dev/null --noproxy "*" --resolve "$$host:$$port:127.0.0.1" "$$url/hub/health" && break; sleep 1; \
 	  done; \
 	fi; \
-	echo; echo "aml-jupyterhub is up: https://$$host/"; \
+	echo; echo "aml-jupyterhub is up: $$url/"; \
 	if $(COMPOSE) config --services | grep -qx emulator; then \
 	  echo "local mode: log in at the emulated Azure AD as"; \
 	  echo "  alice, bob, erin  (group Data Science)   password <name>-password, e.g. alice-password"; \
 	  echo "  carol             (group Hub Admins)     password carol-password"; \
 	  echo "  dave              (no group)             password dave-password"; \
-	  case "$$host" in localhost|127.*) echo "(certificates come from local CAs: your browser will ask you to accept https://$$host/ and https://localhost:8443/)";; esac; \
+	  emu=$$($(COMPOSE) exec -T hub printenv EMULATOR_PUBLIC_URL); \
+	  case "$$host" in localhost|127.*) echo "(certificates come from local CAs: your browser will ask you to accept $$url/ and $${emu:-https://localhost:8443}/)";; esac; \
 	fi
 
 # Emulated compute instances are containers the emulator made, not compose's:
 # like VMs while the hub is down they keep running (and so does the network
 # they are on); the hub finds them again at the next `make up`.
+STACK_NETWORK = $(shell sed -n 's/^STACK_NETWORK=//p' .env 2>/dev/null | tail -n 1)
+NETWORK := $(or $(STACK_NETWORK),aml-jupyterhub)
+INSTANCES = docker ps -aq --filter label=aml-jupyterhub.instance --filter network=$(NETWORK)
+
 down:
 	$(COMPOSE) down
-	@n=$$(docker ps -q --filter label=aml-jupyterhub.instance | wc -l); \
+	@n=$$($(INSTANCES) --filter status=running | wc -l); \
 	if [ "$$n" -gt 0 ]; then \
-	  echo "note: $$n emulated compute instance(s) still running, as VMs would (docker ps --filter label=aml-jupyterhub.instance);"; \
-	  echo "      stop their servers in the hub to stop them"; \
+	  echo "note: $$n emulated compute instance(s) still running, as VMs would, and with them the network $(NETWORK);"; \
+	  echo "      the next 'make up' finds them again. Stop their servers in the hub first to stop them, or"; \
+	  echo "      'make clean-local' to remove the demo completely (instances, their files, network, volumes)."; \
 	fi
+
+# Everything the local demo made: the emulated instances (containers the
+# emulator made, and their home volumes), the network, the compose volumes.
+# YES=1 skips the question (scripts, tests).
+clean-local:
+	@echo "This removes the local demo completely: the emulated compute instances on network $(NETWORK)"
+	@echo "(and the files on them), the network, and the stack's volumes (hub database, certificates, emulator)."
+	@if [ "$(YES)" != 1 ]; then \
+	  printf "Type yes to remove them: "; read answer; \
+	  [ "$$answer" = yes ] || { echo "nothing removed"; exit 1; }; \
+	fi
+	@ids=$$($(INSTANCES)); \
+	if [ -n "$$ids" ]; then \
+	  names=$$(docker inspect --format '{{index .Config.Labels "aml-jupyterhub.instance"}}' $$ids); \
+	  docker rm -f $$ids >/dev/null && echo "removed $$(echo $$ids | wc -w) emulated instance(s)"; \
+	  for n in $$names; do docker volume rm -f "aml-ci-$$n-home" >/dev/null; done; \
+	fi
+	$(COMPOSE) --profile local down --volumes --remove-orphans
+	@docker network rm $(NETWORK) >/dev/null 2>&1 || true
+	@echo "the local demo is gone; 'make up' starts afresh"
 
 logs:
 	$(COMPOSE) logs --follow --tail 100

@@ -20,7 +20,9 @@ import time
 import jwt
 from oauthenticator.azuread import AzureAdOAuthenticator
 from tornado import web
-from traitlets import Float, Unicode, default
+from traitlets import Dict, Float, Unicode, default
+
+from .refused import RefusedCallbackHandler
 
 _fresh_login: contextvars.ContextVar[bool] = contextvars.ContextVar("aml_fresh_login", default=False)
 
@@ -54,6 +56,14 @@ class VerifiedAzureAdOAuthenticator(AzureAdOAuthenticator):
         help="The id_token issuer to accept. Default: https://sts.windows.net/{tenant_id}/ (Azure AD v1 tokens).",
     )
     clock_skew_seconds = Float(120, config=True, help="Leeway for exp/nbf/iat, seconds.")
+    group_display_names = Dict(
+        config=True,
+        help="Azure AD group object id -> display name, for the page a refused user sees. Default: none (ids shown).",
+    )
+    admin_contact = Unicode(
+        "", config=True, help="Who a refused user should ask for access (a name or an address). Default: the hub's administrator."
+    )
+    callback_handler = RefusedCallbackHandler
     keys_cache_seconds = Float(3600, config=True, help="How long fetched signing keys are reused, seconds.")
 
     @default("jwks_url")
@@ -128,9 +138,12 @@ class VerifiedAzureAdOAuthenticator(AzureAdOAuthenticator):
     async def authenticate(self, handler, data=None, **kwargs):
         token = _fresh_login.set(True)
         try:
-            return await super().authenticate(handler, data, **kwargs)
+            model = await super().authenticate(handler, data, **kwargs)
         finally:
             _fresh_login.reset(token)
+        if handler is not None:
+            handler._aml_auth_model = model  # who it was, for the refusal page if check_allowed says no
+        return model
 
     async def token_to_user(self, token_info):
         id_token = token_info.get("id_token")

@@ -63,6 +63,16 @@ SETTINGS: list[Setting] = [
     _s("Deployment", "HOST", "localhost",
        "Public DNS name of the hub. Caddy gets a certificate for it (Let's Encrypt for a public name, its "
        "own CA for localhost) and the Azure AD callback is https://HOST/hub/oauth_callback.", "hub.example.org"),
+    _s("Deployment", "HTTPS_PORT", "443",
+       "Host port Caddy serves HTTPS on (read by compose; the hub puts it in its public URL and the Azure AD "
+       "callback when it is not 443). Change it when 443 is taken, e.g. to run the demo beside another server.",
+       "8444", kind="int"),
+    _s("Deployment", "HTTP_PORT", "80",
+       "Host port Caddy answers plain HTTP on, to redirect to HTTPS and for Let's Encrypt (read by compose).",
+       "8080", kind="int"),
+    _s("Deployment", "STACK_NETWORK", "aml-jupyterhub",
+       "Name of the stack's Docker network (read by compose); in local mode the emulated instances join it. "
+       "Two stacks on one Docker engine need two names.", "aml-jupyterhub-test"),
     _s("Deployment", "ACME_EMAIL", "", "E-mail for Let's Encrypt notices (optional; read by Caddy).",
        "admin@example.org"),
     _s("Deployment", "LOCAL_MODE", "auto",
@@ -92,6 +102,13 @@ SETTINGS: list[Setting] = [
        "alice@contoso.com,bob@contoso.com", kind="list"),
     _s("Azure AD login", "AAD_ADMIN_USERS", "", "Comma-separated user names who are hub admins.",
        "carol@contoso.com", kind="list"),
+    _s("Azure AD login", "AAD_GROUP_NAMES", "",
+       "Display names of the groups above, for the page a refused user sees: comma-separated id=name pairs. "
+       "Empty: ids are shown (local mode knows its groups' names).",
+       "5e1dd9df-b8aa-4f0e-a9ea-7938609ffd83=Data Science", kind="list"),
+    _s("Azure AD login", "AAD_ADMIN_CONTACT", "",
+       "Whom a refused user should ask for access (shown on their page). Empty: \"your hub's administrator\".",
+       "research-it@example.org"),
     _s("Azure AD login", "AAD_ALLOW_ALL", "false",
        "Let every user of the tenant in (otherwise set allowed groups or users).", "true", kind="bool"),
     # --- Azure ML
@@ -160,6 +177,9 @@ SETTINGS: list[Setting] = [
     _s("Local mode", "EMULATOR_PUBLIC_URL", "https://localhost:8443",
        "The emulator as the browser reaches it (its Azure AD login page, instances' JupyterLab).",
        "https://localhost:8443"),
+    _s("Local mode", "EMULATOR_PORT", "8443",
+       "Host port (on 127.0.0.1) the emulator is published on, for the browser (read by compose); keep "
+       "EMULATOR_PUBLIC_URL's port the same.", "8445", kind="int"),
     _s("Local mode", "EMULATOR_CA", "/srv/emulator-ca/ca.pem", "The emulator's CA certificate, to trust it.",
        "/srv/emulator-ca/ca.pem"),
 ]
@@ -224,6 +244,9 @@ def load_settings(env: Mapping[str, str]) -> dict:
     if values["AML_HUB_ID"] and not ownership.valid_hub_id(values["AML_HUB_ID"]):
         raise ConfigError(f"AML_HUB_ID={_short(values['AML_HUB_ID'])} is not valid: use 1-64 letters, digits, '.', "
                           "'_' or '-' (or leave it empty for a generated id).")
+    for name in ("HTTPS_PORT", "HTTP_PORT", "EMULATOR_PORT"):
+        if values[name] is not None and not 1 <= values[name] <= 65535:
+            raise ConfigError(f"{name}={values[name]} is not a port: use 1-65535 ({BY_NAME[name].help})")
     cull = values["HUB_IDLE_CULL_TIMEOUT"]
     if cull is not None and cull < 0:
         raise ConfigError("HUB_IDLE_CULL_TIMEOUT must be 0 (off) or a number of seconds.")
@@ -350,10 +373,12 @@ def configure(c, values: dict, environ=None) -> None:
     sec = ensure_secrets(data)
     host = values["HOST"]
     local = values["LOCAL_MODE"]
+    port = values["HTTPS_PORT"] or 443
+    public = f"https://{host}" if port == 443 else f"https://{host}:{port}"
 
     c.JupyterHub.bind_url = "http://0.0.0.0:8000"
     c.JupyterHub.hub_bind_url = "http://127.0.0.1:8081"
-    c.JupyterHub.public_url = f"https://{host}"
+    c.JupyterHub.public_url = public
     c.JupyterHub.db_url = f"sqlite:///{data / 'jupyterhub.sqlite'}"
     c.JupyterHub.upgrade_db = True
     c.JupyterHub.cookie_secret_file = sec["cookie_secret_file"]
@@ -386,8 +411,9 @@ def configure(c, values: dict, environ=None) -> None:
         a.token_url = f"{values['EMULATOR_URL']}/{tenant}/oauth2/token"
         a.http_request_kwargs = {"ca_certs": values["EMULATOR_CA"]}
         a.logout_redirect_url = (f"{values['EMULATOR_PUBLIC_URL']}/{tenant}/oauth2/logout"
-                                 f"?post_logout_redirect_uri=https://{host}/hub/login")
+                                 f"?post_logout_redirect_uri={public}/hub/login")
         groups = {g.display_name: g.id for g in identity.groups}
+        a.group_display_names = {g.id: g.display_name for g in identity.groups}
         allowed_groups = values["AAD_ALLOWED_GROUPS"] or [groups["Data Science"]]
         admin_groups = values["AAD_ADMIN_GROUPS"] or [groups["Hub Admins"]]
     else:
@@ -396,10 +422,14 @@ def configure(c, values: dict, environ=None) -> None:
         a.client_id = values["AAD_CLIENT_ID"]
         a.client_secret = values["AAD_CLIENT_SECRET"]
         a.logout_redirect_url = (f"https://login.microsoftonline.com/{tenant}/oauth2/logout"
-                                 f"?post_logout_redirect_uri=https://{host}/hub/login")
+                                 f"?post_logout_redirect_uri={public}/hub/login")
         allowed_groups = values["AAD_ALLOWED_GROUPS"]
         admin_groups = values["AAD_ADMIN_GROUPS"]
-    a.oauth_callback_url = f"https://{host}/hub/oauth_callback"
+    a.oauth_callback_url = f"{public}/hub/oauth_callback"
+    names = dict(item.partition("=")[::2] for item in values["AAD_GROUP_NAMES"])
+    if names:
+        a.group_display_names = {**(a.get("group_display_names") or {}), **names}
+    a.admin_contact = values["AAD_ADMIN_CONTACT"]
     a.username_claim = values["AAD_USERNAME_CLAIM"]
     a.allow_all = values["AAD_ALLOW_ALL"]
     a.manage_groups = True

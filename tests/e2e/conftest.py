@@ -1,19 +1,22 @@
 """The compose stack the end-to-end tests share, and its logs when one fails.
 
 One stack per session: built (the layer cache makes an unchanged build quick),
-started with fresh volumes under a project name of its own, and removed at the
-end with its volumes and the instance containers the emulator made. When a
+started with fresh volumes under a project name, ports and network of its
+own, beside a newcomer's demo stack (``demo``), and removed at the end with its
+volumes and the instance containers the emulator made. When a
 test fails, the last lines of every service's log are attached to its report
 (and written to tests/artifacts/e2e-compose-logs.txt).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
 
-from tests.e2e.stack import ARTIFACTS, ComposeStack, Timer, no_docker_reason, upn
+from tests.e2e.demo import Demo
+from tests.e2e.stack import ARTIFACTS, ROOT, ComposeStack, Timer, no_docker_reason, upn
 
 USERS = [upn(n) for n in ("alice", "bob", "carol", "dave", "erin")]
 
@@ -37,12 +40,24 @@ def timer():
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory, timer):
+def demo(timer):
+    """A newcomer's demo stack (make up) on the same engine, unless one is there already."""
+    d = Demo(ROOT)
+    if os.environ.get("AML_E2E_NO_DEMO") != "1":
+        with timer.phase("a demo stack beside it (make up in a copy of the repository)"):
+            d.start()
+    yield d
+    left = d.remove()  # if the last test did not
+    if left:
+        print(f"[e2e] make clean-local left: {left}", flush=True)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, timer, demo):
     shutil.rmtree(ARTIFACTS / "e2e", ignore_errors=True)  # this run's screenshots only
     (ARTIFACTS / "e2e-compose-logs.txt").unlink(missing_ok=True)
     s = ComposeStack(tmp_path_factory.mktemp("e2e-stack"))
     s.write_files()
-    s.check_no_other_stack()
     print(f"\n[e2e] compose project {s.project}, hub id {s.hub_id}", flush=True)
     try:
         with timer.phase("build images (compose build)"):

@@ -6,7 +6,9 @@ from ``.env.example`` written to a temporary env file. The hub gets that file
 through a small override compose file, because ``compose.yaml`` reads the
 hub's settings from ``.env`` at the repository root, which the tests must not
 write. Everything is reached the way a user reaches it: the hub through Caddy
-at https://localhost, the emulated Azure AD at https://localhost:8443.
+at https://localhost:<a free port>, the emulated Azure AD at another one: ports
+and the Docker network are the stack's own, so a demo stack (``make up``) on
+the same engine is no obstacle, and the run removes only what it made.
 
 The helpers below it sign users in through the emulated Azure AD login page
 (as a browser would, with requests), make API tokens, drive the hub's REST
@@ -18,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import secrets
 import shutil
 import ssl
@@ -32,15 +33,13 @@ import requests
 
 from aml_jupyterhub.naming import instance_name
 from tests.aadlogin import browser, open_with_login
-from tests.conftest import DEFAULT_WORKSPACE
+from tests.conftest import DEFAULT_WORKSPACE, free_port
 from tests.kernel import execute
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
 HOST = "localhost"
-HUB_URL = f"https://{HOST}"
-EMULATOR_URL = "https://localhost:8443"  # the emulator as the browser reaches it
 DOMAIN = "aml-local.example"  # the packaged test identities' UPN domain
 INSTANCE_LABEL = "aml-jupyterhub.instance"  # on the containers and volumes the emulator makes
 CADDY_ROOT_IN_VOLUME = "/data/caddy/pki/authorities/local/root.crt"
@@ -150,6 +149,11 @@ class ComposeStack:
         self.caddy_root = self.workdir / "caddy-root.crt"
         self.emulator_ca = self.workdir / "emulator-ca.pem"
         self.ca_bundle = self.workdir / "ca-bundle.pem"  # both, for the requests that cross from one to the other
+        # ports and network of its own, so a demo stack (make up) on the same engine is no obstacle
+        self.http_port, self.https_port, self.emulator_port = free_port(), free_port(), free_port()
+        self.network = self.project
+        self.hub_url = f"https://{HOST}:{self.https_port}"
+        self.emulator_url = f"https://{HOST}:{self.emulator_port}"  # the emulator as the browser reaches it
         self.env = {**os.environ, "COMPOSE_PROJECT_NAME": self.project}
         self.env.pop("COMPOSE_FILE", None)
         self.env.pop("COMPOSE_PROFILES", None)  # from the env file
@@ -160,6 +164,9 @@ class ComposeStack:
     def write_files(self) -> None:
         self.env_file.write_text(_env_text({
             "COMPOSE_PROFILES": "local", "LOCAL_MODE": "true", "HOST": HOST, "AML_HUB_ID": self.hub_id,
+            "HTTP_PORT": str(self.http_port), "HTTPS_PORT": str(self.https_port),
+            "EMULATOR_PORT": str(self.emulator_port), "EMULATOR_PUBLIC_URL": self.emulator_url,
+            "STACK_NETWORK": self.network,
         }))
         # a YAML flow mapping is JSON: no YAML library needed
         self.override_file.write_text(json.dumps(
@@ -179,22 +186,6 @@ class ComposeStack:
         if check and r.returncode != 0:
             raise RuntimeError(f"`{' '.join(cmd[2:])}` failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-5000:]}")
         return r
-
-    def check_no_other_stack(self) -> None:
-        """Ports 80/443/8443 and the network name are fixed in compose.yaml:
-        only one stack can run on an engine. Say so plainly if one does."""
-        r = subprocess.run(["docker", "ps", "--format", "{{.Names}} {{.Ports}}"], capture_output=True, text=True)
-        busy = [line for line in r.stdout.splitlines() if re.search(r":(80|443|8443)->", line)]
-        r = subprocess.run(["docker", "network", "inspect", "aml-jupyterhub", "--format",
-                            '{{index .Labels "com.docker.compose.project"}}'], capture_output=True, text=True)
-        if r.returncode == 0:
-            busy.append(f"network aml-jupyterhub (project {r.stdout.strip() or '?'})")
-        if busy:
-            raise RuntimeError(
-                "another aml-jupyterhub stack (or something on ports 80/443/8443) is on this Docker engine; "
-                "compose.yaml's ports and network name are fixed, so only one stack can run: take it down "
-                "first (`docker compose -p <project> down`).\n" + "\n".join(busy)
-            )
 
     def build(self) -> None:
         """Build the hub, emulator and compute-instance images. The layer cache
@@ -244,13 +235,13 @@ class ComposeStack:
         healthcheck, so `up --wait` returns before it has issued its
         certificate; a browser opened at once would see a TLS error."""
         t0 = time.monotonic()
-        wait_until(lambda: requests.get(f"{HUB_URL}/hub/health", verify=str(self.caddy_root), timeout=10).ok,
-                   timeout, "https://localhost/hub/health through Caddy", interval=0.5)
+        wait_until(lambda: requests.get(f"{self.hub_url}/hub/health", verify=str(self.caddy_root), timeout=10).ok,
+                   timeout, f"{self.hub_url}/hub/health through Caddy", interval=0.5)
         return time.monotonic() - t0
 
     def emulator(self, method: str, path: str, **kw) -> requests.Response:
         """The emulator's own API (``/_emulator/...``), as published on the host."""
-        return requests.request(method, EMULATOR_URL + path, verify=str(self.emulator_ca), timeout=60, **kw)
+        return requests.request(method, self.emulator_url + path, verify=str(self.emulator_ca), timeout=60, **kw)
 
     def emulator_instances(self) -> dict[str, dict]:
         r = self.emulator("GET", "/_emulator/instances")
@@ -304,21 +295,21 @@ def hub_session(stack: ComposeStack) -> requests.Session:
 def sign_in(stack: ComposeStack, name: str, next_path: str = "/hub/home") -> tuple[requests.Session, requests.Response]:
     """Log ``name`` in through the hub's Azure AD login (the emulated login page)."""
     s = hub_session(stack)
-    r = open_with_login(s, f"{HUB_URL}/hub/oauth_login?next={quote(next_path)}", name, password(name))
+    r = open_with_login(s, f"{stack.hub_url}/hub/oauth_login?next={quote(next_path)}", name, password(name))
     return s, r
 
 
-def create_token(session: requests.Session, user: str, note: str = "aml-e2e") -> str:
+def create_token(stack: ComposeStack, session: requests.Session, user: str, note: str = "aml-e2e") -> str:
     """An API token for the logged-in ``user``, made with the session cookie
     (JupyterHub wants the ``_xsrf`` cookie echoed in X-XSRFToken)."""
     xsrf = session.cookies.get("_xsrf")
     if not xsrf:  # the cookie is set by any page that renders a form
-        session.get(f"{HUB_URL}/hub/token", timeout=60)
+        session.get(f"{stack.hub_url}/hub/token", timeout=60)
         xsrf = session.cookies.get("_xsrf")
     assert xsrf, f"no _xsrf cookie after visiting the hub: {session.cookies.keys()}"
-    r = session.post(f"{HUB_URL}/hub/api/users/{quote(user, safe='@')}/tokens",
+    r = session.post(f"{stack.hub_url}/hub/api/users/{quote(user, safe='@')}/tokens",
                      json={"note": note, "expires_in": 4 * 3600},
-                     headers={"X-XSRFToken": xsrf, "Referer": f"{HUB_URL}/hub/token"}, timeout=60)
+                     headers={"X-XSRFToken": xsrf, "Referer": f"{stack.hub_url}/hub/token"}, timeout=60)
     assert r.status_code in (200, 201), (r.status_code, r.text)
     return r.json()["token"]
 
@@ -336,7 +327,7 @@ class HubApi:
 
     def api(self, method: str, path: str, **kw) -> requests.Response:
         kw.setdefault("timeout", 60)
-        return self.session.request(method, f"{HUB_URL}/hub/api{path}", **kw)
+        return self.session.request(method, f"{self.stack.hub_url}/hub/api{path}", **kw)
 
     @staticmethod
     def user_path(user: str) -> str:
@@ -354,7 +345,7 @@ class HubApi:
         """https://localhost/user/<name>/ (as the hub spells the path)."""
         server = self.server(user)
         assert server, f"{user} has no server"
-        return HUB_URL + server["url"]
+        return self.stack.hub_url + server["url"]
 
     def start_server(self, user: str, options: dict | None = None) -> None:
         r = self.api("POST", self.user_path(user) + "/server", json={"user_options": options or {}})
@@ -363,7 +354,7 @@ class HubApi:
     def progress_messages(self, user: str, timeout: float = 300) -> list[dict]:
         """The spawn's event stream, read to its end (ready or failed)."""
         events = []
-        with self.session.get(f"{HUB_URL}/hub/api{self.user_path(user)}/server/progress",
+        with self.session.get(f"{self.stack.hub_url}/hub/api{self.user_path(user)}/server/progress",
                               stream=True, timeout=timeout) as r:
             r.raise_for_status()
             for line in r.iter_lines(decode_unicode=True):

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from tests.e2e.stack import (
-    ARTIFACTS, EMULATOR_URL, HOST, HUB_URL, HubApi, create_token, launch_chromium, password, run_code_sync,
+    ARTIFACTS, HOST, HubApi, create_token, launch_chromium, password, run_code_sync,
     sign_in, ssl_context, upn, wait_until,
 )
 
@@ -36,8 +36,8 @@ SIZES = {"small": "Small", "medium": "Medium", "large": "Large", "gpu": "GPU"}
 def admin(stack) -> HubApi:
     """carol (Hub Admins), signed in through the emulated Azure AD, with an API token."""
     session, page = sign_in(stack, "carol")
-    assert page.status_code == 200 and page.url.startswith(HUB_URL), (page.status_code, page.url, page.text[:500])
-    return HubApi(stack, create_token(session, CAROL))
+    assert page.status_code == 200 and page.url.startswith(stack.hub_url), (page.status_code, page.url, page.text[:500])
+    return HubApi(stack, create_token(stack, session, CAROL))
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +58,12 @@ class Journal(list):
         page.on("framenavigated", lambda f: f == page.main_frame and self.append(f"navigated {f.url[:160]}"))
         page.on("requestfailed", lambda r: self.append(f"failed {r.method} {r.url[:160]}: {r.failure}"))
         page.on("response", lambda r: r.status >= 400 and self.append(f"{r.status} {r.request.method} {r.url[:160]}"))
+        page.on("websocket", self._watch_websocket)
+
+    def _watch_websocket(self, ws) -> None:
+        self.append(f"websocket opened {ws.url[:160]}")
+        ws.on("close", lambda w: self.append(f"websocket closed {w.url[:160]}"))
+        ws.on("socketerror", lambda e: self.append(f"websocket error {ws.url[:100]}: {e}"))
 
     def __str__(self) -> str:
         return "\n".join(self[-40:])
@@ -81,16 +87,17 @@ def chromium(stack, journal: Journal | None = None):
             b.close()
 
 
-def sign_in_with_azure_ad(page, name: str, first_shot: str | None = None, second_shot: str | None = None) -> None:
+def sign_in_with_azure_ad(stack, page, name: str, first_shot: str | None = None,
+                          second_shot: str | None = None) -> None:
     """From the hub's login page through the emulated Azure AD login page."""
-    page.goto(f"{HUB_URL}/")
-    page.wait_for_url(re.compile(r"^https://localhost/hub/login"))
+    page.goto(f"{stack.hub_url}/")
+    page.wait_for_url(re.compile(rf"^{re.escape(stack.hub_url)}/hub/login"))
     button = page.get_by_text(re.compile(r"Sign in with Azure AD"))
     button.wait_for()
     if first_shot:
         shot(page, first_shot)
     button.click()
-    page.wait_for_url(re.compile(rf"^{re.escape(EMULATOR_URL)}/.+/oauth2/authorize"))
+    page.wait_for_url(re.compile(rf"^{re.escape(stack.emulator_url)}/.+/oauth2/authorize"))
     page.locator("#username").wait_for()
     assert "Sign in" in page.title() or "Sign in" in page.content()
     page.fill("#username", name)
@@ -111,19 +118,19 @@ def ensure_running(admin: HubApi, user: str) -> None:
 
 
 def test_https_through_caddy(stack):
-    r = requests.get(f"{HUB_URL}/hub/health", verify=str(stack.caddy_root), timeout=30)
+    r = requests.get(f"{stack.hub_url}/hub/health", verify=str(stack.caddy_root), timeout=30)
     assert r.status_code == 200, r.text
     assert re.match(r"max-age=\d+", r.headers.get("Strict-Transport-Security", "")), r.headers
 
-    r = requests.get(f"http://{HOST}/hub/health", allow_redirects=False, timeout=30)
+    r = requests.get(f"http://{HOST}:{stack.http_port}/hub/health", allow_redirects=False, timeout=30)
     assert r.status_code in (301, 302, 307, 308), (r.status_code, r.headers)
-    assert r.headers["Location"].startswith(f"https://{HOST}/"), r.headers
+    assert r.headers["Location"].startswith(f"{stack.hub_url}/"), r.headers
 
     # The certificate is from Caddy's own CA: it verifies with that root only.
     with pytest.raises(ssl.SSLCertVerificationError):
-        with socket.create_connection((HOST, 443), timeout=30) as sock:
+        with socket.create_connection((HOST, stack.https_port), timeout=30) as sock:
             ssl.create_default_context().wrap_socket(sock, server_hostname=HOST)
-    with socket.create_connection((HOST, 443), timeout=30) as sock:
+    with socket.create_connection((HOST, stack.https_port), timeout=30) as sock:
         with ssl_context(stack.caddy_root).wrap_socket(sock, server_hostname=HOST) as tls:
             issuer = dict(item for rdn in tls.getpeercert()["issuer"] for item in rdn)
     assert "Caddy Local Authority" in issuer.get("commonName", ""), issuer
@@ -138,8 +145,8 @@ def test_browser_login_spawn_form_progress_and_jupyterlab(stack, timer):
     journal = Journal()
     with chromium(stack, journal) as page:
         with timer.phase("browser: hub -> Azure AD login -> spawn form"):
-            sign_in_with_azure_ad(page, "alice", "01-hub-login", "02-azure-ad-login")
-            page.wait_for_url(re.compile(r"^https://localhost/hub/spawn"))
+            sign_in_with_azure_ad(stack, page, "alice", "01-hub-login", "02-azure-ad-login")
+            page.wait_for_url(re.compile(rf"^{re.escape(stack.hub_url)}/hub/spawn"))
             radios = page.locator("input[type=radio][name=profile]")
             radios.first.wait_for()
             assert radios.evaluate_all("els => els.map(e => e.value)") == list(SIZES)
@@ -187,7 +194,7 @@ def test_browser_login_spawn_form_progress_and_jupyterlab(stack, timer):
             page.locator("#jp-main-dock-panel").wait_for(state="visible", timeout=180_000)
             page.locator(".jp-Launcher").first.wait_for(state="visible", timeout=120_000)
             shot(page, "05-jupyterlab")
-            assert re.match(r"^https://localhost/user/alice(@|%40)aml-local\.example/lab", page.url), page.url
+            assert re.match(rf"^{re.escape(stack.hub_url)}/user/alice(@|%40)aml-local\.example/lab", page.url), page.url
 
     inst = stack.emulator_instances()[stack.instance_name(ALICE)]
     assert inst["vm_size"] == "Standard_DS3_v2" and inst["state"] == "Running", inst
@@ -197,14 +204,32 @@ def test_browser_login_spawn_form_progress_and_jupyterlab(stack, timer):
 
 
 def test_user_outside_the_allowed_groups_is_refused(stack, admin):
+    """dave is in no allowed group: his page says who he is, whom the hub
+    admits and whom to ask, and its sign-out also ends his Azure AD session
+    (without it, "sign in" would let Azure AD sign dave in again at once)."""
     journal = Journal()
+    callback = re.compile(rf"^{re.escape(stack.hub_url)}/hub/oauth_callback")
     with chromium(stack, journal) as page:  # a fresh browser: no Azure AD session of alice's
-        sign_in_with_azure_ad(page, "dave")
-        page.wait_for_url(re.compile(r"^https://localhost/hub/oauth_callback"))
+        sign_in_with_azure_ad(stack, page, "dave")
+        page.wait_for_url(callback)
+        page.locator("#aml-refused").wait_for()
         body = page.locator("body").inner_text()
         shot(page, "06-dave-refused")
-    assert any(e.startswith("403 GET https://localhost/hub/oauth_callback") for e in journal), str(journal)
-    assert "not currently authorized to use this hub" in body, body
+        assert "Dave Dunn" in body and DAVE in body and "Data Science" in body, body
+        assert body.count("may not use this hub") == 1 and "ask your hub's administrator" in body, body
+        assert any(e.startswith(f"403 GET {stack.hub_url}/hub/oauth_callback") for e in journal), str(journal)
+
+        # Azure AD still has his session: signing in again is dave again, no password asked
+        page.goto(f"{stack.hub_url}/hub/oauth_login")
+        page.wait_for_url(callback)
+        assert page.locator("#aml-refused").count() == 1
+
+        page.click("#aml-sign-out")
+        page.wait_for_url(re.compile(rf"^{re.escape(stack.hub_url)}/hub/login"))
+        page.get_by_text(re.compile(r"Sign in with Azure AD")).click()
+        page.wait_for_url(re.compile(rf"^{re.escape(stack.emulator_url)}/.+/oauth2/authorize"))
+        page.locator("#password").wait_for()  # the login form again: another account can sign in
+        shot(page, "07-dave-signed-out")
     assert admin.api("GET", admin.user_path(DAVE)).status_code == 404  # never became a hub user
 
 
@@ -214,7 +239,7 @@ def test_user_outside_the_allowed_groups_is_refused(stack, admin):
 def test_kernel_over_websocket_through_caddy(stack, admin, kept_text, timer):
     ensure_running(admin, ALICE)
     with timer.phase("kernel: start, 1+1 over wss, contents"):
-        assert admin.server_url(ALICE).startswith(f"{HUB_URL}/user/")
+        assert admin.server_url(ALICE).startswith(f"{stack.hub_url}/user/")
         assert run_code_sync(admin, ALICE, "1+1") == "2"
         r = admin.user_request("PUT", ALICE, f"api/contents/{KEPT_FILE}",
                                json={"type": "file", "format": "text", "content": kept_text})
@@ -258,7 +283,7 @@ def test_start_again_then_hub_restart_keeps_the_server(stack, admin, timer):
     with timer.phase("docker compose restart hub -> server reachable"):
         code = stack.restart("hub")
         assert code != 137, "the hub did not stop on SIGTERM within compose's grace period and was killed"
-        wait_until(lambda: requests.get(f"{HUB_URL}/hub/health", verify=str(stack.caddy_root), timeout=10).ok,
+        wait_until(lambda: requests.get(f"{stack.hub_url}/hub/health", verify=str(stack.caddy_root), timeout=10).ok,
                    120, "the hub to answer through Caddy after its restart")
         wait_until(lambda: admin.user_request("GET", ALICE, "api/status", timeout=10).status_code == 200,
                    120, "alice's server to answer through the restarted hub")
@@ -304,3 +329,18 @@ def test_compose_down_and_up_keeps_users_tokens_and_files(stack, admin, kept_tex
     assert r.status_code == 200, r.text
     assert r.json()["content"] == kept_text
     assert list(stack.emulator_instances()) == [stack.instance_name(ALICE)]
+
+
+# ---- 8 ---------------------------------------------------------------------------
+
+
+def test_beside_a_demo_stack_and_make_clean_local_removes_it_all(stack, demo, admin):
+    """The whole run above shared the engine with a demo (make up, the
+    default ports and network) and an instance it left; `make clean-local`
+    then leaves nothing of the demo's project."""
+    if demo.copy is None:
+        pytest.skip("the demo on this engine is the user's own (or AML_E2E_NO_DEMO=1): not removed")
+    assert admin.api("GET", "/").status_code == 200  # our stack still answers
+    left = demo.remove()
+    assert left == [], left
+    assert admin.api("GET", "/").status_code == 200  # and is untouched by the demo's removal

@@ -109,7 +109,12 @@ def create_app(config: EmulatorConfig) -> web.Application:
     from .aad import AzureAD, IdentityConfig
     from .appproxy import ApplicationProxy
 
-    aad = AzureAD(IdentityConfig.load(config.identity_file), config.state_dir / "aad")
+    identity = IdentityConfig.load(config.identity_file)
+    if config.redirect_uris and identity.apps:
+        hub_app = identity.apps[0]
+        hub_app.redirect_uris = [*hub_app.redirect_uris, *(u for u in config.redirect_uris
+                                                           if u not in hub_app.redirect_uris)]
+    aad = AzureAD(identity, config.state_dir / "aad")
 
     app = web.Application(
         middlewares=[request_ids_middleware(), arm_middleware(backend, request_log, config.arm_tokens, aad)],

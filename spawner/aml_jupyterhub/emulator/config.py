@@ -9,6 +9,7 @@ import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .models import DEFAULT_TRANSITIONS, TRANSITION_KINDS, Workspace
 
@@ -41,6 +42,7 @@ class EmulatorConfig:
     docker_network: str | None = None
     faults: list[dict] = field(default_factory=list)
     ca_export: Path | None = None
+    redirect_uris: list[str] = field(default_factory=list)
 
 
 def parse_workspace(text: str) -> Workspace:
@@ -90,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help='fault to inject at start, e.g. \'{"kind":"throttle","count":3}\' (repeatable)')
     p.add_argument("--ca-export", type=Path, default=None,
                    help="also write the CA certificate (only it) to this path, e.g. a volume clients mount")
+    p.add_argument("--redirect-uri", action="append", default=None, metavar="URL",
+                   help="also accept this redirect URI for the first app registration (the local hub's), as an "
+                        "admin adds one in Entra ID, e.g. https://localhost:8444/hub/oauth_callback (repeatable)")
     p.add_argument("--config", type=Path, default=None, help="JSON file with any of these settings (flags win)")
     return p
 
@@ -146,6 +151,11 @@ def load_config(argv: list[str] | None = None) -> EmulatorConfig:
     cfg.faults = list(pick("faults", args.fault, []))
     ca_export = pick("ca_export", args.ca_export)
     cfg.ca_export = Path(ca_export) if ca_export else None
+    cfg.redirect_uris = list(pick("redirect_uris", args.redirect_uri, []))
+    for uri in cfg.redirect_uris:
+        parts = urlsplit(uri) if isinstance(uri, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+            parser.error(f"--redirect-uri {uri!r} must be an absolute http(s) URL")
     if cfg.page_size < 1:
         parser.error("--page-size must be at least 1")
     if cfg.poll_interval <= 0:

@@ -1,0 +1,102 @@
+"""The demo a newcomer runs (``make up``, project ``aml-jupyterhub``, ports 80,
+443 and 8443, network ``aml-jupyterhub``), up on the same Docker engine while
+the end-to-end stack runs: the suite must not care what the user runs.
+
+When no demo is there, one is made with ``make up`` in a temporary copy of the
+repository (its files as they are in the working tree), given an
+emulated instance (a container on the demo's network, as a user's server
+leaves behind), and at the end removed with ``make clean-local``, which must
+leave no container, network or volume of the project. A demo that was already
+there (the user's own) is left exactly as it is.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+PROJECT = "aml-jupyterhub"
+NETWORK = "aml-jupyterhub"
+EMULATOR = "https://localhost:8443"
+WS_PATH = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/aml-local/providers/"
+           "Microsoft.MachineLearningServices/workspaces/aml-local")
+TOKEN = "aml-emulator-local-token"
+
+
+def _run(args, cwd=None, timeout=900, check=True, **kw) -> subprocess.CompletedProcess:
+    r = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, **kw)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"`{' '.join(args)}` failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return r
+
+
+def project_leftovers() -> list[str]:
+    """Containers, networks and volumes of the demo's project (and its instances)."""
+    found = []
+    for kind, args in (("container", ["ps", "-a", "--filter", f"label=com.docker.compose.project={PROJECT}"]),
+                       ("instance", ["ps", "-a", "--filter", f"network={NETWORK}"]),
+                       ("network", ["network", "ls", "--filter", f"name=^{NETWORK}$"]),
+                       ("volume", ["volume", "ls", "--filter", f"label=com.docker.compose.project={PROJECT}"])):
+        out = _run(["docker", *args, "--format", "{{.Name}}" if kind in ("network", "volume") else "{{.Names}}"])
+        found += [f"{kind} {line}" for line in out.stdout.split()]
+    return found
+
+
+class Demo:
+    def __init__(self, root: Path):
+        self.root = root
+        self.copy: Path | None = None  # set when this run made the demo
+        self.instance = "jhdemo-leftover-ci"
+
+    def start(self) -> None:
+        if project_leftovers():
+            print("[e2e] a demo stack is already on this engine: running beside it, leaving it alone", flush=True)
+            return
+        self.copy = Path(tempfile.mkdtemp(prefix="aml-demo-"))
+        # tracked files and new ones not ignored, as they are in the working tree
+        files = _run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                     cwd=self.root).stdout.split("\0")
+        tar = subprocess.run(["tar", "-cf", "-", *[f for f in files if f and (self.root / f).exists()]],
+                             cwd=self.root, capture_output=True, check=True)
+        subprocess.run(["tar", "-xf", "-"], cwd=self.copy, input=tar.stdout, check=True)
+        t0 = time.monotonic()
+        try:
+            _run(["make", "up"], cwd=self.copy, timeout=1800)
+            print(f"[e2e] demo stack up in {self.copy} ({time.monotonic() - t0:.0f} s)", flush=True)
+            self._leave_an_instance()
+        except BaseException:
+            self.remove()  # what it made so far, so no half demo is left on the engine
+            raise
+
+    def _leave_an_instance(self) -> None:
+        """What a user's server leaves: an emulated instance on the demo's network."""
+        ca = self.copy / "demo-emulator-ca.pem"
+        _run(["docker", "compose", "cp", "emulator:/srv/emulator/ca.pem", str(ca)], cwd=self.copy)
+        body = {"properties": {"computeType": "ComputeInstance", "properties": {"vmSize": "Standard_DS2_v2"}}}
+        r = requests.put(f"{EMULATOR}{WS_PATH}/computes/{self.instance}", params={"api-version": "2023-08-01-preview"},
+                         json=body, headers={"Authorization": f"Bearer {TOKEN}"}, verify=str(ca), timeout=60)
+        assert r.status_code in (200, 201), r.text
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if _run(["docker", "ps", "-q", "--filter", f"network={NETWORK}", "--filter",
+                     f"label=aml-jupyterhub.instance={self.instance}"]).stdout.strip():
+                return
+            time.sleep(1)
+        raise AssertionError("the demo's emulated instance did not start")
+
+    def remove(self) -> list[str]:
+        """``make clean-local`` in the copy; what of the project is left after it."""
+        if self.copy is None:
+            return []
+        copy, self.copy = self.copy, None
+        _run(["make", "clean-local", "YES=1"], cwd=copy, timeout=600)
+        subprocess.run(["rm", "-rf", str(copy)], check=False)
+        left = project_leftovers()
+        volume = f"aml-ci-{self.instance}-home"
+        if _run(["docker", "volume", "ls", "-q", "--filter", f"name=^{volume}$"]).stdout.strip():
+            left.append(f"volume {volume}")
+        return left
