@@ -45,7 +45,6 @@ from .keys import KeyStore, load_or_create_hub_id
 from .profiles import DEFAULT_PROFILES, OptionsError, Project, choose, menu_for, parse_profiles, parse_projects, render_form
 from .progress import ProgressLog, fmt_elapsed
 from .reconciler import Reconciler
-from .redirector import shared_redirector
 from .ssh import Connection, SSHError, SSHTarget, public_key_text, read_key
 
 STATE_VERSION = 2
@@ -338,7 +337,7 @@ class AMLSpawner(Spawner):
         super().__init__(*args, **kwargs)
         self._reset_runtime()
         self._forget(INSTANCE_FIELDS + RUN_FIELDS)
-        self.fleet = fleet_module.shared()
+        self.fleet = fleet_module.shared(self.log)
         self.fleet.spawners.add(self)
 
     def _forget(self, fields) -> None:
@@ -627,11 +626,12 @@ class AMLSpawner(Spawner):
         # which instance (reads only); then nothing else acts on it while this start does
         name, owner, info, allow_legacy = await self._resolve_instance(client, project)
         key = instance_key(project.key, name)
-        self.fleet.cancel_settling(key)
+        was_settling = self.fleet.cancel_settling(key)
         async with self.fleet.lock(key):
+            if was_settling:  # a stop or delete was at work on it: read it as it is now
+                info = await self._read_owned(client, name, owner, allow_legacy=allow_legacy)
             self.instance_name = name
-            self.workspace = {"subscription_id": project.subscription_id, "resource_group": project.resource_group,
-                              "workspace_name": project.workspace_name}
+            self.workspace = _workspace_record(project)
             self.owner_record = owner.to_state()
             self.mode = mode
             self.vm_size = profile.vm_size
@@ -640,7 +640,7 @@ class AMLSpawner(Spawner):
             creating = info is None or info.state in ("CreateFailed", "Deleting")
             ssh_key = None
             if mode == "proxy":
-                ssh_key = self._ssh_key(project, name, fresh=creating)
+                ssh_key = await self._ssh_key(project, name, fresh=creating)
             spec = await self._spec(name, profile, mode, owner, ssh_key)
             info = await self._ensure_instance(client, spec, info, owner, allow_legacy=allow_legacy and not creating)
             self.resource_id = info.id or ""
@@ -717,18 +717,19 @@ class AMLSpawner(Spawner):
         self.log.info("[%s] using compute instance %s, made by aml-jupyterhub 0.1", self._log_name, legacy)
         return legacy, info
 
-    def _ssh_key(self, project: Project, name: str, *, fresh: bool):
+    async def _ssh_key(self, project: Project, name: str, *, fresh: bool):
         """The key that opens instance ``name``: a new one for a new instance;
-        its own, or the 0.1 shared key for instances made with that."""
+        its own, or the 0.1 shared key for instances made with that. (Files
+        and key generation in a thread: never on the hub's event loop.)"""
         store = self.key_store
         if fresh:
             self.ssh_key_kind = "instance"
-            return store.create(project.key, name)
-        key = store.load(project.key, name)
+            return await asyncio.to_thread(store.create, project.key, name)
+        key = await asyncio.to_thread(store.load, project.key, name)
         if key is not None:
             self.ssh_key_kind = "instance"
             return key
-        shared = read_key(self.ssh_key_file)
+        shared = await asyncio.to_thread(read_key, self.ssh_key_file)
         if shared is not None:
             self.ssh_key_kind = "shared"
             return shared
@@ -740,13 +741,13 @@ class AMLSpawner(Spawner):
             status_code=500,
         )
 
-    def _connection_key(self):
+    async def _connection_key(self):
         # "" is a server started by version 0.1: its own key if it has one, else the shared one
         key = None
         if self.ssh_key_kind != "shared":
-            key = self.key_store.load(self._project_from_state().key, self.instance_name)
+            key = await asyncio.to_thread(self.key_store.load, self._project_from_state().key, self.instance_name)
         if key is None and self.ssh_key_kind != "instance":
-            key = read_key(self.ssh_key_file)
+            key = await asyncio.to_thread(read_key, self.ssh_key_file)
         if key is None:
             raise SSHError(f"the hub's SSH key for {self.instance_name} is missing from {self.secrets_dir}")
         return key
@@ -847,7 +848,7 @@ class AMLSpawner(Spawner):
                 status_code=500,
             )
         self.lab_url = info.lab_url
-        redirector = shared_redirector()
+        redirector = self.fleet.redirector
         await redirector.ensure_started(self.hub.base_url)
         self._emit("launch", f"Sending you to JupyterLab on {info.name}.", fraction=1.0)
         return redirector.url
@@ -984,7 +985,7 @@ class AMLSpawner(Spawner):
                     await conn.close()
                     self._conn = None
                 target = SSHTarget(self.ssh_host, self.ssh_port_used, self.ssh_user)
-                conn = await Connection.open(target, self._connection_key(),
+                conn = await Connection.open(target, await self._connection_key(),
                                              host_key=self.host_key or None, timeout=self.ssh_connect_timeout)
                 try:
                     # the user's way in first: it needs nothing but this connection
@@ -1011,7 +1012,7 @@ class AMLSpawner(Spawner):
 
     async def get_url(self):
         if self.mode == "redirect":
-            return shared_redirector().url if shared_redirector().port else None
+            return self.fleet.redirector.url if self.fleet.redirector.port else None
         if self.local_port:
             return self._url()
         return None
@@ -1023,8 +1024,9 @@ class AMLSpawner(Spawner):
         serving, 0 if it definitely is not. The reconciler's shared list
         answers "still there" for free; only "gone" is confirmed with a read
         of the instance itself (a definite answer). With ``trouble`` (the
-        server did not answer) the list may be at most a poll interval old:
-        servers in trouble at the same time share one fresh list."""
+        server did not answer) the list may be at most a poll interval old
+        (servers in trouble at the same time share one fresh list), and with
+        the reconciler off AML is asked now."""
         project = self._project_from_state()
         try:
             reconciler = await self._reconciler(project)
@@ -1037,7 +1039,8 @@ class AMLSpawner(Spawner):
                 seen = snap.get(self.instance_name)
                 if seen is not None and seen.state in ALIVE_STATES:
                     return None
-            elif self.mode != "redirect" and time.monotonic() - self._last_arm_check < self.arm_poll_interval:
+            elif (not trouble and self.mode != "redirect"
+                  and time.monotonic() - self._last_arm_check < self.arm_poll_interval):
                 return None
             self._last_arm_check = time.monotonic()
             info = await (await self._client(project)).get(self.instance_name)
@@ -1059,18 +1062,16 @@ class AMLSpawner(Spawner):
             verdict = await self._instance_verdict()
             if verdict is None:
                 # after a hub restart the endpoint the proxy routes to must exist again
-                await shared_redirector().ensure_started(self.hub.base_url)
+                await self.fleet.redirector.ensure_started(self.hub.base_url)
             return verdict
         try:
             conn = await self._reattach()
             is_alive = await remote.alive(conn, self.pid, self.pid_start)
         except (SSHError, OSError) as e:
             self.log.info("[%s] SSH check of %s failed (%s); asking AML", self._log_name, self.instance_name, e)
-            self._last_arm_check = 0.0  # ask now
             return await self._instance_verdict(trouble=True)
         if is_alive:
             return await self._instance_verdict()
-        self._last_arm_check = 0.0
         verdict = await self._instance_verdict(trouble=True)
         if verdict is None:
             # The instance runs, its server does not (shut down from JupyterLab,
@@ -1115,21 +1116,11 @@ class AMLSpawner(Spawner):
             return
         project, name = self._project_from_state(), self.instance_name
         store = self.key_store
-
-        async def run():
-            try:
-                client = await self._client(project)
-            except (ComputeError, SpawnException) as e:
-                self.log.error("[%s] cannot settle compute instance %s: %s", self._log_name, name, e)
-                return
-            task = self.fleet.settle(
-                instance_key(project.key, name), client, name, self.owner, action, f"{self._log_name}: {why}",
-                retry_delay=self.wait_interval,
-                on_deleted=(lambda: store.remove(project.key, name)) if action == "delete" else None,
-            )
-            await asyncio.shield(task)
-
-        self.fleet.run_in_background(run())
+        self.fleet.settle(
+            instance_key(project.key, name), lambda: self._client(project), name, self.owner, action,
+            f"{self._log_name}: {why}", retry_delay=self.wait_interval,
+            on_deleted=(lambda: store.remove(project.key, name)) if action == "delete" else None,
+        )
 
     async def _stop_server(self) -> None:
         conn = self._conn
@@ -1166,8 +1157,7 @@ class AMLSpawner(Spawner):
             if found is None:
                 return
             self.instance_name = found[0]
-            self.workspace = {"subscription_id": project.subscription_id, "resource_group": project.resource_group,
-                              "workspace_name": project.workspace_name}
+            self.workspace = _workspace_record(project)
             self.owner_record = owner.to_state()
         if not self.owner_record:
             self.owner_record = self._owner_now().to_state()
@@ -1185,8 +1175,7 @@ class AMLSpawner(Spawner):
         if not self.instance_name:
             self.instance_name = name
             project = self._projects()[0]
-            self.workspace = {"subscription_id": project.subscription_id, "resource_group": project.resource_group,
-                              "workspace_name": project.workspace_name}
+            self.workspace = _workspace_record(project)
         self._settle_in_background("it was removed from the hub (delete_forever_action=delete)", action="delete")
 
     # ---- progress -------------------------------------------------------
@@ -1228,6 +1217,12 @@ def start_reconcilers_with_hub(hub_started_timeout: float = 300) -> None:
             app.log.exception("could not start the AML reconcilers; they start with the first server instead")
 
     fleet_module.shared().run_in_background(boot())
+
+
+def _workspace_record(project: Project) -> dict:
+    """What the state keeps of a workspace."""
+    return {"subscription_id": project.subscription_id, "resource_group": project.resource_group,
+            "workspace_name": project.workspace_name}
 
 
 def _one_of(trait: str, value: str, choices: tuple[str, ...]) -> str:

@@ -5,6 +5,7 @@
   dropped);
 - the compute clients, one per workspace and endpoint;
 - the reconcilers, one per workspace (see ``reconciler``);
+- redirect mode's endpoint (``redirector``);
 - *settling*: making an instance that no server uses any more stop (or go,
   per ``stop_action``), retried in the background until AML says it is done.
   A stop that failed, a server that ended on its own, a start that failed
@@ -21,11 +22,12 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from typing import Callable
+from typing import Awaitable, Callable
 
 from . import ownership
-from .compute import ComputeClient, ComputeError, InstanceFailed, NotFound
+from .compute import ComputeClient, InstanceFailed, NotFound
 from .reconciler import Action, Reconciler
+from .redirector import Redirector
 
 log = logging.getLogger("aml_jupyterhub.fleet")
 
@@ -73,6 +75,7 @@ class Fleet:
         self._settling: dict[InstanceKey, asyncio.Task] = {}
         self._background: set[asyncio.Task] = set()
         self.sizes: dict = {}  # (workspace..., endpoint) -> (time, {size name: VmSize})
+        self.redirector = Redirector()  # redirect mode's endpoint, one per hub process
 
     def run_in_background(self, coro) -> asyncio.Task:
         """A task the fleet keeps (asyncio holds only weak references to tasks)."""
@@ -127,7 +130,7 @@ class Fleet:
     def settle(
         self,
         key: InstanceKey,
-        client: ComputeClient,
+        client_for: Callable[[], Awaitable[ComputeClient]],
         name: str,
         owner: ownership.Owner,
         action: str,
@@ -138,23 +141,28 @@ class Fleet:
         on_deleted: Callable[[], None] | None = None,
     ) -> asyncio.Task:
         """Settle the instance in the background until AML says it is done
-        (one task per instance; a second call while one runs joins it)."""
+        (one task per instance; a second call while one runs joins it). The
+        task is registered at once, so the reconciler and a new start see it;
+        ``client_for`` makes (or finds) the workspace's client inside it."""
         if self.settling(key):
             return self._settling[key]
         task = asyncio.ensure_future(
-            self._settle(key, client, name, owner, action, why, retry_delay, max_delay, on_deleted))
+            self._settle(key, client_for, name, owner, action, why, retry_delay, max_delay, on_deleted))
         self._settling[key] = task
         task.add_done_callback(lambda t, k=key: self._settling.get(k) is t and self._settling.pop(k))
         return task
 
-    def cancel_settling(self, key: InstanceKey) -> None:
-        """A server is about to use the instance again."""
+    def cancel_settling(self, key: InstanceKey) -> bool:
+        """A server is about to use the instance again. True if a settling
+        was under way (the instance may have changed since it was read)."""
         task = self._settling.pop(key, None)
-        if task is not None and not task.done():
-            task.cancel()
-            log.info("settling of compute instance %s called off: a server uses it again", key[1])
+        if task is None or task.done():
+            return False
+        task.cancel()
+        log.info("settling of compute instance %s called off: a server uses it again", key[1])
+        return True
 
-    async def _settle(self, key, client, name, owner, action, why, retry_delay, max_delay, on_deleted) -> str:
+    async def _settle(self, key, client_for, name, owner, action, why, retry_delay, max_delay, on_deleted) -> str:
         delay = retry_delay
         attempt = 0
         log.info("%s compute instance %s of %s: %s", "deleting" if action == "delete" else "stopping",
@@ -162,11 +170,12 @@ class Fleet:
         while True:
             attempt += 1
             try:
+                client = await client_for()
                 async with self.lock(key):
                     outcome = await settle_once(client, name, owner, action)
-            except ComputeError as e:
-                log.warning("%s of compute instance %s of %s is pending (attempt %d: %s); trying again in %.0f s",
-                            action, name, owner.describe(), attempt, e.message, delay)
+            except Exception as e:  # AML refused or did not answer, or no client could be made yet
+                log.warning("%s of compute instance %s of %s is pending (attempt %d: %s); trying again in %g s",
+                            action, name, owner.describe(), attempt, getattr(e, "message", e), delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, max_delay)
                 continue
@@ -184,16 +193,35 @@ class Fleet:
         log.warning("reconciler: %s compute instance %s of %s in workspace %s: %s",
                     "deleting" if action.kind == "delete" else "stopping", action.name, action.owner.describe(),
                     workspace_key[2], action.why)
-        self.settle(key, client, action.name, action.owner, action.kind, f"reconciler: {action.why}",
+        async def given() -> ComputeClient:
+            return client
+
+        self.settle(key, given, action.name, action.owner, action.kind, f"reconciler: {action.why}",
                     on_deleted=on_deleted, retry_delay=retry_delay)
 
 
 _shared: Fleet | None = None
 
 
-def shared() -> Fleet:
-    """The fleet of this hub process."""
+def route_package_logs(to: logging.Logger) -> None:
+    """Send what this package's modules log (``aml_jupyterhub.*``: the fleet,
+    the reconciler, SSH, the compute client) to the hub's own log handlers,
+    with the hub's level. Without it JupyterHub shows none of their INFO lines
+    and their warnings only bare, through logging's last resort."""
+    package = logging.getLogger("aml_jupyterhub")
+    if package.handlers or not to.handlers:
+        return
+    for handler in to.handlers:
+        package.addHandler(handler)
+    package.setLevel(to.getEffectiveLevel())
+    package.propagate = False
+
+
+def shared(log: logging.Logger | None = None) -> Fleet:
+    """The fleet of this hub process (``log``: the hub's, to route the package's logs to)."""
     global _shared
     if _shared is None:
         _shared = Fleet()
+    if log is not None:
+        route_package_logs(log)
     return _shared

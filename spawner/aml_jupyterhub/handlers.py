@@ -6,9 +6,8 @@ means (a named server of that user, else the default one), lets only its
 owner through, and sends them to their instance's JupyterLab; a server that
 is not running goes to the hub's own "not running" page.
 
-    c.JupyterHub.extra_handlers = aml_jupyterhub.handlers.extra_handlers()
-
-(``hubconfig`` does this; a hand-written config needs the line.)
+(``hubconfig.apply_essentials(c)`` registers it, with JupyterHub's
+``extra_handlers``; a hand-written config calls that too.)
 """
 
 from __future__ import annotations

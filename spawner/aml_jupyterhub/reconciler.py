@@ -130,7 +130,6 @@ class Reconciler:
         self._refreshing: asyncio.Future | None = None
         self._suspects: dict = {}
         self._task: asyncio.Task | None = None
-        self.passes = 0
 
     async def snapshot(self, max_age: float) -> Snapshot:
         """A snapshot at most ``max_age`` seconds old: the last one, or a new
@@ -154,7 +153,6 @@ class Reconciler:
         result = plan(snap, hub_id=self.hub_id, in_use=self._in_use(), suspects=self._suspects,
                       min_age=self.interval / 2, stop_action=self.stop_action)
         self._suspects = result.suspects
-        self.passes += 1
         for info in result.left_running:
             owner = ownership.owner_of(info.tags)
             log.warning("reconciler: compute instance %s of %s in workspace %s is %s with no server; left running "
@@ -180,8 +178,3 @@ class Reconciler:
     def start(self) -> None:
         if self.interval > 0 and (self._task is None or self._task.done()):
             self._task = asyncio.ensure_future(self._loop())
-
-    def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None

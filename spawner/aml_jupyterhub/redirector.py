@@ -65,12 +65,3 @@ class Redirector:
             await self._runner.cleanup()
             self._runner = None
 
-
-_shared: Redirector | None = None
-
-
-def shared_redirector() -> Redirector:
-    global _shared
-    if _shared is None:
-        _shared = Redirector()
-    return _shared

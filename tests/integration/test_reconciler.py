@@ -106,3 +106,19 @@ def test_stop_action_keep_leaves_orphans_running_and_says_so(make_hub, emu):
     time.sleep(2)
     assert state_of(emu, orphan) == "Running"
     assert instance(emu, orphan) is not None
+
+
+def test_a_start_while_a_stop_is_still_retried_wins_and_stays_running(make_hub, emu):
+    """The background stop of the previous run must not stop the new one."""
+    hub = make_hub(FAST_RETRIES)
+    spawn_ready(hub, "fay")
+    name = instance_of(emu, "fay")
+    emu.fault(kind="error", status=503, methods=["POST"], path_contains="/stop", count=6)
+    hub.stop_server("fay")
+    assert "keeps trying in the background" in hub.log_tail(20000)
+    spawn_ready(hub, "fay")  # while that stop is still being retried
+    assert "called off: a server uses it again" in hub.log_tail(40000)
+    emu.control("DELETE", "/_emulator/faults")
+    time.sleep(8)  # longer than the retries' pauses would have been
+    assert state_of(emu, name) == "Running" and hub.server_model("fay")["ready"]
+    assert hub.user_get("fay", "api/status").status_code == 200
