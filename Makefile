@@ -20,8 +20,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.installed: $(BIN)/python spawner/pyproject.toml
-	$(BIN)/pip install -q -e './spawner[emulator,test]'
+# two distributions: the hub's package (aml_jupyterhub) and the emulator
+# (aml_emulator), which the tests and local mode run beside it
+$(VENV)/.installed: $(BIN)/python spawner/pyproject.toml spawner/emulator/pyproject.toml
+	$(BIN)/pip install -q -e './spawner[test]' -e ./spawner/emulator
 	touch $@
 
 # configurable-http-proxy, the hub's proxy (node, from npm)

@@ -14,12 +14,12 @@ RUN apt-get update \
       python3 python3-venv \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
 
-COPY spawner /tmp/spawner
-# [emulator]: gunicorn, the docker SDK, and JupyterLab (the process runtime's
-# instances serve it)
+# Only the emulator's distribution (it does not import the hub's): gunicorn,
+# the docker SDK, and JupyterLab (the process runtime's instances serve it).
+COPY spawner/emulator /tmp/emulator
 RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-cache-dir --upgrade pip \
- && /opt/venv/bin/pip install --no-cache-dir '/tmp/spawner[emulator]' \
+ && /opt/venv/bin/pip install --no-cache-dir /tmp/emulator \
  && /opt/venv/bin/pip uninstall -q -y pip setuptools
 
 FROM debian:bookworm-slim
@@ -60,4 +60,4 @@ HEALTHCHECK --interval=2s --timeout=5s --start-period=60s --retries=3 \
   CMD ["python3", "-c", "import ssl, urllib.request; urllib.request.urlopen('https://127.0.0.1:8443/_emulator/health', timeout=4, context=ssl.create_default_context(cafile='/srv/emulator/ca.pem'))"]
 
 ENTRYPOINT ["tini", "--"]
-CMD ["gunicorn", "-c", "python:aml_jupyterhub.emulator.gunicorn_conf", "aml_jupyterhub.emulator.app:gunicorn_app()"]
+CMD ["gunicorn", "-c", "python:aml_emulator.gunicorn_conf", "aml_emulator.app:gunicorn_app()"]

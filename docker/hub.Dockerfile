@@ -16,17 +16,17 @@ RUN apt-get update \
       python3 python3-venv \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
 
-COPY spawner /tmp/spawner
-# jupyterhub itself comes with the spawner package. pip compiles the .pyc
-# files here, which matters: the runtime user cannot write into /opt/venv, so
-# without them every hub start would compile the Azure SDK again. pip and
-# setuptools are not needed at run time.
+# Only the hub's distribution: the emulator (spawner/emulator, its own
+# package and image) and its test identities never enter this image.
+COPY spawner/pyproject.toml spawner/README.md /tmp/spawner/
+COPY spawner/aml_jupyterhub /tmp/spawner/aml_jupyterhub
+# jupyterhub, oauthenticator and the idle culler come with the spawner
+# package. pip compiles the .pyc files here, which matters: the runtime user
+# cannot write into /opt/venv, so without them every hub start would compile
+# the Azure SDK again. pip and setuptools are not needed at run time.
 RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-cache-dir --upgrade pip \
- && /opt/venv/bin/pip install --no-cache-dir \
-      /tmp/spawner \
-      "oauthenticator==17.4.*" \
-      jupyterhub-idle-culler \
+ && /opt/venv/bin/pip install --no-cache-dir /tmp/spawner \
  && /opt/venv/bin/pip uninstall -q -y pip setuptools
 
 # -- configurable-http-proxy from npm (npm stays in this stage) -----------------

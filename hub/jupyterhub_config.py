@@ -3,17 +3,23 @@
 Every setting comes from the environment (the `.env` file compose passes in),
 documented in `.env.example`. This file only reads the environment; the
 checking and the mapping to JupyterHub settings live in
-`aml_jupyterhub.hubconfig`. A wrong or missing setting stops the hub here,
-with one line naming the variable and what to put there.
+`aml_jupyterhub.settings` and `aml_jupyterhub.hubconfig`. A wrong or missing
+setting stops the hub here, with one line naming the variable and what to put
+there. Then the files of HUB_CONFIG_DIR (hub/jupyterhub_config.d) run, in
+name order, for anything the settings do not cover.
 """
 
 import os
 
-from aml_jupyterhub.hubconfig import ConfigError, configure, fail, load_settings
+from aml_jupyterhub.hubconfig import ConfigError, config_files, configure, fail, load_settings
 
 c = get_config()  # noqa: F821 (provided by JupyterHub)
 
 try:
-    configure(c, load_settings(os.environ))
+    values = load_settings(os.environ)
+    configure(c, values)
 except ConfigError as e:
     fail(str(e))
+
+for path in config_files(values["HUB_CONFIG_DIR"]):
+    load_subconfig(path)  # noqa: F821 (provided by JupyterHub)

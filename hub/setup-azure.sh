@@ -615,7 +615,7 @@ if [ "$IDENTITY" = managed ]; then
   # azure-identity's ManagedIdentityCredential takes AZURE_CLIENT_ID as the
   # user-assigned identity; with no tenant and secret the environment
   # credential stays out of the way.
-  ARM_ENV=("AZURE_TENANT_ID=" "AZURE_CLIENT_ID=$ARM_CLIENT_ID" "AZURE_CLIENT_SECRET=")
+  ARM_ENV=("AML_CREDENTIAL=managed-identity" "AZURE_TENANT_ID=" "AZURE_CLIENT_ID=$ARM_CLIENT_ID" "AZURE_CLIENT_SECRET=")
 else
   step "Service principal $IDENTITY_NAME for the hub's Azure ML calls"
   # AZURE_CLIENT_ID names a service principal only with a secret beside it
@@ -642,7 +642,8 @@ else
     env_set "AZURE_TENANT_ID=$TENANT_ID" "AZURE_CLIENT_ID=$ARM_CLIENT_ID" "AZURE_CLIENT_SECRET=$ARM_SECRET"
   fi
   say "  client secret: $AZURE_SECRET_STATE"
-  ARM_ENV=("AZURE_TENANT_ID=$TENANT_ID" "AZURE_CLIENT_ID=$ARM_CLIENT_ID" "AZURE_CLIENT_SECRET=$ARM_SECRET")
+  ARM_ENV=("AML_CREDENTIAL=service-principal" "AZURE_TENANT_ID=$TENANT_ID" "AZURE_CLIENT_ID=$ARM_CLIENT_ID"
+           "AZURE_CLIENT_SECRET=$ARM_SECRET")
 fi
 
 step "Roles for the hub's identity on the workspace"
@@ -658,6 +659,9 @@ SETTINGS=(
   "HOST=$HOST"
   "LOCAL_MODE=false"
   "COMPOSE_PROFILES="
+  # the local demo's test token and group names mean nothing on Azure
+  "AML_STATIC_TOKEN="
+  "AAD_GROUP_NAMES="
   "AAD_TENANT_ID=$TENANT_ID"
   "AAD_CLIENT_ID=$AAD_CLIENT_ID"
   "AAD_CLIENT_SECRET=$AAD_CLIENT_SECRET"

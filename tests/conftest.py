@@ -25,6 +25,16 @@ DEFAULT_TOKEN = "aml-emulator-local-token"
 DEFAULT_WORKSPACE = f"{DEFAULT_SUB}/{DEFAULT_RG}/{DEFAULT_WS}"  # as instance names are keyed by it
 
 
+def example_env() -> dict[str, str]:
+    """The settings .env.example gives (local mode, the emulator's test identity), as a user's .env starts."""
+    env = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            env[name] = value
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -32,7 +42,7 @@ def free_port() -> int:
 
 
 class EmulatorProcess:
-    """A running ``python -m aml_jupyterhub.emulator`` and ways to talk to it."""
+    """A running ``python -m aml_emulator`` and ways to talk to it."""
 
     def __init__(self, state_dir: Path, extra_args=(), port: int | None = None):
         self.state_dir = Path(state_dir)
@@ -51,7 +61,7 @@ class EmulatorProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aml_jupyterhub.emulator", "--port", str(self.port),
+            [sys.executable, "-m", "aml_emulator", "--port", str(self.port),
              "--state-dir", str(self.state_dir), *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT,
         )

@@ -102,6 +102,8 @@ class Hub:
             c.AMLSpawner.resource_group = "aml-local"
             c.AMLSpawner.workspace_name = "aml-local"
             c.AMLSpawner.arm_endpoint = "{self.emulator.base_url}"
+            c.AMLSpawner.credential_type = "static-token"
+            c.AMLSpawner.static_token = "{self.emulator.token}"
             c.AMLSpawner.ca_bundle = "{self.emulator.ca_file}"
             c.AMLSpawner.secrets_dir = "{self.secrets_dir}"
             c.AMLSpawner.ssh_key_file = "{self.workdir}/ssh/id_ed25519"

@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from aml_jupyterhub.emulator.aad import IdentityConfig
+from aml_emulator.aad import IdentityConfig
 from tests.bench.common import kind_of, percentile
 from tests.conftest import EmulatorProcess
 from tests.hubharness import Hub

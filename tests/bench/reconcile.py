@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from aml_jupyterhub.emulator.aad import IdentityConfig
+from aml_emulator.aad import IdentityConfig
 from aml_jupyterhub.ownership import Owner
 from tests.bench.common import kind_of
 from tests.conftest import EmulatorProcess

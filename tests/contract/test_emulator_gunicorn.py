@@ -19,7 +19,7 @@ def test_gunicorn_serves_the_emulator(tmp_path):
                                               "--transition all=0.2 --poll-interval 0.2"}
     gunicorn = Path(sys.executable).with_name("gunicorn")
     proc = subprocess.Popen(
-        [str(gunicorn), "-c", "python:aml_jupyterhub.emulator.gunicorn_conf", "aml_jupyterhub.emulator.app:gunicorn_app()"],
+        [str(gunicorn), "-c", "python:aml_emulator.gunicorn_conf", "aml_emulator.app:gunicorn_app()"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     try:

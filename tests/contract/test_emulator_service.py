@@ -102,7 +102,7 @@ def test_force_changes_behind_the_back(emu):
     ],
 )
 def test_command_line_errors_are_one_clear_line(args, text, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "aml_jupyterhub.emulator", *args], cwd=tmp_path,
+    r = subprocess.run([sys.executable, "-m", "aml_emulator", *args], cwd=tmp_path,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert text in r.stderr

@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.aadlogin import FormParser
-from aml_jupyterhub.emulator.aad import AzureAD, IdentityConfig
+from aml_emulator.aad import AzureAD, IdentityConfig
 
 CONFIG = IdentityConfig.load(None)
 TID = CONFIG.tenant_id

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, example_env, free_port
 from tests.hubharness import chp_command
 
 CANARY = "canary-secret-9f1c"
+ANNOUNCEMENT = "Maintenance on Friday, from a drop-in file"
 AZURE_ENV = {
     "LOCAL_MODE": "false",
     "AAD_TENANT_ID": "11111111-1111-1111-1111-111111111111", "AAD_CLIENT_ID": "c-id", "AAD_CLIENT_SECRET": CANARY + "-aad",
@@ -53,7 +54,12 @@ def product_hub(tmp_path):
         f"c.ConfigurableHTTPProxy.command = [{chp_command()!r}]\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AML_", "AAD_", "HUB_", "AZURE_", "JUPYTERHUB_"))}
-    env.update(AZURE_ENV, HUB_DATA_DIR=str(data))
+    # an admin's drop-in file, run after the settings (HUB_CONFIG_DIR)
+    config_d = tmp_path / "config.d"
+    config_d.mkdir()
+    (config_d / "10-first.py").write_text("c.JupyterHub.template_vars = {'announcement': 'from the first file'}\n")
+    (config_d / "20-announce.py").write_text(f"c.JupyterHub.template_vars = {{'announcement': {ANNOUNCEMENT!r}}}\n")
+    env.update(AZURE_ENV, HUB_DATA_DIR=str(data), HUB_CONFIG_DIR=str(config_d))
     log = open(tmp_path / "hub.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(wrapper)], cwd=tmp_path, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
@@ -68,7 +74,7 @@ def product_hub(tmp_path):
         time.sleep(0.2)
     else:
         raise AssertionError((tmp_path / "hub.log").read_text()[-3000:])
-    yield proc, data, tmp_path / "hub.log"
+    yield proc, data, tmp_path / "hub.log", port
     proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(30)
@@ -77,7 +83,7 @@ def product_hub(tmp_path):
 
 
 def test_no_child_process_inherits_the_secrets(product_hub):
-    proc, data, log_path = product_hub
+    proc, data, log_path, _ = product_hub
     chp = int((data / "proxy.pid").read_text())
     kids = children(proc.pid)
     assert chp in kids and len(kids) >= 2, kids  # the proxy and the idle culler
@@ -88,7 +94,7 @@ def test_no_child_process_inherits_the_secrets(product_hub):
 
 
 def test_the_data_dir_and_database_are_private(product_hub):
-    _, data, _ = product_hub
+    _, data, _, _ = product_hub
     assert stat.S_IMODE(os.stat(data).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(data / "jupyterhub.sqlite").st_mode) == 0o600
     assert stat.S_IMODE(os.stat(data / "secrets").st_mode) == 0o700
@@ -99,13 +105,19 @@ def test_the_data_dir_and_database_are_private(product_hub):
     assert hub_id.read_text().strip()
 
 
+def test_the_config_dir_files_run_after_the_settings_in_name_order(product_hub):
+    *_, port = product_hub
+    page = requests.get(f"http://127.0.0.1:{port}/hub/login", timeout=10)
+    assert ANNOUNCEMENT in page.text and "from the first file" not in page.text
+
+
 @pytest.mark.parametrize("make_bad,words", [
     (lambda tmp: tmp / "a-file" / "data", "HUB_DATA_DIR="),
 ])
 def test_an_unusable_data_dir_stops_the_hub_with_one_line(tmp_path, make_bad, words):
     (tmp_path / "a-file").write_text("not a directory")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AML_", "AAD_", "HUB_", "AZURE_"))}
-    env["HUB_DATA_DIR"] = str(make_bad(tmp_path))
+    env.update(example_env(), HUB_DATA_DIR=str(make_bad(tmp_path)))
     r = subprocess.run([sys.executable, "-m", "jupyterhub", "-f", str(ROOT / "hub" / "jupyterhub_config.py")],
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode != 0

@@ -16,8 +16,8 @@ import docker
 import docker.errors
 import pytest
 
-from aml_jupyterhub.emulator.runtime.base import RuntimeFailure, RuntimeInstance
-from aml_jupyterhub.emulator.runtime.docker import DockerRuntime, container_name, volume_name
+from aml_emulator.runtime.base import RuntimeFailure, RuntimeInstance
+from aml_emulator.runtime.docker import DockerRuntime, container_name, volume_name
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "aml-jupyterhub-instance:local"

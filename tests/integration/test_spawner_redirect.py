@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from aml_jupyterhub.emulator.aad import IdentityConfig
+from aml_emulator.aad import IdentityConfig
 from tests.aadlogin import browser, open_with_login
 from tests.hubharness import Hub
 

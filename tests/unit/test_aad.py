@@ -25,8 +25,8 @@ import requests
 from aiohttp import web
 
 from tests.aadlogin import FormParser
-from aml_jupyterhub.emulator.aad import SESSION_COOKIE, AzureAD, IdentityConfig
-from aml_jupyterhub.emulator.appproxy import ApplicationProxy
+from aml_emulator.aad import SESSION_COOKIE, AzureAD, IdentityConfig
+from aml_emulator.appproxy import ApplicationProxy
 
 CONFIG = IdentityConfig.load(None)
 TID = CONFIG.tenant_id

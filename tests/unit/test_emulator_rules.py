@@ -2,9 +2,9 @@
 
 import pytest
 
-from aml_jupyterhub.emulator import catalog, rules
-from aml_jupyterhub.emulator.errors import ArmError
-from aml_jupyterhub.emulator.faults import Fault, FaultPlan
+from aml_emulator import catalog, rules
+from aml_emulator.errors import ArmError
+from aml_emulator.faults import Fault, FaultPlan
 
 
 @pytest.mark.parametrize("name", ["abc", "ci-alice", "A1b2", "ci-a1", "x" * 24, "a-b-c", "ci-1a"])

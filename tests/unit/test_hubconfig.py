@@ -8,8 +8,8 @@ import sys
 import pytest
 from traitlets.config import Config
 
-from aml_jupyterhub.hubconfig import ConfigError, configure, ensure_secrets, env_example, load_settings
-from tests.conftest import ROOT
+from aml_jupyterhub.hubconfig import ConfigError, config_files, configure, ensure_secrets, env_example, load_settings
+from tests.conftest import ROOT, example_env
 
 AZURE = {
     "LOCAL_MODE": "false",
@@ -24,9 +24,107 @@ def test_env_example_is_generated_from_the_settings():
         "import env_example; open(\".env.example\",\"w\").write(env_example())'"
 
 
-def test_empty_environment_is_local_mode():
-    values = load_settings({})
+def test_env_example_as_it_is_is_local_mode():
+    values = load_settings(example_env())
     assert values["LOCAL_MODE"] is True and values["HOST"] == "localhost"
+    assert values["AML_CREDENTIAL"] == "static-token"
+
+
+def test_env_example_holds_the_emulators_test_identity():
+    """Local mode is wired through settings only: .env.example's Azure AD
+    values are the emulator's app registration and groups, its token the one
+    compose gives the emulator (the hub's package knows none of them)."""
+    from aml_emulator.aad import IdentityConfig
+    from aml_emulator.config import DEFAULT_ARM_TOKEN
+
+    identity, env = IdentityConfig.load(None), example_env()
+    app = identity.apps[0]
+    assert (env["AAD_TENANT_ID"], env["AAD_CLIENT_ID"], env["AAD_CLIENT_SECRET"]) == (
+        identity.tenant_id, app.client_id, app.client_secret)
+    groups = {g.display_name: g.id for g in identity.groups}
+    assert env["AAD_ALLOWED_GROUPS"] == groups["Data Science"] and env["AAD_ADMIN_GROUPS"] == groups["Hub Admins"]
+    assert env["AAD_GROUP_NAMES"] == ",".join(f"{g.id}={g.display_name}" for g in identity.groups)
+    assert env["AML_STATIC_TOKEN"] == DEFAULT_ARM_TOKEN
+    compose = (ROOT / "compose.yaml").read_text()
+    assert "--arm-token ${AML_STATIC_TOKEN:-" + DEFAULT_ARM_TOKEN + "}" in compose
+
+
+def test_the_hub_package_does_not_import_the_emulator():
+    r = subprocess.run([sys.executable, "-c", "import sys, aml_jupyterhub.hubconfig, aml_jupyterhub.aml_spawner, "
+                        "aml_jupyterhub.settings; print(any(m.startswith('aml_emulator') for m in sys.modules))"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip() == "False", r.stderr[-2000:]
+    package = ROOT / "spawner" / "aml_jupyterhub"
+    assert not [p for p in package.rglob("*.py") if "aml_emulator" in p.read_text()]
+
+
+def test_local_mode_without_the_emulators_settings_says_where_they_are():
+    env = {k: v for k, v in example_env().items() if k != "AAD_CLIENT_SECRET"}
+    with pytest.raises(ConfigError, match=r"AAD_CLIENT_SECRET is missing.*\.env\.example has the emulator's"):
+        load_settings(env)
+
+
+def test_a_static_token_never_goes_to_azure():
+    with pytest.raises(ConfigError, match="AML_CREDENTIAL=static-token: a static token is for the local emulator"):
+        load_settings({**AZURE, "AML_CREDENTIAL": "static-token", "AML_STATIC_TOKEN": "t"})
+
+
+def test_local_mode_needs_the_static_token_credential():
+    with pytest.raises(ConfigError, match="AML_CREDENTIAL=default cannot reach the local emulator"):
+        load_settings({**example_env(), "AML_CREDENTIAL": "default"})
+
+
+@pytest.mark.parametrize("name,login,issuer,arm", [
+    ("public", "https://login.microsoftonline.com", "https://sts.windows.net/t-id/", "AzureCloud"),
+    ("usgov", "https://login.microsoftonline.us", "https://sts.usgovcloudapi.net/t-id/", "AzureUSGovernment"),
+    ("china", "https://login.chinacloudapi.cn", "https://sts.chinacloudapi.cn/t-id/", "AzureChinaCloud"),
+])
+def test_the_cloud_is_chosen_by_name(tmp_path, name, login, issuer, arm):
+    from azure.identity import DefaultAzureCredential
+
+    from aml_jupyterhub.clouds import cloud
+
+    c = Config()
+    configure(c, load_settings({**AZURE, "AZURE_CLOUD": name, "HUB_DATA_DIR": str(tmp_path),
+                                "AML_PROFILES_FILE": str(ROOT / "hub" / "profiles.json")}), environ={})
+    a = c.VerifiedAzureAdOAuthenticator
+    assert a.authorize_url == f"{login}/t-id/oauth2/authorize" and a.token_url == f"{login}/t-id/oauth2/token"
+    assert a.issuer == issuer and a.logout_redirect_url.startswith(f"{login}/t-id/oauth2/logout")
+    assert c.AMLSpawner.azure_cloud == name and "arm_endpoint" not in c.AMLSpawner
+    assert cloud(name).sdk_name == arm
+    assert isinstance(c.AMLSpawner.credential, DefaultAzureCredential)
+
+
+def test_every_scalar_spawner_trait_is_a_setting(tmp_path):
+    """The escape hatch for the traits the main table does not list: AML_<TRAIT>."""
+    from aml_jupyterhub.config import AMLSettings
+    from aml_jupyterhub.settings import BY_NAME, HUB_SET_TRAITS
+
+    traits = {s.trait for s in BY_NAME.values() if s.trait}
+    assert set(AMLSettings.class_own_traits(config=True)) - traits == HUB_SET_TRAITS
+    c = Config()
+    configure(c, load_settings({**AZURE, "AML_SSH_USER": "ubuntu", "AML_CALL_TIMEOUT": "45.5",
+                                "AML_SINGLEUSER_PYTHONS": "/opt/py/bin/python, python3",
+                                "HUB_DATA_DIR": str(tmp_path),
+                                "AML_PROFILES_FILE": str(ROOT / "hub" / "profiles.json")}), environ={})
+    s = c.AMLSpawner
+    assert (s.ssh_user, s.call_timeout, s.singleuser_pythons) == ("ubuntu", 45.5, ["/opt/py/bin/python", "python3"])
+
+
+def test_a_bad_projects_file_stops_the_hub_not_the_first_form(tmp_path):
+    projects = tmp_path / "projects.json"
+    projects.write_text('[{"slug": "a", "display_name": "A"}]')
+    with pytest.raises(ConfigError, match=r"AML_PROJECTS_FILE .*projects.json: projects: project 'a' is missing "
+                                          "subscription_id"):
+        configure(Config(), load_settings({**AZURE, "AML_PROJECTS_FILE": str(projects), "HUB_DATA_DIR": str(tmp_path),
+                                           "AML_PROFILES_FILE": str(ROOT / "hub" / "profiles.json")}), environ={})
+
+
+def test_config_files_run_in_name_order(tmp_path):
+    for name in ("20-b.py", "10-a.py", "notes.txt"):
+        (tmp_path / name).write_text("")
+    assert [os.path.basename(f) for f in config_files(str(tmp_path))] == ["10-a.py", "20-b.py"]
+    assert config_files(str(tmp_path / "missing")) == []
 
 
 def test_unknown_setting_named_with_a_suggestion():
@@ -44,11 +142,14 @@ def test_missing_required_setting_named(missing):
 @pytest.mark.parametrize("env,text", [
     ({"AML_CONNECT_MODE": "tunnel"}, "AML_CONNECT_MODE='tunnel' is not valid: use one of proxy, redirect"),
     ({"AAD_ALLOW_ALL": "maybe"}, "use true or false"),
-    ({"HUB_IDLE_CULL_TIMEOUT": "soon"}, "not a whole number"),
+    ({"HUB_IDLE_CULL_TIMEOUT": "soon"}, "HUB_IDLE_CULL_TIMEOUT='soon' is not a number"),
+    ({"AML_CALL_TIMEOUT": "soon"}, "AML_CALL_TIMEOUT='soon' is not a number"),
+    ({"AZURE_CLOUD": "mars"}, "AZURE_CLOUD='mars' is not valid: use one of public, usgov, china"),
+    ({"AML_CREDENTIAL": "password"}, "use one of default, managed-identity, service-principal, static-token"),
     ({"AML_IDLE_SHUTDOWN_MINUTES": "5"}, "between 15 and 4320"),
     ({"AML_START_TIMEOUT": "0"}, "AML_START_TIMEOUT must be a positive number of seconds"),
     ({"AML_START_TIMEOUT": "-30"}, "AML_START_TIMEOUT must be a positive number of seconds"),
-    ({"AML_INSTANCE_PREFIX": "Lab-1"}, "AML_INSTANCE_PREFIX='Lab-1' is not valid: use 1-8 lowercase"),
+    ({"AML_INSTANCE_PREFIX": "Lab-1"}, "AML_INSTANCE_PREFIX='Lab-1' is not valid: AML_INSTANCE_PREFIX must be 1-8"),
     ({"AML_HUB_ID": "my hub"}, "AML_HUB_ID='my hub' is not valid"),
     ({"AML_RECONCILE_INTERVAL": "-1"}, "AML_RECONCILE_INTERVAL must be 0 (off)"),
     ({"AML_DELETE_FOREVER_ACTION": "purge"}, "use one of keep, delete"),
@@ -56,7 +157,7 @@ def test_missing_required_setting_named(missing):
 ])
 def test_bad_values_named(env, text):
     with pytest.raises(ConfigError, match=text.replace("(", r"\(").replace(")", r"\)")):
-        load_settings(env)
+        load_settings({**example_env(), **env})
 
 
 def test_a_huge_value_is_not_echoed_whole():
@@ -106,7 +207,7 @@ def test_configure_azure(tmp_path):
 def test_configure_takes_the_secrets_out_of_the_environment(tmp_path):
     from azure.identity import ClientSecretCredential
 
-    environ = {**AZURE, "AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "sp", "AZURE_CLIENT_SECRET": "sp-secret",
+    environ = {**AZURE, "AML_CREDENTIAL": "service-principal", "AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "sp", "AZURE_CLIENT_SECRET": "sp-secret",
                "HUB_DATA_DIR": str(tmp_path), "AML_PROFILES_FILE": str(ROOT / "hub" / "profiles.json")}
     c = Config()
     configure(c, load_settings(environ), environ=environ)
@@ -119,7 +220,7 @@ def test_configure_takes_the_secrets_out_of_the_environment(tmp_path):
 def test_a_service_principal_secret_needs_its_tenant_and_id(tmp_path):
     environ = {**AZURE, "AZURE_CLIENT_SECRET": "sp-secret", "HUB_DATA_DIR": str(tmp_path),
                "AML_PROFILES_FILE": str(ROOT / "hub" / "profiles.json")}
-    with pytest.raises(ConfigError, match="AZURE_TENANT_ID and AZURE_CLIENT_ID must be set too"):
+    with pytest.raises(ConfigError, match="needs AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET together"):
         configure(Config(), load_settings(environ), environ=environ)
 
 
@@ -128,7 +229,7 @@ def test_configure_makes_the_data_dir_and_database_private(tmp_path):
     data.mkdir(mode=0o755)
     (data / "jupyterhub.sqlite").write_text("")
     os.chmod(data / "jupyterhub.sqlite", 0o644)
-    configure(Config(), load_settings({"HUB_DATA_DIR": str(data), "HUB_IDLE_CULL_TIMEOUT": "0",
+    configure(Config(), load_settings({**example_env(), "HUB_DATA_DIR": str(data), "HUB_IDLE_CULL_TIMEOUT": "0",
                                        "AML_PROFILES_FILE": str(ROOT / "hub" / "profiles.json")}), environ={})
     assert stat.S_IMODE(os.stat(data).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(data / "jupyterhub.sqlite").st_mode) == 0o600
@@ -136,11 +237,14 @@ def test_configure_makes_the_data_dir_and_database_private(tmp_path):
 
 def test_configure_local_points_at_the_emulator(tmp_path):
     c = Config()
-    configure(c, load_settings({"HUB_DATA_DIR": str(tmp_path), "HUB_IDLE_CULL_TIMEOUT": "0",
-                                "AML_PROFILES_FILE": str(ROOT / "hub" / "profiles.json")}))
+    configure(c, load_settings({**example_env(), "HUB_DATA_DIR": str(tmp_path), "HUB_IDLE_CULL_TIMEOUT": "0",
+                                "AML_PROFILES_FILE": str(ROOT / "hub" / "profiles.json")}), environ={})
     a = c.VerifiedAzureAdOAuthenticator
     assert a.authorize_url.startswith("https://localhost:8443/") and a.token_url.startswith("https://emulator:8443/")
+    assert a.group_display_names["5e1dd9df-b8aa-4f0e-a9ea-7938609ffd83"] == "Data Science"
     assert c.AMLSpawner.arm_endpoint == "https://emulator:8443"
+    assert (c.AMLSpawner.credential_type, c.AMLSpawner.static_token) == ("static-token", "aml-emulator-local-token")
+    assert "credential" not in c.AMLSpawner
     assert "services" not in c.JupyterHub  # culling off
 
 

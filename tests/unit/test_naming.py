@@ -2,7 +2,7 @@ import itertools
 
 import pytest
 
-from aml_jupyterhub.emulator.rules import name_problem
+from aml_emulator.rules import name_problem
 from aml_jupyterhub.naming import HASH_LEN, instance_name, legacy_instance_name
 
 USERS = ["alice", "a", "alice@aml-local.example", "erin_contoso.example#ext#@aml-local.example",

@@ -12,8 +12,8 @@ import aiohttp
 import asyncssh
 import pytest
 
-from aml_jupyterhub.emulator.runtime.base import Connectivity, RuntimeFailure, RuntimeInstance
-from aml_jupyterhub.emulator.runtime.process import ProcessRuntime, free_port
+from aml_emulator.runtime.base import Connectivity, RuntimeFailure, RuntimeInstance
+from aml_emulator.runtime.process import ProcessRuntime, free_port
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="the process runtime needs Linux /proc")
 

@@ -455,6 +455,8 @@ def test_full_run_creates_env_from_example(first_run):
     # managed identity: only its client id, so azure-identity picks the identity
     assert values["AZURE_CLIENT_ID"] == ident["clientId"]
     assert values["AZURE_TENANT_ID"] == "" and values["AZURE_CLIENT_SECRET"] == ""
+    assert values["AML_CREDENTIAL"] == "managed-identity"
+    assert values["AML_STATIC_TOKEN"] == "" and values["AAD_GROUP_NAMES"] == ""  # the demo's, gone
     # every key once
     keys = [line.split("=", 1)[0] for line in text.splitlines() if line and not line.startswith("#")]
     assert len(keys) == len(set(keys))
@@ -612,6 +614,9 @@ def test_service_principal_mode(az):
     assert values["AZURE_CLIENT_ID"] == arm[0]["appId"]
     assert values["AZURE_CLIENT_SECRET"].startswith("FAKE~SECRET.")
     assert values["AZURE_CLIENT_SECRET"] != values["AAD_CLIENT_SECRET"]
+    assert values["AML_CREDENTIAL"] == "service-principal"
+    from aml_jupyterhub.hubconfig import load_settings
+    assert load_settings(values)["AML_CREDENTIAL"] == "service-principal"
     assert state["identities"] == {}
     sp_object = state["sps"][arm[0]["appId"]]["id"]
     assert {r["principalId"] for r in state["roles"]} == {sp_object}

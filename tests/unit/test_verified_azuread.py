@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from tornado.web import HTTPError
 
 from aml_jupyterhub.auth import VerifiedAzureAdOAuthenticator, readable_guest_name
-from aml_jupyterhub.emulator.aad import AzureAD, IdentityConfig
+from aml_emulator.aad import AzureAD, IdentityConfig
 
 IDENTITY = IdentityConfig.load(None)
 TID = IDENTITY.tenant_id

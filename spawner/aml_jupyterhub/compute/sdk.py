@@ -1,9 +1,11 @@
-"""Building azure-ai-ml's MLClient for Azure or for the local emulator.
+"""Building azure-ai-ml's MLClient for an Azure cloud or another ARM endpoint.
 
-Constructing an MLClient makes no HTTP call. The SDK takes its ARM base URL
-from ``AZUREML_DEV_URL_MFE`` at construction time only, so for a non-Azure
-endpoint we set that variable for the duration of the constructor, under a
-lock, and restore it: nothing global outlives the call.
+Constructing an MLClient makes no HTTP call. For a named Azure cloud the SDK
+gets its name (``cloud=``). For any other endpoint (the local emulator) it
+takes the base URL from ``AZUREML_DEV_URL_MFE`` at construction time only, so
+we set that variable for the duration of the constructor, under a lock, and
+restore it: nothing global outlives the call. Which one is explicit, never
+guessed from the URL.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import time
 
 from azure.core.credentials import AccessToken
 
-AZURE_ARM_ENDPOINT = "https://management.azure.com"
 _MFE_ENV = "AZUREML_DEV_URL_MFE"
 _construct_lock = threading.Lock()
 
@@ -41,16 +42,13 @@ class StaticTokenCredential:
         pass
 
 
-def is_azure_endpoint(arm_endpoint: str | None) -> bool:
-    return not arm_endpoint or arm_endpoint.rstrip("/").lower() == AZURE_ARM_ENDPOINT
-
-
 def make_ml_client(
     credential,
     subscription_id: str,
     resource_group: str,
     workspace_name: str,
     *,
+    cloud_name: str = "AzureCloud",
     arm_endpoint: str | None = None,
     ca_bundle: str | None = None,
     polling_interval: float = 5,
@@ -63,7 +61,8 @@ def make_ml_client(
 ):
     """An MLClient whose every HTTP call has a connect and read timeout and a
     bounded retry policy (429 with Retry-After, and 5xx, are retried by
-    azure-core inside ``retry_total``)."""
+    azure-core inside ``retry_total``). ``arm_endpoint`` empty: the ARM of
+    the cloud ``cloud_name`` (azure-ai-ml's name, e.g. AzureUSGovernment)."""
     from azure.ai.ml import MLClient
 
     options = dict(
@@ -80,8 +79,8 @@ def make_ml_client(
     )
     if ca_bundle:
         options["connection_verify"] = ca_bundle
-    if is_azure_endpoint(arm_endpoint):
-        return MLClient(credential, subscription_id, resource_group, workspace_name, **options)
+    if not arm_endpoint:
+        return MLClient(credential, subscription_id, resource_group, workspace_name, cloud=cloud_name, **options)
     with _construct_lock:
         previous = os.environ.get(_MFE_ENV)
         os.environ[_MFE_ENV] = arm_endpoint.rstrip("/")

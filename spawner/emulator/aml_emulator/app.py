@@ -1,8 +1,8 @@
 """The emulator as one aiohttp application: ARM, Azure AD, application
 endpoints and the control API, over one HTTPS port.
 
-``create_app(config)`` is what both ``python -m aml_jupyterhub.emulator`` and
-gunicorn (``aml_jupyterhub.emulator.app:gunicorn_app``, one worker: the state
+``create_app(config)`` is what both ``python -m aml_emulator`` and
+gunicorn (``aml_emulator.app:gunicorn_app``, one worker: the state
 lives in the process) serve.
 """
 
@@ -21,7 +21,7 @@ from .faults import Fault
 from .models import Backend
 from .store import JsonStore
 
-log = logging.getLogger("aml_jupyterhub.emulator")
+log = logging.getLogger("aml_emulator")
 
 # Token audiences ARM accepts (the SDK asks for https://management.azure.com/.default).
 ARM_AUDIENCES = ("https://management.azure.com/", "https://management.azure.com", "https://management.core.windows.net/")

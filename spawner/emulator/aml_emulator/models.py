@@ -31,7 +31,7 @@ from .faults import FaultPlan
 from .runtime.base import InstanceRuntime, RuntimeFailure, RuntimeInstance
 from .store import JsonStore
 
-log = logging.getLogger("aml_jupyterhub.emulator")
+log = logging.getLogger("aml_emulator")
 
 PROVIDER = "Microsoft.MachineLearningServices"
 TRANSITION_KINDS = ("create", "setup", "start", "stop", "restart", "delete")

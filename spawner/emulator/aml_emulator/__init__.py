@@ -1,5 +1,5 @@
 """A local emulator of the Azure Machine Learning control plane and of Azure AD.
 
-Start it with ``python -m aml_jupyterhub.emulator --port PORT --state-dir DIR``;
+Start it with ``python -m aml_emulator --port PORT --state-dir DIR``;
 see ``--help`` and the project README.
 """

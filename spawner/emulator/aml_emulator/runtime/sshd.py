@@ -2,7 +2,7 @@
 
 Run by the process runtime, one per emulated instance::
 
-    python -m aml_jupyterhub.emulator.runtime.sshd --port P --home DIR \\
+    python -m aml_emulator.runtime.sshd --port P --home DIR \\
         --authorized-keys FILE [--authorized-keys FILE2] [--host 127.0.0.1]
 
 What it does, as a real instance's OpenSSH does for the hub:

@@ -37,7 +37,7 @@ from .sshd import MARKER_ENV
 
 log = logging.getLogger(__name__)
 
-SSHD_MODULE = "aml_jupyterhub.emulator.runtime.sshd"
+SSHD_MODULE = "aml_emulator.runtime.sshd"
 LOOPBACK = "127.0.0.1"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 

@@ -1,6 +1,6 @@
 """gunicorn settings for the emulator container:
 
-    gunicorn -c python:aml_jupyterhub.emulator.gunicorn_conf 'aml_jupyterhub.emulator.app:gunicorn_app()'
+    gunicorn -c python:aml_emulator.gunicorn_conf 'aml_emulator.app:gunicorn_app()'
 
 The emulator keeps its state in the process, so it runs one worker (async:
 aiohttp's gunicorn worker). Certificates are made before the server binds.
@@ -9,8 +9,8 @@ aiohttp's gunicorn worker). Certificates are made before the server binds.
 import os
 import shlex
 
-from aml_jupyterhub.emulator.config import load_config
-from aml_jupyterhub.emulator.tls import ensure_certificates, publish_ca
+from aml_emulator.config import load_config
+from aml_emulator.tls import ensure_certificates, publish_ca
 
 _config = load_config(shlex.split(os.environ.get("AML_EMULATOR_ARGS", "")))
 _ca, _cert, _key = ensure_certificates(_config.state_dir / "tls", _config.hostnames)

@@ -69,7 +69,7 @@ def _transition(text: str) -> tuple[str, float]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m aml_jupyterhub.emulator",
+        prog="python -m aml_emulator",
         description="Local emulator of the Azure Machine Learning control plane (compute instances) and of Azure AD.",
     )
     p.add_argument("--port", type=int, default=None, help="HTTPS port (default 8443)")

@@ -1,4 +1,4 @@
-"""``python -m aml_jupyterhub.emulator``: serve the emulator over HTTPS."""
+"""``python -m aml_emulator``: serve the emulator over HTTPS."""
 
 from __future__ import annotations
 

@@ -1,0 +1,267 @@
+"""AMLSpawner's settings: every configurable trait, its default, its help and its check.
+
+One schema: ``AMLSpawner`` inherits these, and the hub's ``.env`` settings
+(``settings.py``) are derived from them (type, default, help, choices and
+validation), so a new setting is written once, here. The traits are read by
+the spawner's parts; nothing here does any I/O but ``hub_id``'s default
+(the id kept in ``secrets_dir``).
+"""
+
+from __future__ import annotations
+
+from traitlets import Any, Bool, Dict, Enum, Float, Integer, List, TraitError, Unicode, default, validate
+from traitlets.config import LoggingConfigurable
+
+from . import naming, ownership, remote
+from .clouds import CLOUDS
+from .credentials import CREDENTIAL_TYPES
+from .keys import load_or_create_hub_id
+from .profiles import DEFAULT_PROFILES, Project, parse_profiles, parse_projects
+
+
+class Choice(Enum):
+    """An Enum whose refusal names the setting and its choices in plain words."""
+
+    def error(self, obj, value, error=None, info=None):
+        choices = [repr(c) for c in self.values]
+        raise TraitError(f"{self.name} must be {', '.join(choices[:-1])} or {choices[-1]}, not {value!r}")
+
+
+class AMLSettings(LoggingConfigurable):
+    """The configuration of AMLSpawner (``c.AMLSpawner.<name>``)."""
+
+    # ---- workspace and credentials ------------------------------------
+
+    subscription_id = Unicode("", config=True, help="Azure subscription id of the default workspace.")
+    resource_group = Unicode("", config=True, help="Resource group of the default workspace.")
+    workspace_name = Unicode("", config=True, help="Name of the default Azure ML workspace.")
+    projects = List(
+        Dict(),
+        config=True,
+        help="""Workspaces a user may pick from ("Select a project"). Each: slug, display_name,
+        subscription_id, resource_group, workspace_name, and optional groups (JupyterHub group names
+        allowed; empty: everyone). Empty (default): only the default workspace. With one choice
+        available to a user, the form asks nothing.""",
+    )
+    azure_cloud = Choice(
+        tuple(CLOUDS),
+        "public",
+        config=True,
+        help=f"""The Azure cloud of the workspaces: {", ".join(CLOUDS)}. It sets the ARM endpoint and the
+        login authority of the credential.""",
+    )
+    arm_endpoint = Unicode(
+        "",
+        config=True,
+        help="""An ARM base URL other than the cloud's: the emulator's in local mode. Empty (default):
+        the ARM endpoint of azure_cloud.""",
+    )
+    ca_bundle = Unicode("", config=True, help="CA file to trust for ARM calls (the emulator's ca.pem). Default: system CAs.")
+    credential_type = Choice(
+        CREDENTIAL_TYPES,
+        "default",
+        config=True,
+        help=f"""Which credential ARM calls use: {", ".join(CREDENTIAL_TYPES)}. default is azure-identity's
+        DefaultAzureCredential (environment, workload or managed identity, az login); static-token
+        sends static_token and is allowed only with arm_endpoint set (the local emulator).""",
+    )
+    static_token = Unicode("", config=True, help="The bearer token of credential_type static-token (the emulator's).")
+    emulator_token = Unicode(
+        "", config=True, help="Deprecated since 0.2: set credential_type = 'static-token' and static_token."
+    )
+    credential = Any(
+        None,
+        allow_none=True,
+        config=True,
+        help="""An azure-identity TokenCredential object for ARM, used instead of credential_type
+        (hubconfig makes the service principal's here, so its secret leaves the environment).""",
+    )
+    compute_client_factory = Any(
+        None,
+        allow_none=True,
+        config=True,
+        help="Callable(spawner, project) -> ComputeClient, to replace how clients are built (tests, custom auth).",
+    )
+
+    # ---- sizes ----------------------------------------------------------
+
+    profiles = List(
+        Dict(),
+        default_value=DEFAULT_PROFILES,
+        config=True,
+        help="""The VM-size menu. Each: slug, display_name, vm_size (e.g. Standard_DS3_v2), description,
+        optional groups (JupyterHub groups allowed; empty: everyone), optional default: true. Sizes
+        the workspace's region does not offer are hidden. Default: Small, Medium, Large, GPU.""",
+    )
+    show_prices = Bool(False, config=True, help="Show Azure's estimated hourly Linux price next to each size.")
+    sizes_cache_seconds = Float(3600, config=True, help="Seconds to cache the region's VM-size list.")
+
+    # ---- instances and ownership ---------------------------------------
+
+    secrets_dir = Unicode(
+        "aml-jupyterhub-secrets",
+        config=True,
+        help="""Directory (made 0700) where the spawner keeps this hub's id (hub-id) and one SSH key
+        pair per instance (instance-keys/, 0600). A volume in production: losing it loses the keys of
+        existing instances. Relative to the hub's working directory. Default: aml-jupyterhub-secrets.""",
+    )
+    hub_id = Unicode(
+        config=True,
+        help="""This hub's id: the jupyterhub-hub tag of every instance it makes and the key of their
+        names (1-64 letters, digits, '.', '_', '-'). Default: an id generated on first start and kept
+        in secrets_dir/hub-id. Changing it makes the hub treat its existing instances as another
+        hub's.""",
+    )
+    instance_name_prefix = Unicode(
+        "jh", config=True, help="Prefix of instance names: 1-8 lowercase letters/digits, starting with a letter."
+    )
+    tags = Dict(
+        config=True,
+        help="Azure tags for every instance (the spawner adds jupyterhub-hub, jupyterhub-user and jupyterhub-server).",
+    )
+    subnet_id = Unicode("", config=True, help="Full ARM id of a VNet subnet for the instances. Default: none.")
+    enable_public_ip = Bool(True, config=True, help="Give instances a public IP. False needs subnet_id (or a managed VNet).")
+    setup_script = Unicode(
+        "", config=True, help="Startup script on the workspace file share (e.g. Users/admin/setup.sh), run at each start."
+    )
+    setup_script_args = Unicode("", config=True, help="Arguments for setup_script.")
+    idle_shutdown_minutes = Integer(
+        None,
+        allow_none=True,
+        config=True,
+        help="""AML's own idle shutdown (15-4320 minutes), a backstop for the hub's culler. AML does not
+        see SSH-started servers, so the default is off in proxy mode and 60 in redirect mode.""",
+    )
+    stop_action = Choice(
+        ("stop", "delete", "keep"),
+        "stop",
+        config=True,
+        help="""What stopping a server does to its instance: "stop" (default: no compute cost, disk and
+        files kept), "delete" (removes the instance and its disk), or "keep" (leave it running). It
+        also applies when a server ends on its own or fails to start, and to instances the reconciler
+        finds running without a server.""",
+    )
+    delete_forever_action = Choice(
+        ("keep", "delete"),
+        "keep",
+        config=True,
+        help="""What removing a server (or its user) from the hub does to its instance: "keep"
+        (default: the instance and its disk stay, stopped, for an admin to delete) or "delete"
+        (the instance, its disk and its SSH key are deleted).""",
+    )
+    reconcile_interval = Float(
+        300,
+        config=True,
+        help="""Seconds between two lists of each workspace's instances, shared by every server's
+        poll() and compared with the hub's servers: a Running instance of this hub without an active
+        server is stopped within two intervals. 0 turns it off (poll() then reads each instance).""",
+    )
+
+    # ---- connection -----------------------------------------------------
+
+    connect_mode = Choice(
+        ("proxy", "redirect"),
+        "proxy",
+        config=True,
+        help=""""proxy": the hub starts jupyterhub-singleuser on the instance over SSH and proxies to
+        it (all hub features). "redirect": the instance is created on behalf of the user (needs
+        auth_state with the Azure AD oid) and the user is sent to the instance's own JupyterLab.""",
+    )
+    ssh_key_file = Unicode(
+        "aml-jupyterhub-ssh/id_ed25519",
+        config=True,
+        help="""The SSH key version 0.1 shared between all instances: still used (never made) for
+        the instances created with it, until they are recreated. New instances get a key of their own
+        in secrets_dir. Relative to the hub's working directory.""",
+    )
+    ssh_user = Unicode("azureuser", config=True, help="SSH user on the instance.")
+    ssh_port = Integer(0, config=True, help="SSH port; 0 (default): the port the instance reports (50000 on a public IP).")
+    ssh_address = Choice(
+        ("public", "private"),
+        "public", config=True, help='Address to SSH to: "public" IP or "private" IP (hub in the same VNet).')
+    ssh_connect_timeout = Float(20, config=True, help="Seconds to wait for the instance's SSH server.")
+    ssh_ready_timeout = Float(
+        180, config=True, help="Seconds to keep retrying SSH after the instance reports Running (sshd may still be booting)."
+    )
+    singleuser_pythons = List(
+        Unicode(),
+        default_value=remote.DEFAULT_PYTHONS,
+        config=True,
+        help="Pythons on the instance to look in for jupyterhub matching the hub's version, in order.",
+    )
+    singleuser_install_command = Unicode(
+        remote.DEFAULT_INSTALL,
+        config=True,
+        help="Shell command that installs jupyterhub=={version} into the user's space when no Python has it.",
+    )
+    install_timeout = Float(900, config=True, help="Seconds allowed for installing JupyterHub on the instance.")
+    tunnel_bind_ip = Unicode("127.0.0.1", config=True, help="Hub-side address the SSH tunnel to the server listens on.")
+    tunnel_connect_ip = Unicode("", config=True, help="Address the proxy uses to reach the tunnel. Default: tunnel_bind_ip.")
+
+    # ---- timing and limits ---------------------------------------------
+
+    arm_poll_interval = Float(
+        300,
+        config=True,
+        help="""With the reconciler off, poll() in proxy mode asks AML about the instance at most this
+        often (seconds); SSH checks the server in between.""",
+    )
+    call_timeout = Float(120, config=True, help="Budget in seconds for one AML call, retries included.")
+    operation_timeout = Float(1800, config=True, help="Seconds allowed for one long AML operation (create, start, stop, delete).")
+    retry_total = Integer(4, config=True, help="Retries of a throttled (429) or failed (5xx) AML call.")
+    wait_interval = Float(
+        5,
+        config=True,
+        help="""Seconds between reads while waiting on an operation the hub did not start; also the
+        first pause before a failed stop is tried again in the background (doubling up to 60 s).""",
+    )
+    executor_threads = Integer(16, config=True, help="Threads for blocking Azure SDK calls, shared by all spawners.")
+
+    @default("hub_id")
+    def _hub_id_default(self):
+        self._hub_id_generated = True
+        return load_or_create_hub_id(self.secrets_dir)
+
+    _hub_id_generated = False
+
+    @validate("hub_id")
+    def _check_hub_id(self, proposal):
+        if not ownership.valid_hub_id(proposal.value):
+            raise TraitError("hub_id must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        return proposal.value
+
+    @validate("instance_name_prefix")
+    def _check_prefix(self, proposal):
+        if not naming.valid_prefix(proposal.value):
+            raise TraitError("instance_name_prefix must be 1-8 lowercase letters or digits, starting with a letter")
+        return proposal.value
+
+    @validate("idle_shutdown_minutes")
+    def _check_idle(self, proposal):
+        v = proposal.value
+        if v not in (None, 0) and not 15 <= v <= 4320:
+            raise TraitError("idle_shutdown_minutes must be between 15 and 4320 (3 days), or 0/None for off")
+        return v
+
+    @validate("reconcile_interval")
+    def _check_reconcile_interval(self, proposal):
+        if proposal.value < 0:
+            raise TraitError("reconcile_interval must be 0 (off) or a number of seconds")
+        return proposal.value
+
+    @validate("profiles")
+    def _check_profiles(self, proposal):
+        try:
+            parse_profiles(proposal.value)
+        except ValueError as e:
+            raise TraitError(f"profiles: {e}") from None
+        return proposal.value
+
+    @validate("projects")
+    def _check_projects(self, proposal):
+        # checked when configured, not at the first form a user opens
+        try:
+            parse_projects(proposal.value, Project("default", "default", "", "", ""))
+        except ValueError as e:
+            raise TraitError(f"projects: {e}") from None
+        return proposal.value
