@@ -131,3 +131,9 @@ image:
 	@for img in $$($(COMPOSE) --profile local --profile build config --images $(IMAGE_SERVICES)); do \
 	  docker image inspect --format '{{.Size}}' "$$img" | awk -v img="$$img" '{ printf "%-48s %5.0f MB\n", img, $$1 / 1000000 }'; \
 	done
+	@# the hub image ships the hub's distribution only: no emulator code, no test identities
+	@hub=$$($(COMPOSE) config --images hub); \
+	if docker run --rm --entrypoint python3 "$$hub" -c 'import aml_emulator' >/dev/null 2>&1; then \
+	  echo "error: $$hub contains the emulator"; exit 1; \
+	fi; \
+	echo "$$hub: no emulator code (aml_emulator is not importable)"
