@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv test test-unit test-contract bench clean up down clean-local logs image
+.PHONY: help venv test test-prerequisites test-unit test-contract bench clean up down clean-local logs image
 
 help:
 	@echo "make venv    - create $(VENV) with the package (editable) and the test tools"
@@ -33,8 +33,15 @@ $(CHP):
 
 venv: $(VENV)/.installed $(CHP)
 
-test: venv
-	$(BIN)/python -m pytest $(PYTEST_ARGS) tests
+# what the whole suite needs besides the venv, said before it runs rather than as a failure deep in it
+CHROMIUM ?= /usr/bin/chromium
+test-prerequisites:
+	@command -v docker >/dev/null || { echo "make test needs Docker (Engine and the Compose v2 plugin) for the stack tests"; exit 1; }
+	@[ -x "$(CHROMIUM)" ] || { echo "make test needs Chromium at $(CHROMIUM) for the browser tests:"; \
+	  echo "  sudo apt-get install chromium   (Debian/Ubuntu; Playwright drives it, no browser download)"; exit 1; }
+
+test: venv test-prerequisites
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest $(PYTEST_ARGS) tests
 
 test-unit: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS) tests/unit
@@ -64,11 +71,15 @@ export REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 # 30 s for Caddy to serve the hub (it makes its certificate on first start).
 up: .env
 	$(COMPOSE) build
+	@# the settings checked in the hub image first: a mistake is one line here, not an unhealthy container
+	@$(COMPOSE) run --rm --no-deps -T --entrypoint aml-jupyterhub-check hub \
+	  || { echo "make up: nothing was started; fix .env (see .env.example) and run make up again"; exit 1; }
 	@if $(COMPOSE) config --services | grep -qx emulator; then \
 	  echo "$(COMPOSE) --profile build build instance-image"; \
 	  $(COMPOSE) --profile build build instance-image; \
 	fi
-	$(COMPOSE) up -d --wait
+	@$(COMPOSE) up -d --wait || { $(COMPOSE) logs --no-log-prefix --tail 20 hub; \
+	  echo "make up: the stack did not become healthy; the hub's last lines are above"; exit 1; }
 	@host=$$($(COMPOSE) exec -T caddy printenv HOST); port=$$($(COMPOSE) exec -T caddy printenv HTTPS_PORT); \
 	url="https://$$host$$([ "$$port" = 443 ] || echo ":$$port")"; \
 	if command -v curl >/dev/null; then \
@@ -93,8 +104,12 @@ STACK_NETWORK = $(shell sed -n 's/^STACK_NETWORK=//p' .env 2>/dev/null | tail -n
 NETWORK := $(or $(STACK_NETWORK),aml-jupyterhub)
 INSTANCES = docker ps -aq --filter label=aml-jupyterhub.instance --filter network=$(NETWORK)
 
+# compose also tries to remove the network, which instances still running
+# use: its "Resource is still in use" reads as an error, so the note below says it instead
 down:
-	$(COMPOSE) down
+	@echo "$(COMPOSE) down"
+	@out=$$($(COMPOSE) down 2>&1); rc=$$?; \
+	printf '%s\n' "$$out" | grep -v 'Resource is still in use'; [ $$rc -eq 0 ] || exit $$rc
 	@n=$$($(INSTANCES) --filter status=running | wc -l); \
 	if [ "$$n" -gt 0 ]; then \
 	  echo "note: $$n emulated compute instance(s) still running, as VMs would, and with them the network $(NETWORK);"; \

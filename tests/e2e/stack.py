@@ -44,7 +44,7 @@ DOMAIN = "aml-local.example"  # the packaged test identities' UPN domain
 INSTANCE_LABEL = "aml-jupyterhub.instance"  # on the containers and volumes the emulator makes
 CADDY_ROOT_IN_VOLUME = "/data/caddy/pki/authorities/local/root.crt"
 EMULATOR_CA_IN_CONTAINER = "/srv/emulator/ca.pem"
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")  # make test passes its CHROMIUM
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run",

@@ -20,7 +20,8 @@ import pytest
 import requests
 
 from tests.e2e.stack import (
-    ARTIFACTS, HOST, HubApi, create_token, launch_chromium, password, run_code_sync,
+    ARTIFACTS, CADDY_ROOT_IN_VOLUME, EMULATOR_CA_IN_CONTAINER, HOST, ROOT, HubApi, create_token, launch_chromium,
+    password, run_code_sync,
     sign_in, ssl_context, upn, wait_until,
 )
 
@@ -134,6 +135,12 @@ def test_https_through_caddy(stack):
         with ssl_context(stack.caddy_root).wrap_socket(sock, server_hostname=HOST) as tls:
             issuer = dict(item for rdn in tls.getpeercert()["issuer"] for item in rdn)
     assert "Caddy Local Authority" in issuer.get("commonName", ""), issuer
+    # README tells a user to copy out the two CAs from where this suite takes them
+    readme = (ROOT / "README.md").read_text()
+    assert f"docker compose cp caddy:{CADDY_ROOT_IN_VOLUME} root.crt" in readme
+    assert f"docker compose cp emulator:{EMULATOR_CA_IN_CONTAINER} emulator-ca.pem" in readme
+    r = requests.get(f"{stack.emulator_url}/_emulator/health", verify=str(stack.emulator_ca), timeout=30)
+    assert r.status_code == 200, r.text
 
 
 # ---- 2 ---------------------------------------------------------------------------
@@ -341,6 +348,8 @@ def test_beside_a_demo_stack_and_make_clean_local_removes_it_all(stack, demo, ad
     if demo.copy is None:
         pytest.skip("the demo on this engine is the user's own (or AML_E2E_NO_DEMO=1): not removed")
     assert admin.api("GET", "/").status_code == 200  # our stack still answers
+    said = demo.down()  # the demo's instance still runs: make down says so in its own words, no Docker error
+    assert "1 emulated compute instance(s) still running" in said and "Resource is still in use" not in said, said
     left = demo.remove()
     assert left == [], left
     assert admin.api("GET", "/").status_code == 200  # and is untouched by the demo's removal
