@@ -634,10 +634,20 @@ class Backend:
         while self._tasks:
             await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
 
-    async def reset(self) -> None:
-        for task in list(self._tasks.values()):
+    def cancel_transitions(self) -> list[asyncio.Task]:
+        """Stop driving every running transition; return the cancelled tasks.
+
+        The machines are left as they are: at shutdown they outlive the
+        emulator (as VMs outlive ARM), and a restart resumes the transitions
+        from the deadlines kept in the store.
+        """
+        tasks = list(self._tasks.values())
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+        return tasks
+
+    async def reset(self) -> None:
+        await asyncio.gather(*self.cancel_transitions(), return_exceptions=True)
         for inst in list(self.instances.values()):
             rt = inst.runtime_view()
             try:
