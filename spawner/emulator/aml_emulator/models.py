@@ -2,7 +2,8 @@
 
 Like moto's models, this knows nothing of HTTP: it holds the state, enforces
 AML's rules (raising :class:`ArmError`) and drives each instance's state
-machine, calling the runtime at the edges:
+machine, calling the runtime at the edges. How ARM spells a model is
+``render``'s business, not this module's:
 
     PUT     Creating -> (SettingUp) -> Running      | CreateFailed
     stop    Stopping -> Stopped
@@ -62,28 +63,6 @@ class Workspace:
             f"/providers/{PROVIDER}/workspaces/{self.name}"
         )
 
-    def to_arm(self) -> dict:
-        return {
-            "id": self.arm_id,
-            "name": self.name,
-            "type": f"{PROVIDER}/workspaces",
-            "location": self.location,
-            "tags": {},
-            "identity": {"type": "SystemAssigned", "principalId": str(uuid.uuid5(uuid.NAMESPACE_URL, self.arm_id)),
-                         "tenantId": "00000000-0000-0000-0000-000000000000"},
-            "sku": {"name": "Basic", "tier": "Basic"},
-            "kind": "Default",
-            "properties": {
-                "friendlyName": self.name,
-                "description": "Workspace served by the aml-jupyterhub emulator",
-                "provisioningState": "Succeeded",
-                "workspaceId": str(uuid.uuid5(uuid.NAMESPACE_URL, self.arm_id + "/id")),
-                "publicNetworkAccess": "Enabled",
-                "hbiWorkspace": False,
-                "v1LegacyMode": False,
-            },
-        }
-
 
 @dataclass
 class Operation:
@@ -97,23 +76,6 @@ class Operation:
     status: str = "InProgress"
     ended: float | None = None
     error: dict | None = None
-
-    def to_arm(self) -> dict:
-        body = {
-            "id": self.id,
-            "name": self.id,
-            "status": self.status,
-            "startTime": dt.datetime.fromtimestamp(self.started, dt.timezone.utc).isoformat(),
-        }
-        if self.status == "InProgress":
-            elapsed = time.time() - self.started
-            body["percentComplete"] = 0 if self.duration <= 0 else min(99, int(100 * elapsed / self.duration))
-        else:
-            body["endTime"] = dt.datetime.fromtimestamp(self.ended or time.time(), dt.timezone.utc).isoformat()
-            body["percentComplete"] = 100
-        if self.error:
-            body["error"] = self.error
-        return body
 
 
 @dataclass
@@ -296,36 +258,6 @@ class Backend:
             raise ValueError(f"unknown VM family {family!r}; known: {', '.join(catalog.DEFAULT_FAMILY_CORES)}")
         self.quota_overrides.setdefault(location.lower(), {})[key] = limit
         self.save()
-
-    def usages_arm(self, subscription_id: str, location: str) -> list[dict]:
-        limit_total, limit_families = self.limits(location)
-        used_total, used_families = self.usage(location)
-        base = f"/subscriptions/{subscription_id}/providers/{PROVIDER}/locations/{location}"
-        out = [
-            {
-                "id": f"{base}/usages/totalCores",
-                "amlWorkspaceLocation": location,
-                "type": f"{PROVIDER}/totalCores/usages",
-                "unit": "Count",
-                "currentValue": used_total,
-                "limit": limit_total,
-                "name": {"value": "Cores", "localizedValue": "Total Regional Cores"},
-            }
-        ]
-        displays = {s.family: s.family_display for s in catalog.SIZES.values()}
-        for family, limit in limit_families.items():
-            out.append(
-                {
-                    "id": f"{base}/usages/{family}",
-                    "amlWorkspaceLocation": location,
-                    "type": f"{PROVIDER}/vmFamily/usages",
-                    "unit": "Count",
-                    "currentValue": used_families.get(family, 0),
-                    "limit": limit,
-                    "name": {"value": family, "localizedValue": f"{displays.get(family, family)} Dedicated vCPUs"},
-                }
-            )
-        return out
 
     # ---- operations --------------------------------------------------
 
@@ -672,97 +604,3 @@ class Backend:
         origin = await self.runtime.application_url(inst.runtime_view(), f"/instances/{inst.name}/")
         self.save()
         return inst, origin
-
-    # ---- ARM rendering -----------------------------------------------
-
-    def instance_to_arm(self, inst: Instance, app_base: str) -> dict:
-        ws = self.workspaces.get(inst.workspace)
-        arm_id = f"{ws.arm_id if ws else ''}/computes/{inst.name}"
-        conn = inst.connectivity or {}
-        pp = {
-            "vmSize": inst.vm_size,
-            "state": inst.state,
-            "applicationSharingPolicy": "Personal" if inst.assigned_user else "Shared",
-            "computeInstanceAuthorizationType": "personal",
-            "enableSSO": inst.enable_sso,
-            "sshSettings": {
-                "sshPublicAccess": "Enabled" if inst.ssh_public_access else "Disabled",
-                "adminUserName": "azureuser",
-                "sshPort": conn.get("ssh_port", 50000),
-                "adminPublicKey": inst.admin_public_key,
-            },
-            "connectivityEndpoints": {
-                "publicIpAddress": conn.get("public_ip") if inst.enable_node_public_ip else None,
-                "privateIpAddress": conn.get("private_ip"),
-            },
-            "applications": [
-                {"displayName": "Jupyter", "endpointUri": f"{app_base}/instances/{inst.name}/tree/"},
-                {"displayName": "Jupyter Lab", "endpointUri": f"{app_base}/instances/{inst.name}/lab"},
-            ],
-            "createdBy": inst.created_by,
-            "errors": inst.errors,
-            "lastOperation": inst.last_operation,
-            "enableNodePublicIp": inst.enable_node_public_ip,
-            "enableRootAccess": inst.enable_root_access,
-            "releaseQuotaOnStop": inst.release_quota_on_stop,
-            "enableOSPatching": False,
-            "osImageMetadata": {"currentImageVersion": "25.01.31", "latestImageVersion": "25.01.31", "isLatestOsImageVersion": True},
-            "schedules": inst.schedules or {"computeStartStop": []},
-            "setupScripts": inst.setup_scripts,
-            "customServices": None,
-            "dataDisks": None,
-            "dataMounts": None,
-        }
-        if inst.connectivity and inst.connectivity.get("private_ssh_port") is not None:
-            # Not an AML field: where SSH answers on the private address (22 on a
-            # real instance). Unknown keys are ignored by the SDK.
-            pp["connectivityEndpoints"]["privateSshPort"] = inst.connectivity["private_ssh_port"]
-        if inst.subnet_id:
-            pp["subnet"] = {"id": inst.subnet_id}
-        if inst.idle_minutes is not None:
-            pp["idleTimeBeforeShutdown"] = f"PT{inst.idle_minutes}M"
-        if inst.assigned_user:
-            pp["personalComputeInstanceSettings"] = {"assignedUser": inst.assigned_user}
-        body = {
-            "id": arm_id,
-            "name": inst.name,
-            "type": f"{PROVIDER}/workspaces/computes",
-            "location": inst.location,
-            "tags": inst.tags,
-            "systemData": {"createdAt": inst.created_on, "createdBy": (inst.created_by or {}).get("userName")},
-            "properties": {
-                "computeType": "ComputeInstance",
-                "computeLocation": inst.location,
-                "description": inst.description,
-                "provisioningState": inst.provisioning_state,
-                "provisioningErrors": inst.errors if inst.state == "CreateFailed" else None,
-                "createdOn": inst.created_on,
-                "modifiedOn": inst.modified_on,
-                "resourceId": None,
-                "isAttachedCompute": False,
-                "disableLocalAuth": not inst.ssh_public_access,
-                "properties": pp,
-            },
-        }
-        if inst.identity:
-            body["identity"] = inst.identity
-        return body
-
-    def list_nodes_arm(self, inst: Instance) -> dict:
-        if inst.state != "Running" or not inst.connectivity:
-            return {"nodes": [], "nextLink": None}
-        conn = inst.connectivity
-        return {
-            "nodes": [
-                {
-                    "nodeId": f"tvmps_{uuid.uuid5(uuid.NAMESPACE_URL, inst.name).hex[:32]}_d",
-                    "privateIpAddress": conn.get("private_ip"),
-                    "publicIpAddress": conn.get("public_ip"),
-                    "port": conn.get("ssh_port"),
-                    "nodeState": "idle",
-                    "runId": None,
-                }
-            ],
-            "nextLink": None,
-        }
-
