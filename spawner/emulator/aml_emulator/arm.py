@@ -176,16 +176,13 @@ class ArmApi:
             return arm_json(render.nodes(inst))
         if action == "listkeys":
             return arm_json({"computeType": "ComputeInstance"})
-        # enableSso: only the assigned user may switch SSO on, as in AML.
+        # enableSso; a body that is not JSON means "on"
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             body = {}
         caller_oid = (request["caller"] or {}).get("userId")
-        if inst.assigned_user and caller_oid != inst.assigned_user.get("objectId"):
-            raise ArmError(403, "AuthorizationFailed", "Only the assigned user can change SSO of this compute instance.")
-        inst.enable_sso = bool(body.get("enableSSO", True))
-        self.backend.save()
+        self.backend.set_sso(inst, bool(body.get("enableSSO", True)), caller_oid)
         return arm_json({}, 200)
 
     async def on_vm_sizes(self, request, sub, loc):

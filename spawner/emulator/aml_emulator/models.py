@@ -1,9 +1,10 @@
 """The emulated AML control plane: workspaces, compute instances, operations.
 
-Like moto's models, this knows nothing of HTTP: it holds the state, enforces
-AML's rules (raising :class:`ArmError`) and drives each instance's state
-machine, calling the runtime at the edges. How ARM spells a model is
-``render``'s business, not this module's:
+Like moto's models, this knows nothing of HTTP: it holds the state, the
+quota accounting and each instance's state machine, and calls the runtime at
+the edges. What AML refuses is decided in ``rules`` (pure checks raising
+:class:`ArmError`), which the backend asks before it changes anything; how
+ARM spells a model is ``render``'s business.
 
     PUT     Creating -> (SettingUp) -> Running      | CreateFailed
     stop    Stopping -> Stopped
@@ -27,7 +28,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 
 from . import catalog, rules
-from .errors import ArmError, bad_request, conflict, not_found
+from .errors import ArmError, not_found
 from .faults import FaultPlan
 from .runtime.base import InstanceRuntime, RuntimeFailure, RuntimeInstance
 from .store import JsonStore
@@ -39,6 +40,7 @@ TRANSITION_KINDS = ("create", "setup", "start", "stop", "restart", "delete")
 DEFAULT_TRANSITIONS = {"create": 3.0, "setup": 1.0, "start": 2.0, "stop": 1.0, "restart": 2.0, "delete": 1.0}
 OP_NAMES = {"create": "Create", "start": "Start", "stop": "Stop", "restart": "Restart", "delete": "Delete"}
 IN_FLIGHT_STATES = {"Creating", "SettingUp", "Starting", "Stopping", "Restarting", "Deleting"}
+ACTION_STATES = {"start": "Starting", "stop": "Stopping", "restart": "Restarting"}  # while the action runs
 
 
 def utcnow_iso() -> str:
@@ -114,6 +116,11 @@ class Instance:
         return RuntimeInstance(
             name=self.name, vm_size=self.vm_size, ssh_public_key=self.admin_public_key, data=self.runtime_data
         )
+
+    @property
+    def busy(self) -> bool:
+        """A transition is running: AML refuses any other action until it ends."""
+        return bool(self.pending) or self.state in IN_FLIGHT_STATES
 
     def owner_oid(self) -> str | None:
         if self.assigned_user:
@@ -241,14 +248,7 @@ class Backend:
         return total, families
 
     def check_quota(self, location: str, spec: catalog.VmSizeSpec, exclude: Instance | None = None) -> None:
-        limit_total, limit_families = self.limits(location)
-        used_total, used_families = self.usage(location, exclude)
-        family_limit = limit_families.get(spec.family, 0)
-        family_used = used_families.get(spec.family, 0)
-        if family_used + spec.vcpus > family_limit:
-            raise rules.quota_error(location, spec.family_display, family_limit, family_used, spec.vcpus)
-        if used_total + spec.vcpus > limit_total:
-            raise rules.quota_error(location, "Total Regional", limit_total, used_total, spec.vcpus)
+        rules.check_quota(location, spec, self.limits(location), self.usage(location, exclude))
 
     def set_quota(self, location: str, family: str | None, limit: int) -> None:
         if limit < 0:
@@ -391,45 +391,22 @@ class Backend:
     # ---- ARM operations ----------------------------------------------
 
     async def create_or_update(self, ws: Workspace, name: str, body: dict, caller: dict) -> tuple[Instance, Operation | None, bool]:
-        if not isinstance(body, dict):
-            raise bad_request("The request body must be a JSON object.", code="BadRequest")
-        props = body.get("properties") or {}
-        if props.get("computeType") != "ComputeInstance":
-            raise bad_request(
-                f"computeType '{props.get('computeType')}' is not supported by this emulator; only ComputeInstance is.",
-                code="BadRequest",
-            )
-        pp = props.get("properties") or {}
+        props, pp = rules.check_compute_body(body)
         async with self._lock:
             existing = self.instances.get(self._instance_key(ws, name))
             if existing is not None:
                 return self._update(existing, body, pp), None, False
             rules.check_name(name)
-            for other in self.instances.values():
-                if other.name.lower() == name.lower() and other.location.lower() == ws.location.lower():
-                    raise conflict(
-                        f"Compute name '{name}' is not available. Reason: AlreadyExists. Message: compute instance "
-                        f"names must be unique across all workspaces in region '{ws.location}'.",
-                        detail_code="ComputeNameNotAvailable",
-                    )
+            rules.check_name_available(name, ws.location, ((i.name, i.location) for i in self.instances.values()))
             spec = rules.check_vm_size(ws.location, pp.get("vmSize"))
             ssh = pp.get("sshSettings") or {}
             assigned = ((pp.get("personalComputeInstanceSettings") or {}).get("assignedUser")) or None
             key = ssh.get("adminPublicKey") or None
             rules.check_on_behalf_of_ssh(assigned, key)
             ssh_on = (ssh.get("sshPublicAccess") or "Disabled").lower() == "enabled"
-            if ssh_on and not key and not assigned:
-                raise bad_request(
-                    "sshPublicAccess is Enabled but no adminPublicKey was given; give the public key to install.",
-                    detail_code="MissingSshPublicKey",
-                )
+            rules.check_ssh_key_given(ssh_on, key, assigned)
             idle = rules.parse_idle_minutes(pp.get("idleTimeBeforeShutdown"))
-            if not pp.get("enableNodePublicIp", True) and not (pp.get("subnet") or {}).get("id"):
-                raise bad_request(
-                    "A compute instance without a public IP needs a subnet of a virtual network "
-                    "(or a workspace managed network).",
-                    detail_code="NoPublicIpRequiresSubnet",
-                )
+            rules.check_subnet_if_private(pp.get("enableNodePublicIp", True), (pp.get("subnet") or {}).get("id"))
             self.check_quota(ws.location, spec)
             now = utcnow_iso()
             inst = Instance(
@@ -462,19 +439,9 @@ class Backend:
     def _update(self, inst: Instance, body: dict, pp: dict) -> Instance:
         """PUT on an existing instance: the same spec again is a no-op (a retried
         create must not fail); tags may change; anything else needs delete + create."""
-        wanted = pp.get("vmSize")
-        if wanted and wanted.lower() != inst.vm_size.lower():
-            raise conflict(
-                f"Compute instance '{inst.name}' already exists with size {inst.vm_size}; its size cannot be "
-                f"changed to {wanted} by create. Stop it and resize, or delete it first.",
-                detail_code="ComputePropertiesCannotBeUpdated",
-            )
+        rules.check_size_unchanged(inst.name, inst.vm_size, pp.get("vmSize"))
         assigned = ((pp.get("personalComputeInstanceSettings") or {}).get("assignedUser")) or None
-        if assigned and inst.assigned_user and assigned.get("objectId") != inst.assigned_user.get("objectId"):
-            raise conflict(
-                f"Compute instance '{inst.name}' already exists and is assigned to another user.",
-                detail_code="ComputePropertiesCannotBeUpdated",
-            )
+        rules.check_assignee_unchanged(inst.name, inst.assigned_user, assigned)
         if "tags" in body:
             inst.tags = dict(body.get("tags") or {})
             inst.modified_on = utcnow_iso()
@@ -484,43 +451,20 @@ class Backend:
     async def action(self, ws: Workspace, name: str, action: str) -> Operation:
         async with self._lock:
             inst = self.instance(ws, name)
-            self._refuse_if_busy(inst, action)
-            if action == "start":
-                if inst.state != "Stopped":
-                    raise bad_request(
-                        f"Start compute instance is only allowed when it is Stopped; '{name}' is {inst.state}.",
-                        detail_code="StartComputeInstanceOnlyAllowedInStoppedState",
-                    )
-                if inst.release_quota_on_stop:
-                    self.check_quota(inst.location, catalog.SIZES[inst.vm_size.lower()], exclude=inst)
-                return self._begin(ws, inst, "start", "Starting")
-            if action == "stop":
-                if inst.state != "Running":
-                    raise bad_request(
-                        f"Stop compute instance is only allowed when it is Running; '{name}' is {inst.state}.",
-                        detail_code="StopComputeInstanceOnlyAllowedInRunningState",
-                    )
-                return self._begin(ws, inst, "stop", "Stopping")
-            if action == "restart":
-                if inst.state != "Running":
-                    raise bad_request(
-                        f"Restart compute instance is only allowed when it is Running; '{name}' is {inst.state}.",
-                        detail_code="RestartComputeInstanceOnlyAllowedInRunningState",
-                    )
-                return self._begin(ws, inst, "restart", "Restarting")
-        raise bad_request(f"Unknown action '{action}'.", code="BadRequest")
+            rules.check_not_busy(inst.name, inst.state, inst.busy, action)
+            rules.check_action(action, name, inst.state)
+            if action == "start" and inst.release_quota_on_stop:
+                # its cores were given back at stop: it needs them again
+                self.check_quota(inst.location, catalog.SIZES[inst.vm_size.lower()], exclude=inst)
+            return self._begin(ws, inst, action, ACTION_STATES[action])
 
-    def _refuse_if_busy(self, inst: Instance, action: str) -> None:
-        if inst.pending or inst.state in IN_FLIGHT_STATES:
-            raise conflict(
-                f"Cannot {action} compute instance '{inst.name}' while it is {inst.state}: another operation "
-                "is in progress. Wait until it ends, then try again.",
-                detail_code="OperationInProgress",
-            )
+    def set_sso(self, inst: Instance, enabled: bool, caller_oid: str | None) -> None:
+        rules.check_sso_change(inst.assigned_user, caller_oid)
+        inst.enable_sso = enabled
+        self.save()
 
     async def delete(self, ws: Workspace, name: str, underlying_action: str) -> Operation | None:
-        if underlying_action.lower() not in ("delete", "detach"):
-            raise bad_request("underlyingResourceAction must be Delete or Detach.", code="BadRequest")
+        rules.check_underlying_action(underlying_action)
         async with self._lock:
             inst = self.instances.get(self._instance_key(ws, name))
             if inst is None:
