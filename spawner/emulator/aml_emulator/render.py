@@ -1,4 +1,4 @@
-"""ARM bodies: the JSON AML returns for each model (moto's ``to_json`` side).
+"""ARM bodies: the JSON AML returns for each model.
 
 The models (``models``, ``catalog``) hold state and know nothing of how ARM
 spells it; ``arm`` routes requests and answers with what this module makes.
