@@ -150,8 +150,7 @@ def create_app(config: EmulatorConfig) -> web.Application:
 
     async def on_cleanup(app):
         # Machines outlive the emulator (as VMs outlive ARM); only stop our tasks.
-        for task in list(backend._tasks.values()):
-            task.cancel()
+        backend.cancel_transitions()
         await runtime.close()
 
     app.on_startup.append(on_startup)

@@ -41,7 +41,8 @@ import docker.errors
 import requests.exceptions
 
 from .base import Connectivity, InstanceRuntime, RuntimeFailure, RuntimeInstance
-from .process import http_ok, jupyterlab_args, normalize_base_path, wait_for_http, wait_for_ssh_banner
+from .lab import jupyterlab_args, normalize_base_path
+from .probes import http_ok, wait_for_http, wait_for_ssh_banner
 
 log = logging.getLogger(__name__)
 
