@@ -102,7 +102,12 @@ up: .env
 # they are on); the hub finds them again at the next `make up`.
 STACK_NETWORK = $(shell sed -n 's/^STACK_NETWORK=//p' .env 2>/dev/null | tail -n 1)
 NETWORK := $(or $(STACK_NETWORK),aml-jupyterhub)
-INSTANCES = docker ps -aq --filter label=aml-jupyterhub.instance --filter network=$(NETWORK)
+# an instance shares the network of one of the emulator's network slots (see
+# the emulator's runtime/docker.py), so it is found by its network label
+# (and, made before slots, by the network itself)
+instances = { docker ps -aq --filter label=aml-jupyterhub.instance --filter label=aml-jupyterhub.network=$(NETWORK) $(1); \
+  docker ps -aq --filter label=aml-jupyterhub.instance --filter network=$(NETWORK) $(1); } | sort -u
+SLOTS = docker ps -a --filter label=aml-jupyterhub.slot=1 --filter label=aml-jupyterhub.network=$(NETWORK) --format '{{.Names}}'
 
 # compose also tries to remove the network, which instances still running
 # use: its "Resource is still in use" reads as an error, so the note below says it instead
@@ -110,7 +115,11 @@ down:
 	@echo "$(COMPOSE) down"
 	@out=$$($(COMPOSE) down 2>&1); rc=$$?; \
 	printf '%s\n' "$$out" | grep -v 'Resource is still in use'; [ $$rc -eq 0 ] || exit $$rc
-	@n=$$($(INSTANCES) --filter status=running | wc -l); \
+	@# the slots no instance uses go (the emulator makes them again at its next start); then so can the network
+	@used=$$(for id in $$($(call instances)); do docker inspect --format '{{index .Config.Labels "aml-jupyterhub.slot"}}' $$id; done); \
+	for slot in $$($(SLOTS)); do echo "$$used" | grep -qx "$$slot" || docker rm -f "$$slot" >/dev/null; done; \
+	docker network rm $(NETWORK) >/dev/null 2>&1 || true
+	@n=$$($(call instances,--filter status=running) | wc -l); \
 	if [ "$$n" -gt 0 ]; then \
 	  echo "note: $$n emulated compute instance(s) still running, as VMs would, and with them the network $(NETWORK);"; \
 	  echo "      the next 'make up' finds them again. Stop their servers in the hub first to stop them, or"; \
@@ -127,12 +136,13 @@ clean-local:
 	  printf "Type yes to remove them: "; read answer; \
 	  [ "$$answer" = yes ] || { echo "nothing removed"; exit 1; }; \
 	fi
-	@ids=$$($(INSTANCES)); \
+	@ids=$$($(call instances)); \
 	if [ -n "$$ids" ]; then \
 	  names=$$(docker inspect --format '{{index .Config.Labels "aml-jupyterhub.instance"}}' $$ids); \
 	  docker rm -f $$ids >/dev/null && echo "removed $$(echo $$ids | wc -w) emulated instance(s)"; \
 	  for n in $$names; do docker volume rm -f "aml-ci-$$n-home" >/dev/null; done; \
 	fi
+	@slots=$$($(SLOTS)); [ -z "$$slots" ] || docker rm -f $$slots >/dev/null
 	$(COMPOSE) --profile local down --volumes --remove-orphans
 	@docker network rm $(NETWORK) >/dev/null 2>&1 || true
 	@echo "the local demo is gone; 'make up' starts afresh"

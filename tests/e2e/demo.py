@@ -38,11 +38,12 @@ def project_leftovers() -> list[str]:
     """Containers, networks and volumes of the demo's project (and its instances)."""
     found = []
     for kind, args in (("container", ["ps", "-a", "--filter", f"label=com.docker.compose.project={PROJECT}"]),
-                       ("instance", ["ps", "-a", "--filter", f"network={NETWORK}"]),
+                       ("instance", ["ps", "-a", "--filter", f"network={NETWORK}"]),  # and network slots
+                       ("instance", ["ps", "-a", "--filter", f"label=aml-jupyterhub.network={NETWORK}"]),
                        ("network", ["network", "ls", "--filter", f"name=^{NETWORK}$"]),
                        ("volume", ["volume", "ls", "--filter", f"label=com.docker.compose.project={PROJECT}"])):
         out = _run(["docker", *args, "--format", "{{.Name}}" if kind in ("network", "volume") else "{{.Names}}"])
-        found += [f"{kind} {line}" for line in out.stdout.split()]
+        found += [f"{kind} {line}" for line in out.stdout.split() if f"{kind} {line}" not in found]
     return found
 
 
@@ -86,7 +87,7 @@ class Demo:
         assert r.status_code in (200, 201), r.text
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
-            if _run(["docker", "ps", "-q", "--filter", f"network={NETWORK}", "--filter",
+            if _run(["docker", "ps", "-q", "--filter", f"label=aml-jupyterhub.network={NETWORK}", "--filter",
                      f"label=aml-jupyterhub.instance={self.instance}"]).stdout.strip():
                 return
             time.sleep(1)

@@ -256,6 +256,14 @@ class ComposeStack:
                            capture_output=True, text=True)
         return r.stdout.strip() if r.returncode == 0 else None
 
+    def remove_network(self) -> None:
+        """The emulator's network slots on this run's network, then the network (after compose down)."""
+        r = subprocess.run(["docker", "ps", "-aq", "--filter", "label=aml-jupyterhub.slot=1",
+                            "--filter", f"label=aml-jupyterhub.network={self.network}"], capture_output=True, text=True)
+        if r.stdout.split():
+            subprocess.run(["docker", "rm", "-f", *r.stdout.split()], capture_output=True)
+        subprocess.run(["docker", "network", "rm", self.network], capture_output=True)
+
     def remove_instances(self, users=()) -> list[str]:
         """Remove the containers and volumes the emulator made for this run.
 
