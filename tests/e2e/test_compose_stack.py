@@ -281,11 +281,13 @@ def test_stop_and_start_buttons_tell_the_truth(stack, admin, timer):
     """The user's Stop/Start on /hub/home and an admin's on the admin page, clicked in the browser:
     each says what happened (they said "API request failed" while the emulator's instances
     changed the host's network under the browser)."""
-    ensure_running(admin, BOB)
     journal = Journal()
     with timer.phase("browser: Stop My Server / Start My Server"), chromium(stack, journal) as page:
-        sign_in_with_azure_ad(stack, page, "bob")
-        page.wait_for_url(re.compile(rf"^{re.escape(stack.hub_url)}/(user|hub)/"))
+        sign_in_with_azure_ad(stack, page, "bob")  # his first visit: the spawn form
+        page.wait_for_url(re.compile(rf"^{re.escape(stack.hub_url)}/hub/spawn"))
+        page.check("#aml-profile-medium")
+        page.locator("#spawn_form [type=submit]").click(no_wait_after=True)
+        page.wait_for_url(re.compile(r"/lab"), timeout=300_000)
         page.goto(f"{stack.hub_url}/hub/home")
         page.locator("#stop").click()
         page.locator("#stop").wait_for(state="hidden", timeout=180_000)  # hidden only when the API said it stopped
