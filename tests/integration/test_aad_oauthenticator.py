@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.aadlogin import FormParser
+from tests.harness.login import FormParser
 from aml_emulator.aad import AzureAD, IdentityConfig
 
 CONFIG = IdentityConfig.load(None)

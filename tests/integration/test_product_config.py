@@ -8,14 +8,14 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.conftest import ROOT, example_env, free_port
-from tests.hubharness import chp_command
+from tests.harness.hub import chp_command
+from tests.harness.net import free_port, wait_for_http, wait_until
+from tests.harness.repo import ROOT, example_env
 
 CANARY = "canary-secret-9f1c"
 ANNOUNCEMENT = "Maintenance on Friday, from a drop-in file"
@@ -60,20 +60,12 @@ def product_hub(tmp_path):
     (config_d / "10-first.py").write_text("c.JupyterHub.template_vars = {'announcement': 'from the first file'}\n")
     (config_d / "20-announce.py").write_text(f"c.JupyterHub.template_vars = {{'announcement': {ANNOUNCEMENT!r}}}\n")
     env.update(AZURE_ENV, HUB_DATA_DIR=str(data), HUB_CONFIG_DIR=str(config_d))
-    log = open(tmp_path / "hub.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(wrapper)], cwd=tmp_path, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, (tmp_path / "hub.log").read_text()[-3000:]
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/hub/health", timeout=2).ok:
-                break
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    else:
-        raise AssertionError((tmp_path / "hub.log").read_text()[-3000:])
+    log_path = tmp_path / "hub.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(wrapper)], cwd=tmp_path, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+    wait_for_http(f"http://127.0.0.1:{port}/hub/health", timeout=60, proc=proc,
+                  log=lambda: log_path.read_text()[-3000:])
     yield proc, data, tmp_path / "hub.log", port
     proc.send_signal(signal.SIGTERM)
     try:
@@ -99,9 +91,7 @@ def test_the_data_dir_and_database_are_private(product_hub):
     assert stat.S_IMODE(os.stat(data / "jupyterhub.sqlite").st_mode) == 0o600
     assert stat.S_IMODE(os.stat(data / "secrets").st_mode) == 0o700
     hub_id = data / "secrets" / "hub-id"
-    deadline = time.monotonic() + 30  # made once the hub has started
-    while not hub_id.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_until(hub_id.exists, 30, f"{hub_id} (made once the hub has started)")
     assert hub_id.read_text().strip()
 
 

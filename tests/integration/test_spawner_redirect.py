@@ -10,8 +10,8 @@ import time
 import pytest
 
 from aml_emulator.aad import IdentityConfig
-from tests.aadlogin import browser, open_with_login
-from tests.hubharness import Hub
+from tests.harness.login import browser, open_with_login
+from tests.harness.hub import Hub
 
 IDENTITY = IdentityConfig.load(None)
 USERS = {u.username: u for u in IDENTITY.users}

@@ -24,7 +24,7 @@ import pytest
 import requests
 from aiohttp import web
 
-from tests.aadlogin import FormParser
+from tests.harness.login import FormParser
 from aml_emulator.aad import SESSION_COOKIE, AzureAD, IdentityConfig
 from aml_emulator.appproxy import ApplicationProxy
 

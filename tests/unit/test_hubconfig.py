@@ -9,7 +9,7 @@ import pytest
 from traitlets.config import Config
 
 from aml_jupyterhub.hubconfig import ConfigError, config_files, configure, ensure_secrets, env_example, load_settings
-from tests.conftest import ROOT, example_env
+from tests.harness.repo import ROOT, example_env
 
 AZURE = {
     "LOCAL_MODE": "false",
