@@ -5,6 +5,7 @@ package, not tests: nothing here is collected).
 - ``net``: one ``free_port``, waiting for a port, a URL or a condition, and
   one ``ServerThread`` (aiohttp apps served from an event loop in a thread);
 - ``tls``: a throwaway CA and a server certificate signed by it;
+- ``identity``: the emulated Azure AD's packaged test identity, a settable clock;
 - ``emulator``: the emulator as a process (``EmulatorProcess``), its
   defaults, and reading its instances;
 - ``hub``: a JupyterHub with the AML spawner as a process (``Hub``), and the

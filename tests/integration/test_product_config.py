@@ -1,5 +1,7 @@
 """The product's own jupyterhub_config.py in a real hub process: what its
-children inherit, what it leaves on disk, how it refuses a bad data dir."""
+children inherit, what it leaves on disk, how it refuses a bad data dir or a
+mistyped setting; and the hub's package in a fresh interpreter, without the
+emulator."""
 
 from __future__ import annotations
 
@@ -37,6 +39,17 @@ def proc_environ(pid: int) -> bytes:
 def children(pid: int) -> list[int]:
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
+
+
+def refusal_lines(cwd: Path, settings: dict) -> list[str]:
+    """Run JupyterHub on the product's config file with only ``settings``
+    (none inherited), which it must refuse: the lines it says it in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AML_", "AAD_", "HUB_", "AZURE_"))}
+    env.update(settings)
+    r = subprocess.run([sys.executable, "-m", "jupyterhub", "-f", str(ROOT / "hub" / "jupyterhub_config.py")],
+                       cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    return [line for line in r.stderr.splitlines() if "aml-jupyterhub" in line]
 
 
 @pytest.fixture
@@ -106,11 +119,21 @@ def test_the_config_dir_files_run_after_the_settings_in_name_order(product_hub):
 ])
 def test_an_unusable_data_dir_stops_the_hub_with_one_line(tmp_path, make_bad, words):
     (tmp_path / "a-file").write_text("not a directory")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AML_", "AAD_", "HUB_", "AZURE_"))}
-    env.update(example_env(), HUB_DATA_DIR=str(make_bad(tmp_path)))
-    r = subprocess.run([sys.executable, "-m", "jupyterhub", "-f", str(ROOT / "hub" / "jupyterhub_config.py")],
-                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    assert r.returncode != 0
-    lines = [line for line in r.stderr.splitlines() if "aml-jupyterhub" in line]
-    assert len(lines) == 1 and words in lines[0] and "cannot be used" in lines[0], r.stderr[-2000:]
-    assert "Traceback" not in r.stderr
+    lines = refusal_lines(tmp_path, {**example_env(), "HUB_DATA_DIR": str(make_bad(tmp_path))})
+    assert len(lines) == 1 and words in lines[0] and "cannot be used" in lines[0], lines
+
+
+def test_hub_stops_with_one_line(tmp_path):
+    """The real config file, run as JupyterHub would load it, on a typo."""
+    lines = refusal_lines(tmp_path, {"AML_WORKSPAC": "x", "HUB_DATA_DIR": str(tmp_path)})
+    assert lines == ["aml-jupyterhub: configuration error: AML_WORKSPAC is not a setting of aml-jupyterhub. "
+                     "Did you mean AML_WORKSPACE?"]
+
+
+def test_the_hub_package_does_not_import_the_emulator():
+    r = subprocess.run([sys.executable, "-c", "import sys, aml_jupyterhub.hubconfig, aml_jupyterhub.aml_spawner, "
+                        "aml_jupyterhub.settings; print(any(m.startswith('aml_emulator') for m in sys.modules))"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip() == "False", r.stderr[-2000:]
+    package = ROOT / "spawner" / "aml_jupyterhub"
+    assert not [p for p in package.rglob("*.py") if "aml_emulator" in p.read_text()]
