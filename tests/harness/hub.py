@@ -3,7 +3,7 @@ integration tests and benchmarks, driven through its REST API.
 
 With an emulator the hub runs the AML spawner against it; its users log in
 with JupyterHub's dummy authenticator unless ``login`` says otherwise: a dict
-of settings gives the product's own Azure AD login (``product_login_config``),
+of settings gives the product's own Azure AD login (``product_login_traits``),
 a string is the configuration of another authenticator.
 """
 
@@ -35,12 +35,13 @@ def chp_command() -> str:
     raise RuntimeError("configurable-http-proxy is missing: run `make venv`")
 
 
-def product_login_config(hub_url: str, data_dir: Path, emulator, **settings: str) -> str:
-    """Config lines for the product's Azure AD login, made by the product's
-    own ``hubconfig.configure`` from local-mode settings (.env.example's,
-    pointed at ``emulator``, ``settings`` over them) as hub/jupyterhub_config.py
-    does; only the hub's public URL is this test hub's (plain http on its own
-    port, where the product has https behind Caddy)."""
+def product_login_traits(hub_url: str, data_dir: Path, emulator, **settings: str) -> tuple[type, dict]:
+    """The product's authenticator class and its configuration, made by the
+    product's own ``hubconfig.configure`` from local-mode settings
+    (.env.example's, pointed at ``emulator``'s Azure AD, ``settings`` over
+    them) as hub/jupyterhub_config.py does; only the hub's public URL is this
+    test hub's (plain http on its own port, where the product has https
+    behind Caddy)."""
     from traitlets.config import Config
 
     from aml_jupyterhub.hubconfig import configure, load_settings
@@ -58,12 +59,14 @@ def product_login_config(hub_url: str, data_dir: Path, emulator, **settings: str
     configure(scratch, values, environ={})
     public = f"https://{host}:{port}"
     cls = scratch.JupyterHub.authenticator_class
-    lines = [f"c.JupyterHub.authenticator_class = {cls.__module__ + '.' + cls.__qualname__!r}"]
-    for name, value in scratch[cls.__name__].items():
-        if isinstance(value, str):
-            value = value.replace(public, hub_url)
-        lines.append(f"c.{cls.__name__}.{name} = {value!r}")
-    return "\n".join(lines) + "\n"
+    traits = {name: value.replace(public, hub_url) if isinstance(value, str) else value
+              for name, value in scratch[cls.__name__].items()}
+    return cls, traits
+
+
+def config_lines(section: str, traits: dict) -> str:
+    """``c.<section>.<name> = <value>`` lines of a JupyterHub config file."""
+    return "".join(f"c.{section}.{name} = {value!r}\n" for name, value in traits.items())
 
 
 class Hub:
@@ -120,8 +123,11 @@ class Hub:
             return 'c.JupyterHub.authenticator_class = "dummy"\nc.Authenticator.allow_all = True\n'
         if isinstance(self.login, str):
             return textwrap.dedent(self.login)
-        return product_login_config(self.url, self.workdir / "login-settings", self.emulator,
-                                    AAD_CLIENT_ID=self.client_id, AAD_CLIENT_SECRET=self.client_secret, **self.login)
+        cls, traits = product_login_traits(self.url, self.workdir / "login-settings", self.emulator,
+                                           AAD_CLIENT_ID=self.client_id, AAD_CLIENT_SECRET=self.client_secret,
+                                           **self.login)
+        return (f"c.JupyterHub.authenticator_class = {cls.__module__ + '.' + cls.__qualname__!r}\n"
+                + config_lines(cls.__name__, traits))
 
     def spawner_config(self) -> str:
         if self.emulator is None:
