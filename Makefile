@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv test test-unit test-contract bench clean up down clean-local logs image
+.PHONY: help venv test test-prerequisites test-unit test-contract bench clean up down clean-local logs image
 
 help:
 	@echo "make venv    - create $(VENV) with the package (editable) and the test tools"
@@ -33,8 +33,15 @@ $(CHP):
 
 venv: $(VENV)/.installed $(CHP)
 
-test: venv
-	$(BIN)/python -m pytest $(PYTEST_ARGS) tests
+# what the whole suite needs besides the venv, said before it runs rather than as a failure deep in it
+CHROMIUM ?= /usr/bin/chromium
+test-prerequisites:
+	@command -v docker >/dev/null || { echo "make test needs Docker (Engine and the Compose v2 plugin) for the stack tests"; exit 1; }
+	@[ -x "$(CHROMIUM)" ] || { echo "make test needs Chromium at $(CHROMIUM) for the browser tests:"; \
+	  echo "  sudo apt-get install chromium   (Debian/Ubuntu; Playwright drives it, no browser download)"; exit 1; }
+
+test: venv test-prerequisites
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest $(PYTEST_ARGS) tests
 
 test-unit: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS) tests/unit
@@ -64,11 +71,15 @@ export REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 # 30 s for Caddy to serve the hub (it makes its certificate on first start).
 up: .env
 	$(COMPOSE) build
+	@# the settings checked in the hub image first: a mistake is one line here, not an unhealthy container
+	@$(COMPOSE) run --rm --no-deps -T --entrypoint aml-jupyterhub-check hub \
+	  || { echo "make up: nothing was started; fix .env (see .env.example) and run make up again"; exit 1; }
 	@if $(COMPOSE) config --services | grep -qx emulator; then \
 	  echo "$(COMPOSE) --profile build build instance-image"; \
 	  $(COMPOSE) --profile build build instance-image; \
 	fi
-	$(COMPOSE) up -d --wait
+	@$(COMPOSE) up -d --wait || { $(COMPOSE) logs --no-log-prefix --tail 20 hub; \
+	  echo "make up: the stack did not become healthy; the hub's last lines are above"; exit 1; }
 	@host=$$($(COMPOSE) exec -T caddy printenv HOST); port=$$($(COMPOSE) exec -T caddy printenv HTTPS_PORT); \
 	url="https://$$host$$([ "$$port" = 443 ] || echo ":$$port")"; \
 	if command -v curl >/dev/null; then \
@@ -91,11 +102,24 @@ up: .env
 # they are on); the hub finds them again at the next `make up`.
 STACK_NETWORK = $(shell sed -n 's/^STACK_NETWORK=//p' .env 2>/dev/null | tail -n 1)
 NETWORK := $(or $(STACK_NETWORK),aml-jupyterhub)
-INSTANCES = docker ps -aq --filter label=aml-jupyterhub.instance --filter network=$(NETWORK)
+# an instance shares the network of one of the emulator's network slots (see
+# the emulator's runtime/docker.py), so it is found by its network label
+# (and, made before slots, by the network itself)
+instances = { docker ps -aq --filter label=aml-jupyterhub.instance --filter label=aml-jupyterhub.network=$(NETWORK) $(1); \
+  docker ps -aq --filter label=aml-jupyterhub.instance --filter network=$(NETWORK) $(1); } | sort -u
+SLOTS = docker ps -a --filter label=aml-jupyterhub.slot=1 --filter label=aml-jupyterhub.network=$(NETWORK) --format '{{.Names}}'
 
+# compose also tries to remove the network, which instances still running
+# use: its "Resource is still in use" reads as an error, so the note below says it instead
 down:
-	$(COMPOSE) down
-	@n=$$($(INSTANCES) --filter status=running | wc -l); \
+	@echo "$(COMPOSE) down"
+	@out=$$($(COMPOSE) down 2>&1); rc=$$?; \
+	printf '%s\n' "$$out" | grep -v 'Resource is still in use'; [ $$rc -eq 0 ] || exit $$rc
+	@# the slots no instance uses go (the emulator makes them again at its next start); then so can the network
+	@used=$$(for id in $$($(call instances)); do docker inspect --format '{{index .Config.Labels "aml-jupyterhub.slot"}}' $$id; done); \
+	for slot in $$($(SLOTS)); do echo "$$used" | grep -qx "$$slot" || docker rm -f "$$slot" >/dev/null; done; \
+	docker network rm $(NETWORK) >/dev/null 2>&1 || true
+	@n=$$($(call instances,--filter status=running) | wc -l); \
 	if [ "$$n" -gt 0 ]; then \
 	  echo "note: $$n emulated compute instance(s) still running, as VMs would, and with them the network $(NETWORK);"; \
 	  echo "      the next 'make up' finds them again. Stop their servers in the hub first to stop them, or"; \
@@ -112,12 +136,13 @@ clean-local:
 	  printf "Type yes to remove them: "; read answer; \
 	  [ "$$answer" = yes ] || { echo "nothing removed"; exit 1; }; \
 	fi
-	@ids=$$($(INSTANCES)); \
+	@ids=$$($(call instances)); \
 	if [ -n "$$ids" ]; then \
 	  names=$$(docker inspect --format '{{index .Config.Labels "aml-jupyterhub.instance"}}' $$ids); \
 	  docker rm -f $$ids >/dev/null && echo "removed $$(echo $$ids | wc -w) emulated instance(s)"; \
 	  for n in $$names; do docker volume rm -f "aml-ci-$$n-home" >/dev/null; done; \
 	fi
+	@slots=$$($(SLOTS)); [ -z "$$slots" ] || docker rm -f $$slots >/dev/null
 	$(COMPOSE) --profile local down --volumes --remove-orphans
 	@docker network rm $(NETWORK) >/dev/null 2>&1 || true
 	@echo "the local demo is gone; 'make up' starts afresh"
@@ -131,3 +156,9 @@ image:
 	@for img in $$($(COMPOSE) --profile local --profile build config --images $(IMAGE_SERVICES)); do \
 	  docker image inspect --format '{{.Size}}' "$$img" | awk -v img="$$img" '{ printf "%-48s %5.0f MB\n", img, $$1 / 1000000 }'; \
 	done
+	@# the hub image ships the hub's distribution only: no emulator code, no test identities
+	@hub=$$($(COMPOSE) config --images hub); \
+	if docker run --rm --entrypoint python3 "$$hub" -c 'import aml_emulator' >/dev/null 2>&1; then \
+	  echo "error: $$hub contains the emulator"; exit 1; \
+	fi; \
+	echo "$$hub: no emulator code (aml_emulator is not importable)"

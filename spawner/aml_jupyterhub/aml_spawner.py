@@ -3,11 +3,13 @@ own Azure Machine Learning compute instance.
 
     c.JupyterHub.spawner_class = "aml"
 
-The flow is one way: options -> profile -> instance spec -> AML calls ->
-running instance -> connection -> URL. This class orchestrates; the work is
-in ``profiles``, ``naming``, ``ownership``, ``keys``, ``compute``,
-``ssh``/``remote``, ``redirector`` and ``fleet`` (what every server of the hub
-shares: instance locks, clients, the reconciler, background settling).
+The flow is one way: options (``profiles``: the form and the choice) ->
+profile -> instance spec (``builders``) -> AML calls (``compute``, through the
+fleet's clients) -> a running instance -> connection (``connectors``: proxy
+over SSH, or redirect to AML's JupyterLab) -> URL. This class holds the
+Spawner methods and orchestrates; its settings are in ``config``, what it
+remembers in ``state``, and what every server of the hub shares (instance
+locks, clients, the reconciler, background settling) in ``fleet``.
 
 An instance is this server's only when its tags say so (``ownership``); it
 is remembered in the server's state across stops (and renames), so the
@@ -20,73 +22,29 @@ from __future__ import annotations
 
 import asyncio
 import time
-from urllib.parse import urlparse
 
-import jupyterhub
 from jupyterhub.spawner import SpawnException, Spawner
 from tornado import web
 from traitlets import default
 
+from . import builders, naming, ownership
 from . import fleet as fleet_module
-from . import naming, ownership, remote
-from .compute import (
-    ComputeClient,
-    ComputeError,
-    ForeignInstance,
-    InstanceFailed,
-    InstanceSpec,
-    make_ml_client,
-    shared_executor,
-)
-from .clouds import cloud
+from .clients import compute_client
+from .compute import ComputeClient, ComputeError, ForeignInstance, InstanceFailed, InstanceSpec
 from .config import AMLSettings
-from .credentials import credential_problem, make_credential
+from .connectors import CONNECTORS
+from .errors import spawn_error
 from .fleet import instance_key, settle_once
 from .keys import KeyStore
-from .profiles import OptionsError, Project, choose, menu_for, parse_profiles, parse_projects, render_form
+from .form import render_form
+from .profiles import OptionsError, Project, choose, menu_for, parse_profiles, parse_projects
 from .progress import ProgressLog, fmt_elapsed
 from .reconciler import Reconciler
-from .ssh import Connection, SSHError, SSHTarget, public_key_text, read_key
+from .state import ServerState
 
-STATE_VERSION = 2
+__all__ = ["AMLSpawner", "spawn_error", "start_reconcilers_with_hub"]
 
-# What get_state saves: (attribute, state key, empty value). The first group
-# is the instance itself and outlives a stop (a server always comes back to
-# its own instance, also after a rename); the second is one run of the server.
-INSTANCE_FIELDS = (
-    ("instance_name", "instance_name", ""),
-    ("workspace", "workspace", None),
-    ("owner_record", "owner", None),
-    ("ssh_key_kind", "ssh_key", ""),
-)
-RUN_FIELDS = (
-    ("resource_id", "resource_id", ""),
-    ("mode", "mode", ""),
-    ("vm_size", "vm_size", ""),
-    ("profile_slug", "profile", ""),
-    ("ssh_host", "ssh_host", ""),
-    ("ssh_port_used", "ssh_port", 0),
-    ("host_key", "host_key", ""),
-    ("remote_port", "remote_port", 0),
-    ("api_port", "api_port", 0),
-    ("local_port", "local_port", 0),
-    ("pid", "pid", 0),
-    ("pid_start", "pid_start", 0),
-    ("lab_url", "lab_url", ""),
-)
 ALIVE_STATES = frozenset({"Running", "Starting", "Restarting", "Creating", "SettingUp"})
-
-
-def spawn_error(message: str, *, reason: str, status_code: int = 400) -> SpawnException:
-    """A SpawnException whose message the user sees as is (in the progress
-    stream and the REST answer), without JupyterHub's exception prefix."""
-    err = SpawnException(message, reason=reason, status_code=status_code)
-    err.jupyterhub_message = message
-    return err
-
-
-def _empty(value):
-    return dict(value) if isinstance(value, dict) else value
 
 
 class AMLSpawner(AMLSettings, Spawner):
@@ -94,6 +52,7 @@ class AMLSpawner(AMLSettings, Spawner):
 
     Its settings (traits) are in ``config.AMLSettings``; here, JupyterHub's
     own traits get the defaults a cloud VM needs."""
+
 
     @default("start_timeout")
     def _start_timeout_default(self):
@@ -118,68 +77,53 @@ class AMLSpawner(AMLSettings, Spawner):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._reset_runtime()
-        self._forget(INSTANCE_FIELDS + RUN_FIELDS)
+        self.server_state = ServerState()
         self.fleet = fleet_module.shared(self.log)
         self.fleet.spawners.add(self)
-
-    def _forget(self, fields) -> None:
-        for attr, _key, empty in fields:
-            setattr(self, attr, _empty(empty))
-
-    def _reset_runtime(self):
-        self._conn: Connection | None = None
-        self._api_tunnel = False  # the reverse tunnel is up on self._conn
-        self._conn_lock = asyncio.Lock()
+        self._connectors: dict = {}  # mode -> its connector (what lives in this process: SSH connections)
         self._progress = ProgressLog()
         self._last_arm_check = 0.0
         self._seen_alive_at = 0.0  # when this spawner last saw the instance alive itself (monotonic)
 
     def get_state(self):
-        state = super().get_state()
-        if self.instance_name:
-            state["version"] = STATE_VERSION
-            for attr, key, _empty_value in INSTANCE_FIELDS + RUN_FIELDS:
-                state[key] = getattr(self, attr)
-        return state
+        return {**super().get_state(), **self.server_state.to_dict()}
 
     def load_state(self, state):
         super().load_state(state)
-        if not state.get("instance_name"):
-            return
-        for attr, key, empty in INSTANCE_FIELDS + RUN_FIELDS:
-            value = state.get(key, empty)
-            setattr(self, attr, type(empty)(value or empty) if isinstance(empty, (int, str)) else value)
-        self.mode = self.mode or self.connect_mode
+        self.server_state = ServerState.from_dict(state, default_mode=self.connect_mode)
 
     def clear_state(self):
         """After a stop: forget the run, remember the instance."""
         super().clear_state()
-        self._forget(RUN_FIELDS)
+        self.server_state.forget_run()
+
+    @property
+    def connector(self):
+        """The connector of this run's mode (of the configured one before a run)."""
+        mode = self.server_state.mode or self.connect_mode
+        if mode not in self._connectors:
+            self._connectors[mode] = CONNECTORS[mode](self)
+        return self._connectors[mode]
 
     # ---- helpers --------------------------------------------------------
 
     @property
-    def _prefix(self) -> str:
+    def server_prefix(self) -> str:
         return self.server.base_url if self.server else f"/user/{self.user.name}/{self.name}"
 
     @property
     def owner(self) -> ownership.Owner:
         """Whose instance this server uses: recorded with the instance, else this server."""
-        return ownership.Owner.from_state(self.owner_record) or self._owner_now()
+        return ownership.Owner.from_state(self.server_state.owner) or self._owner_now()
 
     def _owner_now(self) -> ownership.Owner:
         return ownership.Owner(self.hub_id, self.user.name, self.name or "")
 
     @property
     def instance_key(self):
-        if not self.instance_name:
+        if not self.server_state.instance_name:
             return None
-        return instance_key(self._project_from_state().key, self.instance_name)
-
-    @property
-    def _server_started(self) -> bool:
-        return bool(self.lab_url) if self.mode == "redirect" else bool(self.pid)
+        return instance_key(self.project_from_state().key, self.server_state.instance_name)
 
     @property
     def key_store(self) -> KeyStore:
@@ -197,65 +141,16 @@ class AMLSpawner(AMLSettings, Spawner):
     def _projects(self) -> list[Project]:
         return parse_projects(self.projects, self._default_project())
 
-    def _project_from_state(self) -> Project:
-        ws = self.workspace
+    def project_from_state(self) -> Project:
+        ws = self.server_state.workspace
         if ws:
             return Project("state", ws.get("workspace_name", ""), ws["subscription_id"], ws["resource_group"], ws["workspace_name"])
         return self._projects()[0]
 
-    def _credential(self):
-        if self.credential is not None:
-            return self.credential
-        kind, token = self.credential_type, self.static_token
-        if self.emulator_token and not token:
-            self.log.warning("AMLSpawner.emulator_token is deprecated: set credential_type = 'static-token' "
-                             "and static_token instead")
-            kind, token = "static-token", self.emulator_token
-        problem = credential_problem(kind, arm_endpoint=self.arm_endpoint, static_token=token)
-        if problem:
-            raise spawn_error(f"The hub's Azure credential is misconfigured: {problem}. An admin must fix it.",
-                              reason="config", status_code=500)
-        return make_credential(kind, cloud(self.azure_cloud), static_token=token)
-
     async def _client(self, project: Project) -> ComputeClient:
         if self.compute_client_factory is not None:
             return self.compute_client_factory(self, project)
-        # the credential object itself is in the key (held, so never confused with a later one)
-        key = (*project.key, self.azure_cloud, self.arm_endpoint, self.ca_bundle, self.credential,
-               self.credential_type, self.static_token or self.emulator_token)
-        async with self.fleet.clients_lock:
-            client = self.fleet.clients.get(key)
-            if client is None:
-                if not all(project.key):
-                    raise spawn_error(
-                        "The hub has no Azure ML workspace configured (subscription, resource group, workspace). "
-                        "An admin must set them.",
-                        reason="config",
-                        status_code=500,
-                    )
-                executor = shared_executor(self.executor_threads)
-                credential = self._credential()
-                # Importing and building the SDK client takes a second or two: not on the event loop.
-                ml = await asyncio.get_running_loop().run_in_executor(
-                    executor,
-                    lambda: make_ml_client(
-                        credential,
-                        *project.key,
-                        cloud_name=cloud(self.azure_cloud).sdk_name,
-                        arm_endpoint=self.arm_endpoint or None,
-                        ca_bundle=self.ca_bundle or None,
-                        retry_total=self.retry_total,
-                    ),
-                )
-                client = ComputeClient(
-                    ml,
-                    executor=executor,
-                    call_timeout=self.call_timeout,
-                    operation_timeout=self.operation_timeout,
-                    wait_poll_interval=self.wait_interval,
-                )
-                self.fleet.clients[key] = client
-        return client
+        return await compute_client(self.fleet, self, project, self.log)
 
     async def _reconciler(self, project: Project) -> Reconciler | None:
         """The shared reconciler of the project's workspace (started on first use), or None if off."""
@@ -320,7 +215,7 @@ class AMLSpawner(AMLSettings, Spawner):
         return naming.legacy_instance_name(self.user.name, self.name or "", hub_id=legacy_hub,
                                            prefix=self.instance_name_prefix)
 
-    def _emit(self, phase: str, message: str, **kw) -> None:
+    def emit(self, phase: str, message: str, **kw) -> None:
         event = self._progress.emit(phase, message, **kw)
         self.log.info("[%s] %s%% %s", self._log_name, event["progress"], message)
 
@@ -331,9 +226,9 @@ class AMLSpawner(AMLSettings, Spawner):
         detail = f" ({p.status})" if p.status and p.status not in ("InProgress", "Succeeded") else ""
         hint = {"create": " Creating an instance typically takes about 5 minutes.",
                 "start": " Starting typically takes 1-3 minutes."}.get(phase, "")
-        self._emit(
+        self.emit(
             phase,
-            f"Compute instance {self.instance_name} is {state}{detail}, {fmt_elapsed(p.elapsed)} elapsed.{hint}",
+            f"Compute instance {self.server_state.instance_name} is {state}{detail}, {fmt_elapsed(p.elapsed)} elapsed.{hint}",
             fraction=None if pct is None else pct / 100,
             elapsed=p.elapsed,
         )
@@ -346,7 +241,7 @@ class AMLSpawner(AMLSettings, Spawner):
         menu = await self._menu()
         if len(menu.profiles) <= 1 and len(menu.projects) <= 1:
             return ""  # one choice: no question
-        return render_form(menu, self.show_prices, self.user_options or {})
+        return render_form(menu, self.show_prices, self.user_options or {}, self.options_form_template)
 
     def options_from_form(self, formdata):
         return {k: formdata[k][0] for k in ("profile", "project") if formdata.get(k) and formdata[k][0]}
@@ -382,23 +277,16 @@ class AMLSpawner(AMLSettings, Spawner):
         may be being cancelled)."""
         if not self._touched:
             return
-        conn, self._conn = self._conn, None
-        pid, self.pid = self.pid, 0  # poll() now says "not running": the hub will not call stop()
+        ended = self.connector.abandon()  # poll() now says "not running": the hub will not call stop()
 
         async def clean_up():
-            if conn is not None:
-                if pid:
-                    try:
-                        await remote.stop(conn, pid)
-                    except (SSHError, OSError) as e:
-                        self.log.info("[%s] could not stop the half-started server (%s)", self._log_name, e)
-                await conn.close()
+            await ended
             self._settle_in_background("its start failed")
 
         self.fleet.run_in_background(clean_up())
 
     async def _start(self):
-        self._emit("prepare", "Checking your options.")
+        self.emit("prepare", "Checking your options.")
         menu = await self._menu()
         try:
             profile, project = choose(menu, self.user_options)
@@ -411,7 +299,6 @@ class AMLSpawner(AMLSettings, Spawner):
             except OptionsError as e:
                 raise spawn_error(str(e), reason="options") from None
 
-        mode = self.connect_mode
         client = await self._client(project)
         await self._reconciler(project)
         # which instance (reads only); then nothing else acts on it while this start does
@@ -421,28 +308,22 @@ class AMLSpawner(AMLSettings, Spawner):
         async with self.fleet.lock(key):
             if was_settling:  # a stop or delete was at work on it: read it as it is now
                 info = await self._read_owned(client, name, owner, allow_legacy=allow_legacy)
-            self.instance_name = name
-            self.workspace = _workspace_record(project)
-            self.owner_record = owner.to_state()
-            self.mode = mode
-            self.vm_size = profile.vm_size
-            self.profile_slug = profile.slug
+            state = self.server_state
+            state.instance_name, state.workspace, state.owner = name, _workspace_record(project), owner.to_state()
+            state.mode, state.vm_size, state.profile = self.connect_mode, profile.vm_size, profile.slug
+            connector = self.connector  # of this run's mode
             self._touched = True
             creating = info is None or info.state in ("CreateFailed", "Deleting")
-            ssh_key = None
-            if mode == "proxy":
-                ssh_key = await self._ssh_key(project, name, fresh=creating)
-            spec = await self._spec(name, profile, mode, owner, ssh_key)
+            access = await connector.access(project, name, creating=creating)
+            spec = self._spec(name, profile, owner, access)
             info = await self._ensure_instance(client, spec, info, owner, allow_legacy=allow_legacy and not creating)
-            self.resource_id = info.id or ""
+            state.resource_id = info.id or ""
             if info.vm_size and info.vm_size.lower() != profile.vm_size.lower():
-                self._emit("connect", f"Note: your existing instance {name} has size {info.vm_size}; "
-                           f"it is reused (delete it to get {profile.vm_size}).")
-            if mode == "redirect":
-                url = await self._connect_redirect(info)
-            else:
-                url = await self._connect_proxy(info, ssh_key)
-        self._seen_alive_at = time.monotonic()
+                self.emit("connect", f"Note: your existing instance {name} has size {info.vm_size}; "
+                          f"it is reused (delete it to get {profile.vm_size}).")
+            url = await connector.connect(info)
+        # just seen Running and serving: the first polls need not ask AML
+        self._seen_alive_at = self._last_arm_check = time.monotonic()
         return url
 
     async def _resolve_instance(self, client, project: Project):
@@ -471,11 +352,11 @@ class AMLSpawner(AMLSettings, Spawner):
         """The instance to use: the one this server remembers (its name and
         owner as recorded, which survive a rename) when in the same workspace,
         else the name this server maps to. The bool says it is remembered."""
-        if self.instance_name and self._project_from_state().key == project.key:
-            return self.instance_name, self.owner, True
-        if self.instance_name:
+        if self.server_state.instance_name and self.project_from_state().key == project.key:
+            return self.server_state.instance_name, self.owner, True
+        if self.server_state.instance_name:
             self.log.warning("[%s] now in workspace %s; its instance %s in %s is left as it is", self._log_name,
-                             project.workspace_name, self.instance_name, self._project_from_state().workspace_name)
+                             project.workspace_name, self.server_state.instance_name, self.project_from_state().workspace_name)
         return self._name_for(project), self._owner_now(), False
 
     async def _read_owned(self, client, name: str, owner: ownership.Owner, *, allow_legacy: bool):
@@ -508,75 +389,14 @@ class AMLSpawner(AMLSettings, Spawner):
         self.log.info("[%s] using compute instance %s, made by aml-jupyterhub 0.1", self._log_name, legacy)
         return legacy, info
 
-    async def _ssh_key(self, project: Project, name: str, *, fresh: bool):
-        """The key that opens instance ``name``: a new one for a new instance;
-        its own, or the 0.1 shared key for instances made with that. (Files
-        and key generation in a thread: never on the hub's event loop.)"""
-        store = self.key_store
-        if fresh:
-            self.ssh_key_kind = "instance"
-            return await asyncio.to_thread(store.create, project.key, name)
-        key = await asyncio.to_thread(store.load, project.key, name)
-        if key is not None:
-            self.ssh_key_kind = "instance"
-            return key
-        shared = await asyncio.to_thread(read_key, self.ssh_key_file)
-        if shared is not None:
-            self.ssh_key_kind = "shared"
-            return shared
-        raise spawn_error(
-            f"The hub has no SSH key for your compute instance {name} (it was made by another hub, or the hub's "
-            "secrets volume was replaced). Ask an admin: your files are on the instance; they can copy them off "
-            "in Azure ML studio and delete it, and the hub makes a new one at your next start.",
-            reason="no_key",
-            status_code=500,
+    def _spec(self, name: str, profile, owner: ownership.Owner, access: dict) -> InstanceSpec:
+        return builders.instance_spec(
+            name=name, vm_size=profile.vm_size, tags=self.tags, owner_tags=owner.tags(),
+            mode=self.connector.mode, idle=self.idle_shutdown_minutes, subnet_id=self.subnet_id,
+            enable_public_ip=self.enable_public_ip, setup_script=self.setup_script,
+            setup_script_args=self.setup_script_args, user_name=self.user.name, server_name=self.name or "",
+            access=access,
         )
-
-    async def _connection_key(self):
-        # "" is a server started by version 0.1: its own key if it has one, else the shared one
-        key = None
-        if self.ssh_key_kind != "shared":
-            key = await asyncio.to_thread(self.key_store.load, self._project_from_state().key, self.instance_name)
-        if key is None and self.ssh_key_kind != "instance":
-            key = await asyncio.to_thread(read_key, self.ssh_key_file)
-        if key is None:
-            raise SSHError(f"the hub's SSH key for {self.instance_name} is missing from {self.secrets_dir}")
-        return key
-
-    async def _spec(self, name: str, profile, mode: str, owner: ownership.Owner, ssh_key) -> InstanceSpec:
-        tags = {**self.tags, **owner.tags()}
-        idle = self.idle_shutdown_minutes
-        if idle is None:
-            idle = 60 if mode == "redirect" else 0
-        kwargs = dict(
-            name=name,
-            vm_size=profile.vm_size,
-            tags=tags,
-            idle_minutes=idle or None,
-            subnet_id=self.subnet_id or None,
-            enable_public_ip=self.enable_public_ip,
-            setup_script=self.setup_script or None,
-            setup_script_args=self.setup_script_args or None,
-            description=f"JupyterHub server of {self.user.name}" + (f" ({self.name})" if self.name else ""),
-        )
-        if mode == "redirect":
-            oid, tid = await self._azure_identity()
-            kwargs["assigned_user"] = (oid, tid)
-        else:
-            kwargs["ssh_public_key"] = public_key_text(ssh_key)
-        return InstanceSpec(**kwargs)
-
-    async def _azure_identity(self) -> tuple[str, str]:
-        auth_state = await self.user.get_auth_state() or {}
-        claims = auth_state.get("user") or {}
-        oid, tid = claims.get("oid"), claims.get("tid")
-        if not (oid and tid):
-            raise spawn_error(
-                "Redirect mode needs your Azure AD object id, but the hub has no login details for you. "
-                "Log out and log in again; an admin must enable auth_state (JUPYTERHUB_CRYPT_KEY).",
-                reason="auth_state",
-            )
-        return oid, tid
 
     async def _ensure_instance(self, client: ComputeClient, spec: InstanceSpec, info, owner, *, allow_legacy: bool):
         name = spec.name
@@ -587,16 +407,16 @@ class AMLSpawner(AMLSettings, Spawner):
 
         try:
             if info is None:
-                self._emit("create", f"Creating compute instance {name} ({spec.vm_size}).")
+                self.emit("create", f"Creating compute instance {name} ({spec.vm_size}).")
             elif info.is_failed and info.state == "CreateFailed":
                 # It never ran and holds no data; AML cannot start it, only replace it.
-                self._emit("delete", f"Compute instance {name} failed to create earlier; removing it to try again.")
+                self.emit("delete", f"Compute instance {name} failed to create earlier; removing it to try again.")
                 await client.delete(name, self._on_progress)
                 info = None
             elif info.is_running:
-                self._emit("start", f"Compute instance {name} is already running.", fraction=1.0)
+                self.emit("start", f"Compute instance {name} is already running.", fraction=1.0)
             else:
-                self._emit("start", f"Compute instance {name} is {info.state}; starting it.")
+                self.emit("start", f"Compute instance {name} is {info.state}; starting it.")
             info, how = await client.ensure_running(spec, self._on_progress, current=info, accept=accept)
         except ForeignInstance:
             self._touched = False  # somebody else's, made meanwhile: nothing was done to it
@@ -608,7 +428,7 @@ class AMLSpawner(AMLSettings, Spawner):
                 self.log.warning("deleting %s, which AML failed to create: %s", name, e)
                 try:
                     await client.delete(name)
-                    self.key_store.remove(self._project_from_state().key, name)
+                    self.key_store.remove(self.project_from_state().key, name)
                 except ComputeError:
                     self.log.exception("could not delete failed instance %s", name)
             raise spawn_error(
@@ -619,7 +439,7 @@ class AMLSpawner(AMLSettings, Spawner):
             ) from None
         except ComputeError as e:
             raise spawn_error(e.message, reason=type(e).__name__, status_code=500) from None
-        self._emit("connect", f"Compute instance {name} is Running ({how}, {fmt_elapsed(time.monotonic() - started)}).",
+        self.emit("connect", f"Compute instance {name} is Running ({how}, {fmt_elapsed(time.monotonic() - started)}).",
                    fraction=0.0)
         return info
 
@@ -629,184 +449,8 @@ class AMLSpawner(AMLSettings, Spawner):
         except ComputeError:
             return None
 
-    # ---- redirect mode --------------------------------------------------
-
-    async def _connect_redirect(self, info):
-        if not info.lab_url:
-            raise spawn_error(
-                f"Compute instance {info.name} reports no JupyterLab endpoint; AML may still be setting it up. Try again.",
-                reason="no_endpoint",
-                status_code=500,
-            )
-        self.lab_url = info.lab_url
-        redirector = self.fleet.redirector
-        await redirector.ensure_started(self.hub.base_url)
-        self._emit("launch", f"Sending you to JupyterLab on {info.name}.", fraction=1.0)
-        return redirector.url
-
-    # ---- proxy mode -----------------------------------------------------
-
-    def _ssh_target(self, info) -> SSHTarget:
-        host = info.private_ip if self.ssh_address == "private" else info.public_ip
-        if not host:
-            raise spawn_error(
-                f"Compute instance {info.name} has no {self.ssh_address} IP address to SSH to. "
-                + ("Set ssh_address to 'private' for instances without a public IP." if self.ssh_address == "public"
-                   else "Is the instance in a VNet?"),
-                reason="no_address",
-                status_code=500,
-            )
-        port = self.ssh_port or info.ssh_port or 50000
-        return SSHTarget(host, int(port), self.ssh_user)
-
-    async def _open_ssh(self, target: SSHTarget, key, deadline: float) -> Connection:
-        while True:
-            try:
-                return await Connection.open(target, key, host_key=self.host_key or None,
-                                             timeout=self.ssh_connect_timeout)
-            except SSHError as e:
-                if "host key" in str(e) or "refused the hub's key" in str(e) or time.monotonic() >= deadline:
-                    raise
-            await asyncio.sleep(2)
-
-    async def _connect_proxy(self, info, key):
-        target = self._ssh_target(info)
-        self.ssh_host, self.ssh_port_used = target.host, target.port
-        self._emit("connect", f"Connecting to {info.name} over SSH ({target.host}:{target.port}).")
-        try:
-            conn = await self._open_ssh(target, key, time.monotonic() + self.ssh_ready_timeout)
-        except SSHError as e:
-            raise spawn_error(f"Could not reach your compute instance: {e}", reason="ssh", status_code=500) from None
-        await self._set_connection(conn)
-        self.host_key = conn.host_key or ""
-        version = jupyterhub.__version__
-        try:
-            found = await remote.probe(conn, version, list(self.singleuser_pythons))
-            if found is None:
-                self._emit("install", f"Installing JupyterHub {version} on {info.name} (first start only).")
-                await remote.install(conn, self.singleuser_install_command, version, self.install_timeout)
-                found = await remote.probe(conn, version, list(self.singleuser_pythons))
-                if found is None:
-                    raise SSHError(f"JupyterHub {version} is still not found after installing it")
-            self.remote_port = found.port
-            self._emit("launch", f"Starting the Jupyter server (JupyterHub {found.version}) on {info.name}.")
-            if self.hub_connect_url is None:
-                self.api_port = await conn.forward_remote(*self._hub_api_address(), self.api_port or 0)
-                self._api_tunnel = True
-            self.port = self.remote_port
-            self.ip = "127.0.0.1"
-            env = self._instance_env()
-            argv = self._argv(found.python)
-            self.pid, self.pid_start = await remote.launch(conn, self._server_key, argv, env)
-            self.local_port = await conn.forward_local(self.remote_port, self.local_port or 0, self.tunnel_bind_ip)
-            await self._wait_listening(conn)
-        except SSHError as e:
-            raise spawn_error(f"Could not start Jupyter on your compute instance: {e}", reason="ssh",
-                              status_code=500) from None
-        self._emit("launch", "Jupyter server is up; connecting you.", fraction=1.0)
-        self._last_arm_check = time.monotonic()  # just seen Running: the first poll need not ask AML
-        return self._url()
-
-    @property
-    def _server_key(self) -> str:
-        return f"{self.user.name}-{self.name or 'default'}"
-
-    def _url(self) -> str:
-        return f"http://{self.tunnel_connect_ip or self.tunnel_bind_ip}:{self.local_port}"
-
-    def _hub_api_address(self) -> tuple[str, int]:
-        parsed = urlparse(self.hub.api_url)
-        host = parsed.hostname or "127.0.0.1"
-        if host in ("0.0.0.0", "", "::"):
-            host = "127.0.0.1"
-        return host, parsed.port or 80
-
-    def _instance_env(self) -> dict:
-        env = self.get_env()
-        if self.hub_connect_url is None:
-            api_path = urlparse(self.hub.api_url).path
-            old = env["JUPYTERHUB_API_URL"]
-            new = f"http://127.0.0.1:{self.api_port}{api_path}"
-            for key in ("JUPYTERHUB_API_URL", "JUPYTERHUB_ACTIVITY_URL"):
-                if env.get(key, "").startswith(old):
-                    env[key] = new + env[key][len(old):]
-        return {k: v for k, v in env.items() if v is not None}
-
-    def _argv(self, python: str) -> list[str]:
-        if list(self.cmd) == ["jupyterhub-singleuser"]:
-            base = [python, "-m", "jupyterhub.singleuser"]
-        else:
-            base = list(self.cmd)
-        return base + list(self.get_args())
-
-    async def _wait_listening(self, conn: Connection) -> None:
-        """Until the server accepts connections through the tunnel, or its process ends."""
-        deadline = time.monotonic() + self.http_timeout
-        while time.monotonic() < deadline:
-            try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(self.tunnel_bind_ip, self.local_port), 5
-                )
-                writer.write(b"GET " + self._prefix.encode() + b"api HTTP/1.0\r\n\r\n")
-                await writer.drain()
-                head = await asyncio.wait_for(reader.read(12), 5)
-                writer.close()
-                if head.startswith(b"HTTP/"):
-                    return
-            except (OSError, asyncio.TimeoutError):
-                pass
-            if not await remote.alive(conn, self.pid, self.pid_start):
-                tail = await remote.log_tail(conn, self._server_key)
-                raise SSHError(f"the Jupyter server exited while starting. Its log ends with:\n{tail}")
-            await asyncio.sleep(0.2)
-        raise SSHError(f"the Jupyter server did not answer within {self.http_timeout:.0f} s")
-
-    async def _set_connection(self, conn: Connection) -> None:
-        old, self._conn = self._conn, conn
-        if old is not None:
-            await old.close()
-
-    async def _reattach(self) -> Connection:
-        """The live SSH connection, re-made with its tunnels after a hub restart or a drop."""
-        async with self._conn_lock:
-            conn = self._conn
-            if conn is None or not conn.alive:
-                if conn is not None:
-                    # a dead connection may still hold the instance's end of the reverse tunnel
-                    await conn.close()
-                    self._conn = None
-                target = SSHTarget(self.ssh_host, self.ssh_port_used, self.ssh_user)
-                conn = await Connection.open(target, await self._connection_key(),
-                                             host_key=self.host_key or None, timeout=self.ssh_connect_timeout)
-                try:
-                    # the user's way in first: it needs nothing but this connection
-                    if self.remote_port:
-                        self.local_port = await conn.forward_local(self.remote_port, self.local_port,
-                                                                   self.tunnel_bind_ip)
-                except (SSHError, OSError):
-                    await conn.close()
-                    raise
-                await self._set_connection(conn)
-                self._api_tunnel = False
-                self.log.info("[%s] re-attached to %s (tunnel on port %s)", self._log_name, self.instance_name,
-                              self.local_port)
-            if self.hub_connect_url is None and self.api_port and not self._api_tunnel:
-                # The server was started with this port in its hub API URL. An
-                # instance-side sshd may hold it a while after the old connection
-                # died; then the next poll tries again.
-                try:
-                    await conn.forward_remote(*self._hub_api_address(), self.api_port)
-                    self._api_tunnel = True
-                except SSHError as e:
-                    self.log.warning("[%s] reverse tunnel to the hub API not back yet: %s", self._log_name, e)
-            return conn
-
     async def get_url(self):
-        if self.mode == "redirect":
-            return self.fleet.redirector.url if self.fleet.redirector.port else None
-        if self.local_port:
-            return self._url()
-        return None
+        return self.connector.url()
 
     # ---- poll -----------------------------------------------------------
 
@@ -818,7 +462,7 @@ class AMLSpawner(AMLSettings, Spawner):
         server did not answer) the list may be at most a poll interval old
         (servers in trouble at the same time share one fresh list), and with
         the reconciler off AML is asked now."""
-        project = self._project_from_state()
+        project = self.project_from_state()
         try:
             reconciler = await self._reconciler(project)
             if reconciler is not None:
@@ -827,48 +471,40 @@ class AMLSpawner(AMLSettings, Spawner):
                 snap = await reconciler.snapshot(max_age)
                 if snap.taken_at < self._seen_alive_at:
                     return None  # our own sighting is newer than the list
-                seen = snap.get(self.instance_name)
+                seen = snap.get(self.server_state.instance_name)
                 if seen is not None and seen.state in ALIVE_STATES:
                     return None
-            elif (not trouble and self.mode != "redirect"
+            elif (not trouble and self.connector.checks_the_server
                   and time.monotonic() - self._last_arm_check < self.arm_poll_interval):
                 return None
             self._last_arm_check = time.monotonic()
-            info = await (await self._client(project)).get(self.instance_name)
+            info = await (await self._client(project)).get(self.server_state.instance_name)
         except ComputeError as e:
-            self.log.warning("[%s] could not read %s (%s); assuming it still runs", self._log_name, self.instance_name, e)
+            self.log.warning("[%s] could not read %s (%s); assuming it still runs", self._log_name, self.server_state.instance_name, e)
             return None
         if info is None:
-            self.log.warning("[%s] compute instance %s no longer exists", self._log_name, self.instance_name)
+            self.log.warning("[%s] compute instance %s no longer exists", self._log_name, self.server_state.instance_name)
             return 0
         if info.state in ALIVE_STATES:
             return None
-        self.log.warning("[%s] compute instance %s is %s", self._log_name, self.instance_name, info.state)
+        self.log.warning("[%s] compute instance %s is %s", self._log_name, self.server_state.instance_name, info.state)
         return 0
 
     async def poll(self):
-        if not self.instance_name or not self._server_started:
+        state = self.server_state
+        if not state.instance_name or not state.started:
             return 0
-        if self.mode == "redirect":
-            verdict = await self._instance_verdict()
-            if verdict is None:
-                # after a hub restart the endpoint the proxy routes to must exist again
-                await self.fleet.redirector.ensure_started(self.hub.base_url)
-            return verdict
-        try:
-            conn = await self._reattach()
-            is_alive = await remote.alive(conn, self.pid, self.pid_start)
-        except (SSHError, OSError) as e:
-            self.log.info("[%s] SSH check of %s failed (%s); asking AML", self._log_name, self.instance_name, e)
+        alive = await self.connector.server_alive()
+        if alive is None:  # cannot tell (SSH failed): AML says whether the instance is still there
             return await self._instance_verdict(trouble=True)
-        if is_alive:
+        if alive:
             return await self._instance_verdict()
         verdict = await self._instance_verdict(trouble=True)
         if verdict is None:
             # The instance runs, its server does not (shut down from JupyterLab,
             # crashed, killed). JupyterHub will not call stop() for a server
             # that poll() says has ended: bring the instance to rest here.
-            self.log.warning("[%s] the Jupyter server on %s has ended", self._log_name, self.instance_name)
+            self.log.warning("[%s] the Jupyter server on %s has ended", self._log_name, state.instance_name)
             self._settle_in_background("its server ended on its own")
             return 1
         return verdict
@@ -876,23 +512,23 @@ class AMLSpawner(AMLSettings, Spawner):
     # ---- stop -----------------------------------------------------------
 
     async def stop(self, now=False):
-        await self._stop_server()
-        if not self.instance_name:
+        await self.connector.stop_server()
+        if not self.server_state.instance_name:
             return
-        name, owner, action = self.instance_name, self.owner, self.stop_action
+        name, owner, action = self.server_state.instance_name, self.owner, self.stop_action
         if action == "keep":
             self.log.info("[%s] leaving %s running (stop_action=keep)", self._log_name, name)
             return
         key = self.instance_key
         self.fleet.cancel_settling(key)
         try:
-            client = await self._client(self._project_from_state())
+            client = await self._client(self.project_from_state())
             async with self.fleet.lock(key):
                 self.log.info("[%s] %s compute instance %s", self._log_name,
                               "deleting" if action == "delete" else "stopping", name)
                 outcome = await settle_once(client, name, owner, action)
             if outcome in ("deleted", "gone") and action == "delete":
-                self.key_store.remove(self._project_from_state().key, name)
+                self.key_store.remove(self.project_from_state().key, name)
         except (ComputeError, SpawnException) as e:
             self.log.warning("[%s] could not %s compute instance %s now (%s); the hub keeps trying in the "
                              "background until AML reports it done", self._log_name, action, name,
@@ -903,9 +539,9 @@ class AMLSpawner(AMLSettings, Spawner):
         """Bring the instance to rest per ``action`` (default stop_action),
         retried until AML confirms; the fleet holds the task."""
         action = action or self.stop_action
-        if action == "keep" or not self.instance_name:
+        if action == "keep" or not self.server_state.instance_name:
             return
-        project, name = self._project_from_state(), self.instance_name
+        project, name = self.project_from_state(), self.server_state.instance_name
         store = self.key_store
         self.fleet.settle(
             instance_key(project.key, name), lambda: self._client(project), name, self.owner, action,
@@ -913,24 +549,12 @@ class AMLSpawner(AMLSettings, Spawner):
             on_deleted=(lambda: store.remove(project.key, name)) if action == "delete" else None,
         )
 
-    async def _stop_server(self) -> None:
-        conn = self._conn
-        if self.pid and self.ssh_host:
-            try:
-                conn = await self._reattach()
-                await remote.stop(conn, self.pid)
-            except (SSHError, OSError) as e:
-                self.log.info("[%s] could not stop the server process over SSH (%s)", self._log_name, e)
-        self._conn = None
-        if conn is not None:
-            await conn.close()
-
     # ---- rename and removal -----------------------------------------------
 
     async def rename(self, old_name, new_name):
         """Keep the instance across the rename: record it (and whose it is)
         in the state, which moves with the server."""
-        if not self.instance_name:
+        if not self.server_state.instance_name:
             # version 0.1 forgot a stopped server's instance: look for it while the old name still maps to it
             project = self._projects()[0]
             owner = self._owner_now()
@@ -947,26 +571,26 @@ class AMLSpawner(AMLSettings, Spawner):
                                          f"instance ({getattr(e, 'message', e)}). Try again later.") from None
             if found is None:
                 return
-            self.instance_name = found[0]
-            self.workspace = _workspace_record(project)
-            self.owner_record = owner.to_state()
-        if not self.owner_record:
-            self.owner_record = self._owner_now().to_state()
+            self.server_state.instance_name = found[0]
+            self.server_state.workspace = _workspace_record(project)
+            self.server_state.owner = owner.to_state()
+        if not self.server_state.owner:
+            self.server_state.owner = self._owner_now().to_state()
         self.orm_spawner.state = self.get_state()
-        self.log.info("[%s] renamed to %r; it keeps compute instance %s", self._log_name, new_name, self.instance_name)
+        self.log.info("[%s] renamed to %r; it keeps compute instance %s", self._log_name, new_name, self.server_state.instance_name)
 
     async def delete_forever(self):
         """The server (or its user) is removed from the hub."""
-        name = self.instance_name or self._name_for(self._projects()[0])
+        name = self.server_state.instance_name or self._name_for(self._projects()[0])
         if self.delete_forever_action != "delete":
             self.log.info("[%s] removed from the hub; its compute instance %s (if any) and its disk are kept "
                           "(delete_forever_action=keep): delete it in Azure ML studio when it is no longer needed",
                           self._log_name, name)
             return
-        if not self.instance_name:
-            self.instance_name = name
+        if not self.server_state.instance_name:
+            self.server_state.instance_name = name
             project = self._projects()[0]
-            self.workspace = _workspace_record(project)
+            self.server_state.workspace = _workspace_record(project)
         self._settle_in_background("it was removed from the hub (delete_forever_action=delete)", action="delete")
 
     # ---- progress -------------------------------------------------------

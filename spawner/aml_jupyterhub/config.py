@@ -9,6 +9,8 @@ the spawner's parts; nothing here does any I/O but ``hub_id``'s default
 
 from __future__ import annotations
 
+import os
+
 from traitlets import Any, Bool, Dict, Enum, Float, Integer, List, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
@@ -92,6 +94,13 @@ class AMLSettings(LoggingConfigurable):
         help="""The VM-size menu. Each: slug, display_name, vm_size (e.g. Standard_DS3_v2), description,
         optional groups (JupyterHub groups allowed; empty: everyone), optional default: true. Sizes
         the workspace's region does not offer are hidden. Default: Small, Medium, Large, GPU.""",
+    )
+    options_form_template = Unicode(
+        "",
+        config=True,
+        help="""A Jinja template file for the options form, to replace the built-in one
+        (aml_jupyterhub/templates/options_form.html, which documents what a template gets). Empty:
+        the built-in form.""",
     )
     show_prices = Bool(False, config=True, help="Show Azure's estimated hourly Linux price next to each size.")
     sizes_cache_seconds = Float(3600, config=True, help="Seconds to cache the region's VM-size list.")
@@ -256,6 +265,13 @@ class AMLSettings(LoggingConfigurable):
         except ValueError as e:
             raise TraitError(f"profiles: {e}") from None
         return proposal.value
+
+    @validate("options_form_template")
+    def _check_form_template(self, proposal):
+        path = proposal.value
+        if path and not os.path.isfile(path):
+            raise TraitError(f"options_form_template {path!r} is not a file")
+        return path
 
     @validate("projects")
     def _check_projects(self, proposal):

@@ -3,7 +3,8 @@
 - one lock per instance (start, stop, the reconciler and background settling
   never act on one instance at once; a lock nobody holds or waits for is
   dropped);
-- the compute clients, one per workspace and endpoint;
+- the thread pool for the blocking Azure SDK, and the compute clients, one
+  per workspace and endpoint (``clients``);
 - the reconcilers, one per workspace (see ``reconciler``);
 - redirect mode's endpoint (``redirector``);
 - *settling*: making an instance that no server uses any more stop (or go,
@@ -13,12 +14,14 @@
   running up a bill because one call failed.
 
 One :class:`Fleet` per hub process (:func:`shared`), like kubespawner's
-shared reflectors.
+shared reflectors. It lives as long as the process: made by the first
+spawner, it is never torn down (the hub's exit ends its tasks and threads).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import weakref
@@ -76,6 +79,17 @@ class Fleet:
         self._background: set[asyncio.Task] = set()
         self.sizes: dict = {}  # (workspace..., endpoint) -> (time, {size name: VmSize})
         self.redirector = Redirector()  # redirect mode's endpoint, one per hub process
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+
+    def executor(self, threads: int) -> concurrent.futures.ThreadPoolExecutor:
+        """The pool for blocking SDK calls, made with the hub's executor_threads
+        (one setting for the whole hub: every spawner asks for the same size)."""
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="aml-sdk")
+        elif self._executor._max_workers != threads:
+            log.warning("executor_threads=%s ignored: the hub's SDK pool already has %s threads",
+                        threads, self._executor._max_workers)
+        return self._executor
 
     def run_in_background(self, coro) -> asyncio.Task:
         """A task the fleet keeps (asyncio holds only weak references to tasks)."""

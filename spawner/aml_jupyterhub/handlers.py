@@ -56,7 +56,8 @@ class OpenInstanceHandler(BaseHandler):
         named = set(user.orm_spawners) - {""} if self.allow_named_servers else None
         _, server = resolve_server(path, self.base_url, named)
         spawner = user.spawners[server]
-        lab_url = getattr(spawner, "lab_url", "")
+        state = getattr(spawner, "server_state", None)  # an AMLSpawner's (other spawners have no instance)
+        lab_url = state.lab_url if state is not None else ""
         if spawner.ready and lab_url:
             self.redirect(lab_url)
             return

@@ -13,13 +13,15 @@ import json
 import os
 import secrets
 import sys
+import time
 from pathlib import Path
 from typing import Callable, Mapping
 
 from .clouds import cloud
 from .settings import SECRET_VARIABLES, ConfigError, env_example, load_settings, trait_values
 
-__all__ = ["ConfigError", "config_files", "configure", "ensure_secrets", "env_example", "fail", "load_settings"]
+__all__ = ["ConfigError", "config_files", "configure", "ensure_secrets", "env_example", "fail", "load_settings",
+           "menu_file"]
 
 
 # ---- secrets ---------------------------------------------------------
@@ -63,7 +65,7 @@ def _read_json(path: str, what: str):
         raise ConfigError(f"{what} {path} is not valid JSON: line {e.lineno}: {e.msg}") from None
 
 
-def _menu_file(values: dict, setting: str, trait: str):
+def menu_file(values: dict, setting: str, trait: str):
     """The JSON of a menu file, checked as the trait checks it (now, not at the first form)."""
     from traitlets import TraitError
 
@@ -220,9 +222,9 @@ def configure(c, values: dict, environ=None) -> None:
     credential = azure_credential(values, environ)
     if credential is not None:
         s.credential = credential
-    s.profiles = _menu_file(values, "AML_PROFILES_FILE", "profiles")
+    s.profiles = menu_file(values, "AML_PROFILES_FILE", "profiles")
     if values["AML_PROJECTS_FILE"]:
-        s.projects = _menu_file(values, "AML_PROJECTS_FILE", "projects")
+        s.projects = menu_file(values, "AML_PROJECTS_FILE", "projects")
     s.start_timeout = values["AML_START_TIMEOUT"] or 1200
     s.secrets_dir = str(data / "secrets")
     s.ssh_key_file = str(data / "ssh" / "id_ed25519")  # version 0.1's shared key, for its instances
@@ -244,7 +246,21 @@ def configure(c, values: dict, environ=None) -> None:
     scrub_secrets(environ)
 
 
-def fail(message: str) -> None:
-    """Stop the hub with one line on stderr."""
-    print(f"aml-jupyterhub: configuration error: {message}", file=sys.stderr, flush=True)
+def fail(message: str, environ=None) -> None:
+    """Stop the hub with one line on stderr.
+
+    With HUB_ON_CONFIG_ERROR=wait (.env.example's value) the process then
+    waits, saying it again every minute, instead of exiting: a container
+    restarted on exit would start, fail and restart in a loop behind a 502.
+    It stays unhealthy and ends on docker stop (SIGTERM's default action).
+    """
+    environ = os.environ if environ is None else environ
+    line = f"aml-jupyterhub: configuration error: {message}"
+    print(line, file=sys.stderr, flush=True)
+    if environ.get("HUB_ON_CONFIG_ERROR") == "wait":
+        print("aml-jupyterhub: not starting; fix .env, then `docker compose up -d hub` (or `make up`)",
+              file=sys.stderr, flush=True)
+        while True:
+            time.sleep(60)
+            print(line, file=sys.stderr, flush=True)
     raise SystemExit(2)

@@ -1,6 +1,6 @@
 """The hub's own small files: its id, and one SSH key pair per instance.
 
-Both live in the spawner's data directory (``AMLSpawner.data_dir``: a volume,
+Both live in the spawner's secrets directory (``AMLSpawner.secrets_dir``: a volume,
 0700). A key opens one instance only: it is made just before the instance is
 created (so a hub that dies mid-create still holds the key of what AML goes on
 making), kept 0600, and removed when the instance is deleted. Keys never go

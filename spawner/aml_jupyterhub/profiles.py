@@ -7,7 +7,6 @@ same :func:`choose` serves the spawn form and the REST API's
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field
 
 from .compute.models import VmSize
@@ -71,65 +70,61 @@ def _slug_ok(slug) -> bool:
     return isinstance(slug, str) and slug and slug.replace("-", "").replace("_", "").isalnum()
 
 
+def _entries(raw: list, what: str, cls, unique: str):
+    """(position, entry, slug) of each entry of an admin's list, after the
+    checks every list shares: a mapping, known keys, a unique slug."""
+    seen = set()
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise ValueError(f"{what} #{i + 1} must be a mapping, not {type(item).__name__}")
+        unknown = set(item) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"{what} #{i + 1} has unknown keys: {', '.join(sorted(unknown))}")
+        slug = item.get("slug")
+        if not _slug_ok(slug):
+            raise ValueError(f"{what} #{i + 1} needs a slug of letters, digits, '-' or '_'")
+        if slug in seen:
+            raise ValueError(unique.format(slug=slug))
+        seen.add(slug)
+        yield item, slug
+
+
 def parse_profiles(raw: list[dict]) -> list[Profile]:
     """Validate the admin's profile list; raise ValueError naming the bad entry."""
     if not raw:
         raise ValueError("profiles must list at least one VM size")
-    out, seen = [], set()
-    for i, item in enumerate(raw):
-        if not isinstance(item, dict):
-            raise ValueError(f"profile #{i + 1} must be a mapping, not {type(item).__name__}")
-        unknown = set(item) - set(Profile.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"profile #{i + 1} has unknown keys: {', '.join(sorted(unknown))}")
-        slug = item.get("slug")
-        if not _slug_ok(slug):
-            raise ValueError(f"profile #{i + 1} needs a slug of letters, digits, '-' or '_'")
-        if slug in seen:
-            raise ValueError(f"profile slug {slug!r} is used twice")
+    out = []
+    for item, slug in _entries(raw, "profile", Profile, "profile slug {slug!r} is used twice"):
         if not item.get("vm_size"):
             raise ValueError(f"profile {slug!r} needs a vm_size, e.g. Standard_DS3_v2")
-        seen.add(slug)
-        out.append(
-            Profile(
-                slug=slug,
-                display_name=item.get("display_name") or slug,
-                vm_size=item["vm_size"],
-                description=item.get("description", ""),
-                groups=tuple(item.get("groups") or ()),
-                default=bool(item.get("default", False)),
-            )
-        )
+        out.append(Profile(
+            slug=slug,
+            display_name=item.get("display_name") or slug,
+            vm_size=item["vm_size"],
+            description=item.get("description", ""),
+            groups=tuple(item.get("groups") or ()),
+            default=bool(item.get("default", False)),
+        ))
     return out
 
 
 def parse_projects(raw: list[dict], fallback: Project) -> list[Project]:
+    """Validate the admin's project (workspace) list; empty: only ``fallback``."""
     if not raw:
         return [fallback]
-    out, seen = [], set()
-    for i, item in enumerate(raw):
-        if not isinstance(item, dict):
-            raise ValueError(f"project #{i + 1} must be a mapping")
-        unknown = set(item) - set(Project.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"project #{i + 1} has unknown keys: {', '.join(sorted(unknown))}")
-        slug = item.get("slug")
-        if not _slug_ok(slug) or slug in seen:
-            raise ValueError(f"project #{i + 1} needs a unique slug of letters, digits, '-' or '_'")
+    out = []
+    for item, slug in _entries(raw, "project", Project, "project slug {slug!r} is used twice"):
         missing = [k for k in ("subscription_id", "resource_group", "workspace_name") if not item.get(k)]
         if missing:
             raise ValueError(f"project {slug!r} is missing {', '.join(missing)}")
-        seen.add(slug)
-        out.append(
-            Project(
-                slug=slug,
-                display_name=item.get("display_name") or slug,
-                subscription_id=item["subscription_id"],
-                resource_group=item["resource_group"],
-                workspace_name=item["workspace_name"],
-                groups=tuple(item.get("groups") or ()),
-            )
-        )
+        out.append(Project(
+            slug=slug,
+            display_name=item.get("display_name") or slug,
+            subscription_id=item["subscription_id"],
+            resource_group=item["resource_group"],
+            workspace_name=item["workspace_name"],
+            groups=tuple(item.get("groups") or ()),
+        ))
     return out
 
 
@@ -217,7 +212,8 @@ def choose(menu: Menu, options: dict | None) -> tuple[Profile, Project]:
     return profile, project
 
 
-def _size_facts(size: VmSize | None, show_price: bool) -> str:
+def size_facts(size: VmSize | None, show_price: bool) -> str:
+    """What a size is, in a line: vCPUs, memory, GPUs, and the price when asked."""
     if size is None:
         return ""
     facts = []
@@ -230,44 +226,3 @@ def _size_facts(size: VmSize | None, show_price: bool) -> str:
     if show_price and size.price_per_hour:
         facts.append(f"about ${size.price_per_hour:.2f}/hour")
     return " · ".join(facts)
-
-
-def render_form(menu: Menu, show_prices: bool = False, selected: dict | None = None) -> str:
-    """The spawn form: Bootstrap 5 markup, one radio card per size, and a
-    project select when there is a choice."""
-    selected = selected or {}
-    chosen = selected.get("profile") or menu.default_profile().slug
-    parts = []
-    if len(menu.projects) > 1:
-        opts = "".join(
-            f'<option value="{html.escape(p.slug)}"{" selected" if p.slug == selected.get("project") else ""}>'
-            f"{html.escape(p.display_name)}</option>"
-            for p in menu.projects
-        )
-        parts.append(
-            '<div class="mb-3">'
-            '<label for="aml-project" class="form-label fw-semibold">Select a project</label>'
-            f'<select id="aml-project" name="project" class="form-select" required>{opts}</select>'
-            "</div>"
-        )
-    parts.append('<fieldset class="mb-3"><legend class="form-label fw-semibold fs-6">Compute instance size</legend>')
-    parts.append('<div class="list-group">')
-    for p in menu.profiles:
-        pid = f"aml-profile-{html.escape(p.slug)}"
-        facts = _size_facts(menu.sizes.get(p.vm_size.lower()), show_prices)
-        parts.append(
-            f'<label class="list-group-item d-flex gap-3" for="{pid}">'
-            f'<input class="form-check-input flex-shrink-0" type="radio" name="profile" id="{pid}" '
-            f'value="{html.escape(p.slug)}"{" checked" if p.slug == chosen else ""}>'
-            "<span>"
-            f'<strong>{html.escape(p.display_name)}</strong> <code class="small">{html.escape(p.vm_size)}</code>'
-            + (f'<br><small class="text-body-secondary">{html.escape(facts)}</small>' if facts else "")
-            + (f"<br><small>{html.escape(p.description)}</small>" if p.description else "")
-            + "</span></label>"
-        )
-    parts.append("</div></fieldset>")
-    parts.append(
-        '<p class="form-text">Your server runs on your own Azure Machine Learning compute instance. '
-        "Creating one takes a few minutes; a stopped one starts faster and keeps your files.</p>"
-    )
-    return "\n".join(parts)

@@ -83,6 +83,7 @@ def _teardown(s: ComposeStack, timer: Timer) -> None:
             print(f"[e2e] compose down -v failed:\n{r.stderr[-3000:]}", flush=True)
         # an instance the emulator made after the reset (or while it was gone)
         removed += s.remove_instances(USERS)
+        s.remove_network()
         if removed:
             print(f"[e2e] removed instance containers: {', '.join(removed)}", flush=True)
 

@@ -38,12 +38,23 @@ def project_leftovers() -> list[str]:
     """Containers, networks and volumes of the demo's project (and its instances)."""
     found = []
     for kind, args in (("container", ["ps", "-a", "--filter", f"label=com.docker.compose.project={PROJECT}"]),
-                       ("instance", ["ps", "-a", "--filter", f"network={NETWORK}"]),
+                       ("instance", ["ps", "-a", "--filter", f"network={NETWORK}"]),  # and network slots
+                       ("instance", ["ps", "-a", "--filter", f"label=aml-jupyterhub.network={NETWORK}"]),
                        ("network", ["network", "ls", "--filter", f"name=^{NETWORK}$"]),
                        ("volume", ["volume", "ls", "--filter", f"label=com.docker.compose.project={PROJECT}"])):
         out = _run(["docker", *args, "--format", "{{.Name}}" if kind in ("network", "volume") else "{{.Names}}"])
-        found += [f"{kind} {line}" for line in out.stdout.split()]
+        found += [f"{kind} {line}" for line in out.stdout.split() if f"{kind} {line}" not in found]
     return found
+
+
+def copy_of_repo(root: Path, prefix: str) -> Path:
+    """A temporary copy of the repository: tracked files and new ones not ignored, as in the working tree."""
+    copy = Path(tempfile.mkdtemp(prefix=prefix))
+    files = _run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=root).stdout.split("\0")
+    tar = subprocess.run(["tar", "-cf", "-", *[f for f in files if f and (root / f).exists()]],
+                         cwd=root, capture_output=True, check=True)
+    subprocess.run(["tar", "-xf", "-"], cwd=copy, input=tar.stdout, check=True)
+    return copy
 
 
 class Demo:
@@ -56,13 +67,7 @@ class Demo:
         if project_leftovers():
             print("[e2e] a demo stack is already on this engine: running beside it, leaving it alone", flush=True)
             return
-        self.copy = Path(tempfile.mkdtemp(prefix="aml-demo-"))
-        # tracked files and new ones not ignored, as they are in the working tree
-        files = _run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                     cwd=self.root).stdout.split("\0")
-        tar = subprocess.run(["tar", "-cf", "-", *[f for f in files if f and (self.root / f).exists()]],
-                             cwd=self.root, capture_output=True, check=True)
-        subprocess.run(["tar", "-xf", "-"], cwd=self.copy, input=tar.stdout, check=True)
+        self.copy = copy_of_repo(self.root, "aml-demo-")
         t0 = time.monotonic()
         try:
             _run(["make", "up"], cwd=self.copy, timeout=1800)
@@ -82,11 +87,16 @@ class Demo:
         assert r.status_code in (200, 201), r.text
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
-            if _run(["docker", "ps", "-q", "--filter", f"network={NETWORK}", "--filter",
+            if _run(["docker", "ps", "-q", "--filter", f"label=aml-jupyterhub.network={NETWORK}", "--filter",
                      f"label=aml-jupyterhub.instance={self.instance}"]).stdout.strip():
                 return
             time.sleep(1)
         raise AssertionError("the demo's emulated instance did not start")
+
+    def down(self) -> str:
+        """``make down`` in the copy (the demo's instance still runs); what it printed."""
+        r = _run(["make", "down"], cwd=self.copy, timeout=600)
+        return r.stdout + r.stderr
 
     def remove(self) -> list[str]:
         """``make clean-local`` in the copy; what of the project is left after it."""

@@ -45,7 +45,7 @@ DOMAIN = "aml-local.example"  # the packaged test identities' UPN domain
 INSTANCE_LABEL = "aml-jupyterhub.instance"  # on the containers and volumes the emulator makes
 CADDY_ROOT_IN_VOLUME = "/data/caddy/pki/authorities/local/root.crt"
 EMULATOR_CA_IN_CONTAINER = "/srv/emulator/ca.pem"
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")  # make test passes its CHROMIUM
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run",
@@ -256,6 +256,14 @@ class ComposeStack:
         r = subprocess.run(["docker", "inspect", "--format", "{{.State.Status}}", container],
                            capture_output=True, text=True)
         return r.stdout.strip() if r.returncode == 0 else None
+
+    def remove_network(self) -> None:
+        """The emulator's network slots on this run's network, then the network (after compose down)."""
+        r = subprocess.run(["docker", "ps", "-aq", "--filter", "label=aml-jupyterhub.slot=1",
+                            "--filter", f"label=aml-jupyterhub.network={self.network}"], capture_output=True, text=True)
+        if r.stdout.split():
+            subprocess.run(["docker", "rm", "-f", *r.stdout.split()], capture_output=True)
+        subprocess.run(["docker", "network", "rm", self.network], capture_output=True)
 
     def remove_instances(self, users=()) -> list[str]:
         """Remove the containers and volumes the emulator made for this run.

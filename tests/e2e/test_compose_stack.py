@@ -20,13 +20,14 @@ import pytest
 import requests
 
 from tests.e2e.stack import (
-    ARTIFACTS, HOST, HubApi, create_token, launch_chromium, password, run_code_sync,
+    ARTIFACTS, CADDY_ROOT_IN_VOLUME, EMULATOR_CA_IN_CONTAINER, HOST, ROOT, HubApi, create_token, launch_chromium,
+    password, run_code_sync,
     sign_in, ssl_context, upn, wait_until,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
-ALICE, CAROL, DAVE = upn("alice"), upn("carol"), upn("dave")
+ALICE, BOB, CAROL, DAVE = upn("alice"), upn("bob"), upn("carol"), upn("dave")
 SHOTS = ARTIFACTS / "e2e"
 KEPT_FILE = "e2e-kept.txt"
 SIZES = {"small": "Small", "medium": "Medium", "large": "Large", "gpu": "GPU"}
@@ -134,6 +135,12 @@ def test_https_through_caddy(stack):
         with ssl_context(stack.caddy_root).wrap_socket(sock, server_hostname=HOST) as tls:
             issuer = dict(item for rdn in tls.getpeercert()["issuer"] for item in rdn)
     assert "Caddy Local Authority" in issuer.get("commonName", ""), issuer
+    # README tells a user to copy out the two CAs from where this suite takes them
+    readme = (ROOT / "README.md").read_text()
+    assert f"docker compose cp caddy:{CADDY_ROOT_IN_VOLUME} root.crt" in readme
+    assert f"docker compose cp emulator:{EMULATOR_CA_IN_CONTAINER} emulator-ca.pem" in readme
+    r = requests.get(f"{stack.emulator_url}/_emulator/health", verify=str(stack.emulator_ca), timeout=30)
+    assert r.status_code == 200, r.text
 
 
 # ---- 2 ---------------------------------------------------------------------------
@@ -259,6 +266,61 @@ def test_stop_server_stops_the_instance(stack, admin, timer):
     assert stack.container_state(f"aml-ci-{name}") == "exited"
 
 
+def _instance_state(stack, user: str) -> str:
+    return stack.emulator_instances()[stack.instance_name(user)]["state"]
+
+
+def _no_failure_shown(page, journal: Journal, what: str) -> None:
+    text = page.locator("body").inner_text()
+    assert "API request failed" not in text and "Failed to" not in text, f"{what}: the page says\n{text[:2000]}"
+    changed = [line for line in journal if "ERR_NETWORK_CHANGED" in line]
+    assert not changed, f"{what}: the browser aborted requests on a network change:\n{journal}"
+
+
+def test_stop_and_start_buttons_tell_the_truth(stack, admin, timer):
+    """The user's Stop/Start on /hub/home and an admin's on the admin page, clicked in the browser:
+    each says what happened (they said "API request failed" while the emulator's instances
+    changed the host's network under the browser)."""
+    ensure_running(admin, BOB)
+    journal = Journal()
+    with timer.phase("browser: Stop My Server / Start My Server"), chromium(stack, journal) as page:
+        sign_in_with_azure_ad(stack, page, "bob")
+        page.wait_for_url(re.compile(rf"^{re.escape(stack.hub_url)}/(user|hub)/"))
+        page.goto(f"{stack.hub_url}/hub/home")
+        page.locator("#stop").click()
+        page.locator("#stop").wait_for(state="hidden", timeout=180_000)  # hidden only when the API said it stopped
+        start = page.locator("#start")
+        assert start.inner_text().strip() == "Start My Server"
+        shot(page, "06-home-after-stop")
+        _no_failure_shown(page, journal, "Stop My Server")
+        wait_until(lambda: _instance_state(stack, BOB) == "Stopped", 120, "bob's instance Stopped")
+        start.click()
+        page.wait_for_url(re.compile(rf"^{re.escape(stack.hub_url)}/hub/spawn"))
+        page.check("#aml-profile-medium")
+        page.locator("#spawn_form [type=submit]").click(no_wait_after=True)
+        page.wait_for_url(re.compile(r"/lab"), timeout=300_000)
+        _no_failure_shown(page, journal, "Start My Server")
+        assert _instance_state(stack, BOB) == "Running"
+
+    journal = Journal()
+    with timer.phase("browser: the admin page's Stop Server / Start Server"), chromium(stack, journal) as page:
+        sign_in_with_azure_ad(stack, page, "carol")
+        page.wait_for_url(re.compile(rf"^{re.escape(stack.hub_url)}/(user|hub)/"))
+        page.goto(f"{stack.hub_url}/hub/admin")
+        row = page.get_by_role("row").filter(has_text="bob@")
+        row.get_by_role("button", name="Stop Server").click()
+        row.get_by_role("button", name="Start Server").wait_for(timeout=180_000)
+        shot(page, "07-admin-after-stop")
+        _no_failure_shown(page, journal, "the admin's Stop Server")
+        wait_until(lambda: _instance_state(stack, BOB) == "Stopped", 120, "bob's instance Stopped")
+        row.get_by_role("button", name="Start Server").click()
+        row.get_by_role("button", name="Stop Server").wait_for(timeout=300_000)
+        shot(page, "08-admin-after-start")
+        _no_failure_shown(page, journal, "the admin's Start Server")
+    admin.wait_ready(BOB)
+    assert _instance_state(stack, BOB) == "Running"
+
+
 # ---- 6 ---------------------------------------------------------------------------
 
 
@@ -341,6 +403,8 @@ def test_beside_a_demo_stack_and_make_clean_local_removes_it_all(stack, demo, ad
     if demo.copy is None:
         pytest.skip("the demo on this engine is the user's own (or AML_E2E_NO_DEMO=1): not removed")
     assert admin.api("GET", "/").status_code == 200  # our stack still answers
+    said = demo.down()  # the demo's instance still runs: make down says so in its own words, no Docker error
+    assert "1 emulated compute instance(s) still running" in said and "Resource is still in use" not in said, said
     left = demo.remove()
     assert left == [], left
     assert admin.api("GET", "/").status_code == 200  # and is untouched by the demo's removal

@@ -10,6 +10,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,19 @@ def test_the_hub_package_does_not_import_the_emulator():
     assert r.stdout.strip() == "False", r.stderr[-2000:]
     package = ROOT / "spawner" / "aml_jupyterhub"
     assert not [p for p in package.rglob("*.py") if "aml_emulator" in p.read_text()]
+
+
+def test_a_config_error_waits_when_asked_and_ends_on_sigterm(tmp_path):
+    """HUB_ON_CONFIG_ERROR=wait (the stack's): the hub says why and stays, instead of exiting into a restart loop."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AML_", "AAD_", "HUB_", "AZURE_"))}
+    env.update(example_env(), HUB_DATA_DIR=str(tmp_path / "data"), AML_WORKSPAC="x", HUB_ON_CONFIG_ERROR="wait")
+    proc = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(ROOT / "hub" / "jupyterhub_config.py")],
+                            cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(4)
+        assert proc.poll() is None, "the hub exited instead of waiting"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    assert "AML_WORKSPAC is not a setting of aml-jupyterhub. Did you mean AML_WORKSPACE?" in err
+    assert "not starting; fix .env" in err and "Traceback" not in err

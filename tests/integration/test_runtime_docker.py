@@ -17,7 +17,7 @@ import docker.errors
 import pytest
 
 from aml_emulator.runtime.base import RuntimeFailure, RuntimeInstance
-from aml_emulator.runtime.docker import DockerRuntime, container_name, volume_name
+from aml_emulator.runtime.docker import NETWORK_LABEL, DockerRuntime, container_name, volume_name
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "aml-jupyterhub-instance:local"
@@ -158,6 +158,8 @@ async def test_on_a_network_with_forwarding_env_and_jupyterlab(tmp_path, docker_
             finally:
                 await runtime.destroy(inst)
     finally:
+        for slot in docker_client.containers.list(all=True, filters={"label": f"{NETWORK_LABEL}={network.name}"}):
+            slot.remove(force=True)  # the network slot the instance shared
         network.remove()
 
 

@@ -149,16 +149,11 @@ def test_a_product_error_is_passed_through():
     assert mapped(original) is original
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: ClientAuthenticationError is an HttpResponseError; raised "
-                   "without a response (azure-identity: a bad secret) it takes the status-None branch and becomes "
-                   "InstanceFailed, whose spawn message says to pick another size")
 def test_a_credential_that_cannot_get_a_token_is_permission_denied():
     exc = core.ClientAuthenticationError("ClientSecretCredential authentication failed: AADSTS7000215: Invalid secret")
     err = mapped(exc, action="get")
     assert type(err) is PermissionDenied and "authentication to Azure failed" in err.message
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: a ResourceNotFoundError without a response (status None) "
-                   "becomes InstanceFailed, not NotFound: the status-None branch runs before the type checks")
 def test_not_found_without_a_response_is_not_found():
     assert type(mapped(core.ResourceNotFoundError("Compute ci-alice not found."), action="get")) is NotFound

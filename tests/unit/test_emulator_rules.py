@@ -93,3 +93,82 @@ def test_fault_plan_counts_and_filters():
 def test_fault_validation(bad):
     with pytest.raises((ValueError, TypeError)):
         Fault.from_json(bad)
+
+
+def refusal(check, *args):
+    with pytest.raises(ArmError) as err:
+        check(*args)
+    return err.value
+
+
+@pytest.mark.parametrize(
+    "body,status",
+    [([1], 400), ({"properties": {"computeType": "AmlCompute"}}, 400), ({}, 400)],
+)
+def test_only_compute_instance_bodies_pass(body, status):
+    assert refusal(rules.check_compute_body, body).status == status
+    props, pp = rules.check_compute_body({"properties": {"computeType": "ComputeInstance", "properties": {"vmSize": "x"}}})
+    assert props["computeType"] == "ComputeInstance" and pp == {"vmSize": "x"}
+
+
+def test_names_are_unique_per_region_whatever_the_case():
+    taken = [("ci-alice", "westeurope")]
+    rules.check_name_available("ci-alice", "eastus", taken)
+    rules.check_name_available("ci-bob", "westeurope", taken)
+    err = refusal(rules.check_name_available, "CI-Alice", "WestEurope", taken)
+    assert err.status == 409 and err.details[0]["code"] == "ComputeNameNotAvailable"
+
+
+def test_ssh_and_network_settings():
+    rules.check_ssh_key_given(True, "ssh-ed25519 AAA", None)
+    rules.check_ssh_key_given(True, None, {"objectId": "x"})  # the assigned user's key comes later
+    rules.check_ssh_key_given(False, None, None)
+    assert refusal(rules.check_ssh_key_given, True, None, None).details[0]["code"] == "MissingSshPublicKey"
+    rules.check_subnet_if_private(True, None)
+    rules.check_subnet_if_private(False, "/subscriptions/s/subnets/x")
+    assert refusal(rules.check_subnet_if_private, False, None).details[0]["code"] == "NoPublicIpRequiresSubnet"
+
+
+def test_quota_checks_the_family_first_then_the_region():
+    spec = catalog.SIZES["standard_ds3_v2"]  # 4 vCPUs, DSv2
+    rules.check_quota("westeurope", spec, (8, {spec.family: 8}), (4, {spec.family: 4}))
+    family = refusal(rules.check_quota, "westeurope", spec, (100, {spec.family: 6}), (4, {spec.family: 4}))
+    assert "Standard DSv2 Family" in family.message and "Current Limit: 6" in family.message
+    total = refusal(rules.check_quota, "westeurope", spec, (6, {spec.family: 48}), (4, {}))
+    assert "Total Regional" in total.message
+    assert "Current Limit: 0" in refusal(rules.check_quota, "westeurope", spec, (100, {}), (0, {})).message
+
+
+def test_an_existing_instance_keeps_its_size_and_user():
+    rules.check_size_unchanged("ci-a", "Standard_DS3_v2", "standard_ds3_v2")
+    rules.check_size_unchanged("ci-a", "Standard_DS3_v2", None)
+    assert refusal(rules.check_size_unchanged, "ci-a", "Standard_DS3_v2", "Standard_DS4_v2").status == 409
+    rules.check_assignee_unchanged("ci-a", {"objectId": "a"}, {"objectId": "a"})
+    rules.check_assignee_unchanged("ci-a", None, {"objectId": "b"})
+    assert refusal(rules.check_assignee_unchanged, "ci-a", {"objectId": "a"}, {"objectId": "b"}).status == 409
+
+
+@pytest.mark.parametrize(
+    "action,allowed,refused,code",
+    [
+        ("start", "Stopped", "Running", "StartComputeInstanceOnlyAllowedInStoppedState"),
+        ("stop", "Running", "Stopped", "StopComputeInstanceOnlyAllowedInRunningState"),
+        ("restart", "Running", "Unusable", "RestartComputeInstanceOnlyAllowedInRunningState"),
+    ],
+)
+def test_actions_need_their_state(action, allowed, refused, code):
+    rules.check_action(action, "ci-a", allowed)
+    err = refusal(rules.check_action, action, "ci-a", refused)
+    assert err.status == 400 and err.details[0]["code"] == code and f"'ci-a' is {refused}" in err.message
+
+
+def test_busy_unknown_and_other_refusals():
+    rules.check_not_busy("ci-a", "Running", False, "stop")
+    busy = refusal(rules.check_not_busy, "ci-a", "Stopping", True, "start")
+    assert busy.status == 409 and busy.details[0]["code"] == "OperationInProgress"
+    assert refusal(rules.check_action, "explode", "ci-a", "Running").code == "BadRequest"
+    rules.check_underlying_action("Detach")
+    assert refusal(rules.check_underlying_action, "nope").status == 400
+    rules.check_sso_change(None, None)
+    rules.check_sso_change({"objectId": "a"}, "a")
+    assert refusal(rules.check_sso_change, {"objectId": "a"}, "b").status == 403

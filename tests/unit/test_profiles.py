@@ -6,6 +6,7 @@ from html.parser import HTMLParser
 import pytest
 
 from aml_jupyterhub.compute.models import VmSize
+from aml_jupyterhub.form import render_form
 from aml_jupyterhub.profiles import (
     DEFAULT_PROFILES,
     OptionsError,
@@ -14,7 +15,6 @@ from aml_jupyterhub.profiles import (
     menu_for,
     parse_profiles,
     parse_projects,
-    render_form,
 )
 
 DEFAULT_WS = Project("default", "ws", "sub", "rg", "ws")
@@ -130,3 +130,22 @@ def test_form_escapes_admin_text():
     evil = parse_profiles([{"slug": "x", "display_name": "<script>alert(1)</script>", "vm_size": "Standard_DS2_v2"}])
     html = render_form(menu_for(evil, [DEFAULT_WS], set(), False, OFFERED))
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_an_admins_form_template_replaces_the_built_in_one(tmp_path):
+    template = tmp_path / "form.html"
+    template.write_text("{% for p in profiles %}<b>{{ p.display_name }}</b>[{{ facts[p.slug] }}]"
+                        "{% if p.slug == chosen %}*{% endif %}{% endfor %}")
+    evil = parse_profiles([{"slug": "x", "display_name": "<script>1</script>", "vm_size": "Standard_DS3_v2",
+                            "default": True}])
+    html = render_form(menu_for(evil, [DEFAULT_WS], set(), False, OFFERED), template=str(template))
+    assert html.startswith("<b>&lt;script&gt;1&lt;/script&gt;</b>[4 vCPUs") and html.endswith("*")
+
+
+def test_a_missing_form_template_is_refused_when_configured(tmp_path):
+    from traitlets import TraitError
+
+    from aml_jupyterhub.config import AMLSettings
+
+    with pytest.raises(TraitError, match="is not a file"):
+        AMLSettings(options_form_template=str(tmp_path / "nope.html"))

@@ -31,7 +31,8 @@ def make_runtime(config: EmulatorConfig):
     if config.runtime == "docker":
         from .runtime.docker import DockerRuntime
 
-        return DockerRuntime(config.state_dir, image=config.docker_image, network=config.docker_network)
+        return DockerRuntime(config.state_dir, image=config.docker_image, network=config.docker_network,
+                             slots=config.docker_slots)
     from .runtime.process import ProcessRuntime
 
     return ProcessRuntime(config.state_dir)
@@ -140,6 +141,7 @@ def create_app(config: EmulatorConfig) -> web.Application:
     ApplicationProxy(aad, resolve).add_routes(app)
 
     async def on_startup(app):
+        await runtime.start()
         await backend.load()
         log.info(
             "emulator ready: runtime=%s workspaces=%s transitions=%s",
@@ -150,8 +152,7 @@ def create_app(config: EmulatorConfig) -> web.Application:
 
     async def on_cleanup(app):
         # Machines outlive the emulator (as VMs outlive ARM); only stop our tasks.
-        for task in list(backend._tasks.values()):
-            task.cancel()
+        backend.cancel_transitions()
         await runtime.close()
 
     app.on_startup.append(on_startup)

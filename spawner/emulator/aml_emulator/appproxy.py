@@ -21,7 +21,8 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from .aad import SESSION_COOKIE, AzureAD, render_page
+from .aad import SESSION_COOKIE, AzureAD
+from .pages import render_page
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,8 @@
 """ARM REST routing for the emulated AML control plane (moto's "responses").
 
+It parses requests, calls the backend (``models``) and answers with the bodies
+``render`` makes; the state and AML's rules live elsewhere.
+
 Paths are matched case-insensitively, as ARM does, and any api-version is
 accepted (azure-ai-ml 1.35 sends 2023-08-01-preview). Long operations answer
 201/202 with an absolute ``Azure-AsyncOperation`` URL and a retry interval, so
@@ -16,8 +19,9 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from . import catalog, render
 from .errors import ArmError, bad_request, not_found
-from .models import PROVIDER, Backend, Operation
+from .models import PROVIDER, Backend, Instance, Operation
 
 _SUB = r"/subscriptions/(?P<sub>[^/]+)"
 _WS = _SUB + r"/resourceGroups/(?P<rg>[^/]+)/providers/" + PROVIDER + r"/workspaces/(?P<ws>[^/]+)"
@@ -84,6 +88,9 @@ class ArmApi:
             + urlencode({"api-version": request.query.get("api-version", "2023-08-01-preview")})
         )
 
+    def render_instance(self, request: web.Request, inst: Instance) -> dict:
+        return render.compute_instance(inst, self.backend.workspaces.get(inst.workspace), self.app_base(request))
+
     def accepted(self, request: web.Request, op: Operation, status: int = 202, body=None) -> web.Response:
         headers = {"Azure-AsyncOperation": self.op_url(request, op), **self.retry_headers()}
         if body is None:
@@ -114,7 +121,7 @@ class ArmApi:
 
     async def on_workspace(self, request, sub, rg, ws):
         self._method(request, ("GET",))
-        return arm_json(self.backend.workspace(sub, rg, ws).to_arm())
+        return arm_json(render.workspace(self.backend.workspace(sub, rg, ws)))
 
     async def on_computes(self, request, sub, rg, ws):
         self._method(request, ("GET",))
@@ -125,7 +132,7 @@ class ArmApi:
             raise bad_request("$skip must be a number.", code="BadRequest") from None
         items = self.backend.list_instances(workspace)
         page = items[skip : skip + self.backend.page_size]
-        body = {"value": [self.backend.instance_to_arm(i, self.app_base(request)) for i in page]}
+        body = {"value": [self.render_instance(request, i) for i in page]}
         if skip + self.backend.page_size < len(items):
             query = dict(request.query)
             query["$skip"] = str(skip + self.backend.page_size)
@@ -139,14 +146,14 @@ class ArmApi:
         workspace = self.backend.workspace(sub, rg, ws)
         if request.method == "GET":
             inst = self.backend.instance(workspace, name)
-            return arm_json(self.backend.instance_to_arm(inst, self.app_base(request)))
+            return arm_json(self.render_instance(request, inst))
         if request.method == "PUT":
             try:
                 body = await request.json()
             except (json.JSONDecodeError, UnicodeDecodeError):
                 raise bad_request("The request body is not valid JSON.", code="BadRequest") from None
             inst, op, created = await self.backend.create_or_update(workspace, name, body, request["caller"])
-            rendered = self.backend.instance_to_arm(inst, self.app_base(request))
+            rendered = self.render_instance(request, inst)
             if created:
                 return self.accepted(request, op, 201, rendered)
             return arm_json(rendered, 200)
@@ -166,30 +173,26 @@ class ArmApi:
             return self.accepted(request, op)
         inst = self.backend.instance(workspace, name)
         if action == "listnodes":
-            return arm_json(self.backend.list_nodes_arm(inst))
+            return arm_json(render.nodes(inst))
         if action == "listkeys":
             return arm_json({"computeType": "ComputeInstance"})
-        # enableSso: only the assigned user may switch SSO on, as in AML.
+        # enableSso; a body that is not JSON means "on"
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             body = {}
         caller_oid = (request["caller"] or {}).get("userId")
-        if inst.assigned_user and caller_oid != inst.assigned_user.get("objectId"):
-            raise ArmError(403, "AuthorizationFailed", "Only the assigned user can change SSO of this compute instance.")
-        inst.enable_sso = bool(body.get("enableSSO", True))
-        self.backend.save()
+        self.backend.set_sso(inst, bool(body.get("enableSSO", True)), caller_oid)
         return arm_json({}, 200)
 
     async def on_vm_sizes(self, request, sub, loc):
         self._method(request, ("GET",))
-        from . import catalog
-
-        return arm_json({"value": [s.to_arm() for s in catalog.sizes_for(loc)]})
+        return arm_json({"value": [render.vm_size(s) for s in catalog.sizes_for(loc)]})
 
     async def on_usages(self, request, sub, loc):
         self._method(request, ("GET",))
-        return arm_json({"value": self.backend.usages_arm(sub, loc), "nextLink": None})
+        usages = render.usages(sub, loc, self.backend.limits(loc), self.backend.usage(loc))
+        return arm_json({"value": usages, "nextLink": None})
 
     async def on_operation(self, request, sub, loc, op):
         self._method(request, ("GET",))
@@ -198,7 +201,7 @@ class ArmApi:
         except ArmError:
             raise not_found("locations/computeOperationsStatus", op) from None
         headers = self.retry_headers() if operation.status == "InProgress" else {}
-        return arm_json(operation.to_arm(), 200, headers)
+        return arm_json(render.operation(operation), 200, headers)
 
 
 def request_ids_middleware():

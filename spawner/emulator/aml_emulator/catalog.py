@@ -24,26 +24,10 @@ class VmSizeSpec:
     resource_disk_mb: int = 0
 
     def to_arm(self) -> dict:
-        return {
-            "name": self.name,
-            "family": self.family,
-            "vCPUs": self.vcpus,
-            "gpus": self.gpus,
-            "osVhdSizeMB": self.os_disk_mb,
-            "maxResourceVolumeMB": self.resource_disk_mb,
-            "memoryGB": self.memory_gb,
-            "lowPriorityCapable": self.gpus == 0,
-            "premiumIO": True,
-            "supportedComputeTypes": ["AmlCompute", "ComputeInstance"],
-            "estimatedVMPrices": {
-                "billingCurrency": "USD",
-                "unitOfMeasure": "OneHour",
-                "values": [
-                    {"retailPrice": self.price_usd_hour, "osType": "Linux", "vmTier": "Standard"},
-                    {"retailPrice": round(self.price_usd_hour * 0.2, 4), "osType": "Linux", "vmTier": "LowPriority"},
-                ],
-            },
-        }
+        # rendering lives in render.py; kept as a method for callers that have a spec in hand
+        from .render import vm_size
+
+        return vm_size(self)
 
 
 _DSV2 = ("standardDSv2Family", "Standard DSv2 Family")

@@ -40,6 +40,7 @@ class EmulatorConfig:
     identity_file: Path | None = None
     docker_image: str = "aml-jupyterhub-instance:local"
     docker_network: str | None = None
+    docker_slots: int = 8
     faults: list[dict] = field(default_factory=list)
     ca_export: Path | None = None
     redirect_uris: list[str] = field(default_factory=list)
@@ -88,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--identity-file", type=Path, default=None, help="Azure AD test users, groups and app registrations (JSON)")
     p.add_argument("--docker-image", default=None, help="compute-instance image for the docker runtime")
     p.add_argument("--docker-network", default=None, help="Docker network the instance containers join")
+    p.add_argument("--docker-slots", type=int, default=None,
+                   help="with --docker-network: network slots made at start, whose network the instances share, so "
+                        "an instance's start or stop adds or removes no network interface on the Docker host "
+                        "(browsers there abort requests on such changes); more are made when all are taken; "
+                        "0: every instance has its own (default 8)")
     p.add_argument("--fault", action="append", type=json.loads, default=None, metavar="JSON",
                    help='fault to inject at start, e.g. \'{"kind":"throttle","count":3}\' (repeatable)')
     p.add_argument("--ca-export", type=Path, default=None,
@@ -148,6 +154,9 @@ def load_config(argv: list[str] | None = None) -> EmulatorConfig:
     cfg.identity_file = Path(identity) if identity else None
     cfg.docker_image = pick("docker_image", args.docker_image, cfg.docker_image)
     cfg.docker_network = pick("docker_network", args.docker_network)
+    cfg.docker_slots = int(pick("docker_slots", args.docker_slots, cfg.docker_slots))
+    if cfg.docker_slots < 0:
+        parser.error("--docker-slots must be 0 or more")
     cfg.faults = list(pick("faults", args.fault, []))
     ca_export = pick("ca_export", args.ca_export)
     cfg.ca_export = Path(ca_export) if ca_export else None

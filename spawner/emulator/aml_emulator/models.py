@@ -1,8 +1,10 @@
 """The emulated AML control plane: workspaces, compute instances, operations.
 
-Like moto's models, this knows nothing of HTTP: it holds the state, enforces
-AML's rules (raising :class:`ArmError`) and drives each instance's state
-machine, calling the runtime at the edges:
+Like moto's models, this knows nothing of HTTP: it holds the state, the
+quota accounting and each instance's state machine, and calls the runtime at
+the edges. What AML refuses is decided in ``rules`` (pure checks raising
+:class:`ArmError`), which the backend asks before it changes anything; how
+ARM spells a model is ``render``'s business.
 
     PUT     Creating -> (SettingUp) -> Running      | CreateFailed
     stop    Stopping -> Stopped
@@ -26,7 +28,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 
 from . import catalog, rules
-from .errors import ArmError, bad_request, conflict, not_found
+from .errors import ArmError, not_found
 from .faults import FaultPlan
 from .runtime.base import InstanceRuntime, RuntimeFailure, RuntimeInstance
 from .store import JsonStore
@@ -38,6 +40,7 @@ TRANSITION_KINDS = ("create", "setup", "start", "stop", "restart", "delete")
 DEFAULT_TRANSITIONS = {"create": 3.0, "setup": 1.0, "start": 2.0, "stop": 1.0, "restart": 2.0, "delete": 1.0}
 OP_NAMES = {"create": "Create", "start": "Start", "stop": "Stop", "restart": "Restart", "delete": "Delete"}
 IN_FLIGHT_STATES = {"Creating", "SettingUp", "Starting", "Stopping", "Restarting", "Deleting"}
+ACTION_STATES = {"start": "Starting", "stop": "Stopping", "restart": "Restarting"}  # while the action runs
 
 
 def utcnow_iso() -> str:
@@ -62,28 +65,6 @@ class Workspace:
             f"/providers/{PROVIDER}/workspaces/{self.name}"
         )
 
-    def to_arm(self) -> dict:
-        return {
-            "id": self.arm_id,
-            "name": self.name,
-            "type": f"{PROVIDER}/workspaces",
-            "location": self.location,
-            "tags": {},
-            "identity": {"type": "SystemAssigned", "principalId": str(uuid.uuid5(uuid.NAMESPACE_URL, self.arm_id)),
-                         "tenantId": "00000000-0000-0000-0000-000000000000"},
-            "sku": {"name": "Basic", "tier": "Basic"},
-            "kind": "Default",
-            "properties": {
-                "friendlyName": self.name,
-                "description": "Workspace served by the aml-jupyterhub emulator",
-                "provisioningState": "Succeeded",
-                "workspaceId": str(uuid.uuid5(uuid.NAMESPACE_URL, self.arm_id + "/id")),
-                "publicNetworkAccess": "Enabled",
-                "hbiWorkspace": False,
-                "v1LegacyMode": False,
-            },
-        }
-
 
 @dataclass
 class Operation:
@@ -97,23 +78,6 @@ class Operation:
     status: str = "InProgress"
     ended: float | None = None
     error: dict | None = None
-
-    def to_arm(self) -> dict:
-        body = {
-            "id": self.id,
-            "name": self.id,
-            "status": self.status,
-            "startTime": dt.datetime.fromtimestamp(self.started, dt.timezone.utc).isoformat(),
-        }
-        if self.status == "InProgress":
-            elapsed = time.time() - self.started
-            body["percentComplete"] = 0 if self.duration <= 0 else min(99, int(100 * elapsed / self.duration))
-        else:
-            body["endTime"] = dt.datetime.fromtimestamp(self.ended or time.time(), dt.timezone.utc).isoformat()
-            body["percentComplete"] = 100
-        if self.error:
-            body["error"] = self.error
-        return body
 
 
 @dataclass
@@ -152,6 +116,11 @@ class Instance:
         return RuntimeInstance(
             name=self.name, vm_size=self.vm_size, ssh_public_key=self.admin_public_key, data=self.runtime_data
         )
+
+    @property
+    def busy(self) -> bool:
+        """A transition is running: AML refuses any other action until it ends."""
+        return bool(self.pending) or self.state in IN_FLIGHT_STATES
 
     def owner_oid(self) -> str | None:
         if self.assigned_user:
@@ -279,14 +248,7 @@ class Backend:
         return total, families
 
     def check_quota(self, location: str, spec: catalog.VmSizeSpec, exclude: Instance | None = None) -> None:
-        limit_total, limit_families = self.limits(location)
-        used_total, used_families = self.usage(location, exclude)
-        family_limit = limit_families.get(spec.family, 0)
-        family_used = used_families.get(spec.family, 0)
-        if family_used + spec.vcpus > family_limit:
-            raise rules.quota_error(location, spec.family_display, family_limit, family_used, spec.vcpus)
-        if used_total + spec.vcpus > limit_total:
-            raise rules.quota_error(location, "Total Regional", limit_total, used_total, spec.vcpus)
+        rules.check_quota(location, spec, self.limits(location), self.usage(location, exclude))
 
     def set_quota(self, location: str, family: str | None, limit: int) -> None:
         if limit < 0:
@@ -296,36 +258,6 @@ class Backend:
             raise ValueError(f"unknown VM family {family!r}; known: {', '.join(catalog.DEFAULT_FAMILY_CORES)}")
         self.quota_overrides.setdefault(location.lower(), {})[key] = limit
         self.save()
-
-    def usages_arm(self, subscription_id: str, location: str) -> list[dict]:
-        limit_total, limit_families = self.limits(location)
-        used_total, used_families = self.usage(location)
-        base = f"/subscriptions/{subscription_id}/providers/{PROVIDER}/locations/{location}"
-        out = [
-            {
-                "id": f"{base}/usages/totalCores",
-                "amlWorkspaceLocation": location,
-                "type": f"{PROVIDER}/totalCores/usages",
-                "unit": "Count",
-                "currentValue": used_total,
-                "limit": limit_total,
-                "name": {"value": "Cores", "localizedValue": "Total Regional Cores"},
-            }
-        ]
-        displays = {s.family: s.family_display for s in catalog.SIZES.values()}
-        for family, limit in limit_families.items():
-            out.append(
-                {
-                    "id": f"{base}/usages/{family}",
-                    "amlWorkspaceLocation": location,
-                    "type": f"{PROVIDER}/vmFamily/usages",
-                    "unit": "Count",
-                    "currentValue": used_families.get(family, 0),
-                    "limit": limit,
-                    "name": {"value": family, "localizedValue": f"{displays.get(family, family)} Dedicated vCPUs"},
-                }
-            )
-        return out
 
     # ---- operations --------------------------------------------------
 
@@ -459,45 +391,22 @@ class Backend:
     # ---- ARM operations ----------------------------------------------
 
     async def create_or_update(self, ws: Workspace, name: str, body: dict, caller: dict) -> tuple[Instance, Operation | None, bool]:
-        if not isinstance(body, dict):
-            raise bad_request("The request body must be a JSON object.", code="BadRequest")
-        props = body.get("properties") or {}
-        if props.get("computeType") != "ComputeInstance":
-            raise bad_request(
-                f"computeType '{props.get('computeType')}' is not supported by this emulator; only ComputeInstance is.",
-                code="BadRequest",
-            )
-        pp = props.get("properties") or {}
+        props, pp = rules.check_compute_body(body)
         async with self._lock:
             existing = self.instances.get(self._instance_key(ws, name))
             if existing is not None:
                 return self._update(existing, body, pp), None, False
             rules.check_name(name)
-            for other in self.instances.values():
-                if other.name.lower() == name.lower() and other.location.lower() == ws.location.lower():
-                    raise conflict(
-                        f"Compute name '{name}' is not available. Reason: AlreadyExists. Message: compute instance "
-                        f"names must be unique across all workspaces in region '{ws.location}'.",
-                        detail_code="ComputeNameNotAvailable",
-                    )
+            rules.check_name_available(name, ws.location, ((i.name, i.location) for i in self.instances.values()))
             spec = rules.check_vm_size(ws.location, pp.get("vmSize"))
             ssh = pp.get("sshSettings") or {}
             assigned = ((pp.get("personalComputeInstanceSettings") or {}).get("assignedUser")) or None
             key = ssh.get("adminPublicKey") or None
             rules.check_on_behalf_of_ssh(assigned, key)
             ssh_on = (ssh.get("sshPublicAccess") or "Disabled").lower() == "enabled"
-            if ssh_on and not key and not assigned:
-                raise bad_request(
-                    "sshPublicAccess is Enabled but no adminPublicKey was given; give the public key to install.",
-                    detail_code="MissingSshPublicKey",
-                )
+            rules.check_ssh_key_given(ssh_on, key, assigned)
             idle = rules.parse_idle_minutes(pp.get("idleTimeBeforeShutdown"))
-            if not pp.get("enableNodePublicIp", True) and not (pp.get("subnet") or {}).get("id"):
-                raise bad_request(
-                    "A compute instance without a public IP needs a subnet of a virtual network "
-                    "(or a workspace managed network).",
-                    detail_code="NoPublicIpRequiresSubnet",
-                )
+            rules.check_subnet_if_private(pp.get("enableNodePublicIp", True), (pp.get("subnet") or {}).get("id"))
             self.check_quota(ws.location, spec)
             now = utcnow_iso()
             inst = Instance(
@@ -530,19 +439,9 @@ class Backend:
     def _update(self, inst: Instance, body: dict, pp: dict) -> Instance:
         """PUT on an existing instance: the same spec again is a no-op (a retried
         create must not fail); tags may change; anything else needs delete + create."""
-        wanted = pp.get("vmSize")
-        if wanted and wanted.lower() != inst.vm_size.lower():
-            raise conflict(
-                f"Compute instance '{inst.name}' already exists with size {inst.vm_size}; its size cannot be "
-                f"changed to {wanted} by create. Stop it and resize, or delete it first.",
-                detail_code="ComputePropertiesCannotBeUpdated",
-            )
+        rules.check_size_unchanged(inst.name, inst.vm_size, pp.get("vmSize"))
         assigned = ((pp.get("personalComputeInstanceSettings") or {}).get("assignedUser")) or None
-        if assigned and inst.assigned_user and assigned.get("objectId") != inst.assigned_user.get("objectId"):
-            raise conflict(
-                f"Compute instance '{inst.name}' already exists and is assigned to another user.",
-                detail_code="ComputePropertiesCannotBeUpdated",
-            )
+        rules.check_assignee_unchanged(inst.name, inst.assigned_user, assigned)
         if "tags" in body:
             inst.tags = dict(body.get("tags") or {})
             inst.modified_on = utcnow_iso()
@@ -552,43 +451,20 @@ class Backend:
     async def action(self, ws: Workspace, name: str, action: str) -> Operation:
         async with self._lock:
             inst = self.instance(ws, name)
-            self._refuse_if_busy(inst, action)
-            if action == "start":
-                if inst.state != "Stopped":
-                    raise bad_request(
-                        f"Start compute instance is only allowed when it is Stopped; '{name}' is {inst.state}.",
-                        detail_code="StartComputeInstanceOnlyAllowedInStoppedState",
-                    )
-                if inst.release_quota_on_stop:
-                    self.check_quota(inst.location, catalog.SIZES[inst.vm_size.lower()], exclude=inst)
-                return self._begin(ws, inst, "start", "Starting")
-            if action == "stop":
-                if inst.state != "Running":
-                    raise bad_request(
-                        f"Stop compute instance is only allowed when it is Running; '{name}' is {inst.state}.",
-                        detail_code="StopComputeInstanceOnlyAllowedInRunningState",
-                    )
-                return self._begin(ws, inst, "stop", "Stopping")
-            if action == "restart":
-                if inst.state != "Running":
-                    raise bad_request(
-                        f"Restart compute instance is only allowed when it is Running; '{name}' is {inst.state}.",
-                        detail_code="RestartComputeInstanceOnlyAllowedInRunningState",
-                    )
-                return self._begin(ws, inst, "restart", "Restarting")
-        raise bad_request(f"Unknown action '{action}'.", code="BadRequest")
+            rules.check_not_busy(inst.name, inst.state, inst.busy, action)
+            rules.check_action(action, name, inst.state)
+            if action == "start" and inst.release_quota_on_stop:
+                # its cores were given back at stop: it needs them again
+                self.check_quota(inst.location, catalog.SIZES[inst.vm_size.lower()], exclude=inst)
+            return self._begin(ws, inst, action, ACTION_STATES[action])
 
-    def _refuse_if_busy(self, inst: Instance, action: str) -> None:
-        if inst.pending or inst.state in IN_FLIGHT_STATES:
-            raise conflict(
-                f"Cannot {action} compute instance '{inst.name}' while it is {inst.state}: another operation "
-                "is in progress. Wait until it ends, then try again.",
-                detail_code="OperationInProgress",
-            )
+    def set_sso(self, inst: Instance, enabled: bool, caller_oid: str | None) -> None:
+        rules.check_sso_change(inst.assigned_user, caller_oid)
+        inst.enable_sso = enabled
+        self.save()
 
     async def delete(self, ws: Workspace, name: str, underlying_action: str) -> Operation | None:
-        if underlying_action.lower() not in ("delete", "detach"):
-            raise bad_request("underlyingResourceAction must be Delete or Detach.", code="BadRequest")
+        rules.check_underlying_action(underlying_action)
         async with self._lock:
             inst = self.instances.get(self._instance_key(ws, name))
             if inst is None:
@@ -634,10 +510,20 @@ class Backend:
         while self._tasks:
             await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
 
-    async def reset(self) -> None:
-        for task in list(self._tasks.values()):
+    def cancel_transitions(self) -> list[asyncio.Task]:
+        """Stop driving every running transition; return the cancelled tasks.
+
+        The machines are left as they are: at shutdown they outlive the
+        emulator (as VMs outlive ARM), and a restart resumes the transitions
+        from the deadlines kept in the store.
+        """
+        tasks = list(self._tasks.values())
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+        return tasks
+
+    async def reset(self) -> None:
+        await asyncio.gather(*self.cancel_transitions(), return_exceptions=True)
         for inst in list(self.instances.values()):
             rt = inst.runtime_view()
             try:
@@ -662,97 +548,3 @@ class Backend:
         origin = await self.runtime.application_url(inst.runtime_view(), f"/instances/{inst.name}/")
         self.save()
         return inst, origin
-
-    # ---- ARM rendering -----------------------------------------------
-
-    def instance_to_arm(self, inst: Instance, app_base: str) -> dict:
-        ws = self.workspaces.get(inst.workspace)
-        arm_id = f"{ws.arm_id if ws else ''}/computes/{inst.name}"
-        conn = inst.connectivity or {}
-        pp = {
-            "vmSize": inst.vm_size,
-            "state": inst.state,
-            "applicationSharingPolicy": "Personal" if inst.assigned_user else "Shared",
-            "computeInstanceAuthorizationType": "personal",
-            "enableSSO": inst.enable_sso,
-            "sshSettings": {
-                "sshPublicAccess": "Enabled" if inst.ssh_public_access else "Disabled",
-                "adminUserName": "azureuser",
-                "sshPort": conn.get("ssh_port", 50000),
-                "adminPublicKey": inst.admin_public_key,
-            },
-            "connectivityEndpoints": {
-                "publicIpAddress": conn.get("public_ip") if inst.enable_node_public_ip else None,
-                "privateIpAddress": conn.get("private_ip"),
-            },
-            "applications": [
-                {"displayName": "Jupyter", "endpointUri": f"{app_base}/instances/{inst.name}/tree/"},
-                {"displayName": "Jupyter Lab", "endpointUri": f"{app_base}/instances/{inst.name}/lab"},
-            ],
-            "createdBy": inst.created_by,
-            "errors": inst.errors,
-            "lastOperation": inst.last_operation,
-            "enableNodePublicIp": inst.enable_node_public_ip,
-            "enableRootAccess": inst.enable_root_access,
-            "releaseQuotaOnStop": inst.release_quota_on_stop,
-            "enableOSPatching": False,
-            "osImageMetadata": {"currentImageVersion": "25.01.31", "latestImageVersion": "25.01.31", "isLatestOsImageVersion": True},
-            "schedules": inst.schedules or {"computeStartStop": []},
-            "setupScripts": inst.setup_scripts,
-            "customServices": None,
-            "dataDisks": None,
-            "dataMounts": None,
-        }
-        if inst.connectivity and inst.connectivity.get("private_ssh_port") is not None:
-            # Not an AML field: where SSH answers on the private address (22 on a
-            # real instance). Unknown keys are ignored by the SDK.
-            pp["connectivityEndpoints"]["privateSshPort"] = inst.connectivity["private_ssh_port"]
-        if inst.subnet_id:
-            pp["subnet"] = {"id": inst.subnet_id}
-        if inst.idle_minutes is not None:
-            pp["idleTimeBeforeShutdown"] = f"PT{inst.idle_minutes}M"
-        if inst.assigned_user:
-            pp["personalComputeInstanceSettings"] = {"assignedUser": inst.assigned_user}
-        body = {
-            "id": arm_id,
-            "name": inst.name,
-            "type": f"{PROVIDER}/workspaces/computes",
-            "location": inst.location,
-            "tags": inst.tags,
-            "systemData": {"createdAt": inst.created_on, "createdBy": (inst.created_by or {}).get("userName")},
-            "properties": {
-                "computeType": "ComputeInstance",
-                "computeLocation": inst.location,
-                "description": inst.description,
-                "provisioningState": inst.provisioning_state,
-                "provisioningErrors": inst.errors if inst.state == "CreateFailed" else None,
-                "createdOn": inst.created_on,
-                "modifiedOn": inst.modified_on,
-                "resourceId": None,
-                "isAttachedCompute": False,
-                "disableLocalAuth": not inst.ssh_public_access,
-                "properties": pp,
-            },
-        }
-        if inst.identity:
-            body["identity"] = inst.identity
-        return body
-
-    def list_nodes_arm(self, inst: Instance) -> dict:
-        if inst.state != "Running" or not inst.connectivity:
-            return {"nodes": [], "nextLink": None}
-        conn = inst.connectivity
-        return {
-            "nodes": [
-                {
-                    "nodeId": f"tvmps_{uuid.uuid5(uuid.NAMESPACE_URL, inst.name).hex[:32]}_d",
-                    "privateIpAddress": conn.get("private_ip"),
-                    "publicIpAddress": conn.get("public_ip"),
-                    "port": conn.get("ssh_port"),
-                    "nodeState": "idle",
-                    "runId": None,
-                }
-            ],
-            "nextLink": None,
-        }
-

@@ -1,17 +1,27 @@
-"""What AML refuses when a compute instance is created: pure checks.
+"""Every refusal of the emulated AML control plane, as pure checks.
 
-Each function raises :class:`ArmError` with the status and text AML uses (see
+What a PUT body may hold, which names and sizes are allowed, what quota
+allows, and which actions an instance's state permits: each function looks
+only at the values it is given (the backend in ``models`` gathers them) and
+raises :class:`ArmError` with the status and text AML uses (see
 ``shared/reference/aml-compute-contract.md`` §5, §6, §10). Where the
 reference marks the exact code uncertain, we use 400 ``UserError``, the
 service's usual answer for bad input, and say so here.
+
+Not here: a lookup that finds nothing (404, ``errors.not_found``) and what is
+wrong with the HTTP request itself (no api-version, bad JSON: ``arm``).
 """
 
 from __future__ import annotations
 
 import re
+from typing import Iterable
 
 from . import catalog
-from .errors import ArmError, bad_request
+from .errors import ArmError, bad_request, conflict
+
+# the state each action needs the instance to be in
+ACTION_NEEDS = {"start": "Stopped", "stop": "Running", "restart": "Running"}
 
 _NAME_CHARS = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
 _IDLE = re.compile(r"^PT(\d+)M$")
@@ -104,3 +114,121 @@ def quota_error(location: str, family_display: str, limit: int, usage: int, requ
         ),
         details=[{"code": "QuotaExceeded", "message": f"{family_display}: limit {limit}, usage {usage}, required {required}"}],
     )
+
+
+# ---- the PUT body ----------------------------------------------------------
+
+
+def check_compute_body(body) -> tuple[dict, dict]:
+    """A PUT body's ``properties`` and their inner ``properties``; only compute instances pass."""
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object.", code="BadRequest")
+    props = body.get("properties") or {}
+    if props.get("computeType") != "ComputeInstance":
+        raise bad_request(
+            f"computeType '{props.get('computeType')}' is not supported by this emulator; only ComputeInstance is.",
+            code="BadRequest",
+        )
+    return props, props.get("properties") or {}
+
+
+def check_name_available(name: str, location: str, taken: Iterable[tuple[str, str]]) -> None:
+    """``taken``: (name, location) of every existing instance, in any workspace."""
+    for other_name, other_location in taken:
+        if other_name.lower() == name.lower() and other_location.lower() == location.lower():
+            raise conflict(
+                f"Compute name '{name}' is not available. Reason: AlreadyExists. Message: compute instance "
+                f"names must be unique across all workspaces in region '{location}'.",
+                detail_code="ComputeNameNotAvailable",
+            )
+
+
+def check_ssh_key_given(ssh_public_access: bool, admin_public_key: str | None, assigned_user: dict | None) -> None:
+    # an instance made on behalf of a user gets that user's key later; any other needs one now
+    if ssh_public_access and not admin_public_key and not assigned_user:
+        raise bad_request(
+            "sshPublicAccess is Enabled but no adminPublicKey was given; give the public key to install.",
+            detail_code="MissingSshPublicKey",
+        )
+
+
+def check_subnet_if_private(enable_node_public_ip: bool, subnet_id: str | None) -> None:
+    if not enable_node_public_ip and not subnet_id:
+        raise bad_request(
+            "A compute instance without a public IP needs a subnet of a virtual network "
+            "(or a workspace managed network).",
+            detail_code="NoPublicIpRequiresSubnet",
+        )
+
+
+def check_quota(location: str, spec: catalog.VmSizeSpec, limits: tuple[int, dict], used: tuple[int, dict]) -> None:
+    """Refuse ``spec`` if it exceeds its family's or the region's vCPU quota.
+
+    ``limits`` and ``used`` are (total cores, {family: cores}) of the region.
+    The family is checked first, as AML names the narrower quota.
+    """
+    limit_total, limit_families = limits
+    used_total, used_families = used
+    family_limit = limit_families.get(spec.family, 0)
+    family_used = used_families.get(spec.family, 0)
+    if family_used + spec.vcpus > family_limit:
+        raise quota_error(location, spec.family_display, family_limit, family_used, spec.vcpus)
+    if used_total + spec.vcpus > limit_total:
+        raise quota_error(location, "Total Regional", limit_total, used_total, spec.vcpus)
+
+
+# ---- a PUT on an existing instance ---------------------------------------------
+
+
+def check_size_unchanged(name: str, current: str, wanted: str | None) -> None:
+    if wanted and wanted.lower() != current.lower():
+        raise conflict(
+            f"Compute instance '{name}' already exists with size {current}; its size cannot be "
+            f"changed to {wanted} by create. Stop it and resize, or delete it first.",
+            detail_code="ComputePropertiesCannotBeUpdated",
+        )
+
+
+def check_assignee_unchanged(name: str, current: dict | None, wanted: dict | None) -> None:
+    if wanted and current and wanted.get("objectId") != current.get("objectId"):
+        raise conflict(
+            f"Compute instance '{name}' already exists and is assigned to another user.",
+            detail_code="ComputePropertiesCannotBeUpdated",
+        )
+
+
+# ---- actions and delete ----------------------------------------------------------
+
+
+def check_not_busy(name: str, state: str, busy: bool, action: str) -> None:
+    """``busy``: a transition of the instance is running (the model knows which)."""
+    if busy:
+        raise conflict(
+            f"Cannot {action} compute instance '{name}' while it is {state}: another operation "
+            "is in progress. Wait until it ends, then try again.",
+            detail_code="OperationInProgress",
+        )
+
+
+def check_action(action: str, name: str, state: str) -> None:
+    """start needs Stopped; stop and restart need Running."""
+    needed = ACTION_NEEDS.get(action)
+    if needed is None:
+        raise bad_request(f"Unknown action '{action}'.", code="BadRequest")
+    if state != needed:
+        verb = action.title()
+        raise bad_request(
+            f"{verb} compute instance is only allowed when it is {needed}; '{name}' is {state}.",
+            detail_code=f"{verb}ComputeInstanceOnlyAllowedIn{needed}State",
+        )
+
+
+def check_underlying_action(value: str) -> None:
+    if value.lower() not in ("delete", "detach"):
+        raise bad_request("underlyingResourceAction must be Delete or Detach.", code="BadRequest")
+
+
+def check_sso_change(assigned_user: dict | None, caller_oid: str | None) -> None:
+    # only the assigned user may switch SSO of a personal instance, as in AML
+    if assigned_user and caller_oid != assigned_user.get("objectId"):
+        raise ArmError(403, "AuthorizationFailed", "Only the assigned user can change SSO of this compute instance.")

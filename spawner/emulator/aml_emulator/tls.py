@@ -1,10 +1,13 @@
-"""The emulator's own certificate authority and server certificate.
+"""The emulator's certificates: its own CA, its server certificate, and the
+one helper that issues every certificate the emulator makes.
 
 The azure-ai-ml SDK refuses to send a bearer token over plain HTTP, so the
 emulator always serves HTTPS. On first start it makes a CA (written to
 ``DIR/ca.pem`` for clients to trust) and a server certificate for localhost,
 127.0.0.1 and any extra host names; both are reused on later starts, and the
-server certificate is re-issued when the set of names grows.
+server certificate is re-issued when the set of names grows. The emulated
+Azure AD's token-signing certificate (``signing``) is made by the same
+:func:`make_certificate`.
 """
 
 from __future__ import annotations
@@ -30,12 +33,38 @@ def _write_private(path: Path, data: bytes) -> None:
     os.chmod(path, 0o600)
 
 
-def _key_pem(key) -> bytes:
+def key_pem(key) -> bytes:
+    """A private key as unencrypted PKCS#8 PEM."""
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+
+
+def make_certificate(common_name: str, key, *, days: int, issuer=None, extensions=()) -> x509.Certificate:
+    """A certificate for ``key``'s public half, valid from a day ago for ``days`` days.
+
+    ``issuer`` is (certificate, private key) of the CA that signs it; without
+    it the certificate is self-signed with ``key``. ``extensions`` are
+    (extension, critical) pairs. The day of slack in the start absorbs clock
+    skew between the emulator and its clients (containers, VMs).
+    """
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    issuer_cert, signing_key = issuer if issuer else (None, key)
+    now = dt.datetime.now(dt.timezone.utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer_cert.subject if issuer_cert else name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=days))
+    )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(signing_key, hashes.SHA256())
 
 
 def _san(names) -> x509.SubjectAlternativeName:
@@ -55,29 +84,22 @@ def _load_or_make_ca(directory: Path):
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
         return key, cert
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "aml-jupyterhub emulator local CA")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True,
-                content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
+    usage = x509.KeyUsage(
+        digital_signature=True, key_cert_sign=True, crl_sign=True,
+        content_commitment=False, key_encipherment=False, data_encipherment=False,
+        key_agreement=False, encipher_only=False, decipher_only=False,
     )
-    _write_private(key_path, _key_pem(key))
+    cert = make_certificate(
+        "aml-jupyterhub emulator local CA",
+        key,
+        days=3650,
+        extensions=[
+            (x509.BasicConstraints(ca=True, path_length=0), True),
+            (usage, True),
+            (x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False),
+        ],
+    )
+    _write_private(key_path, key_pem(key))
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return key, cert
 
@@ -105,24 +127,19 @@ def ensure_certificates(directory: Path, extra_names=()) -> tuple[Path, Path, Pa
         if set(names) <= _cert_names(existing) and fresh:
             return directory / "ca.pem", cert_path, key_path
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=825))
-        .add_extension(_san(names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
+    cert = make_certificate(
+        names[0],
+        key,
+        days=825,
+        issuer=(ca_cert, ca_key),
+        extensions=[
+            (_san(names), False),
+            (x509.BasicConstraints(ca=False, path_length=None), True),
+            (x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), False),
+            (x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False),
+        ],
     )
-    _write_private(key_path, _key_pem(key))
+    _write_private(key_path, key_pem(key))
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return directory / "ca.pem", cert_path, key_path
 

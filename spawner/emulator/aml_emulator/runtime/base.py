@@ -81,5 +81,8 @@ class InstanceRuntime(abc.ABC):
         first use with ``base_url=base_path`` (e.g. ``/instances/ci-alice/``), and
         return the plain-HTTP origin the emulator proxies to (``http://host:port``)."""
 
+    async def start(self) -> None:
+        """At emulator start, before any request: make what the runtime keeps ready (default: nothing)."""
+
     async def close(self) -> None:
         """Release client resources (not the machines: they outlive the emulator)."""

@@ -9,7 +9,18 @@ Where the emulator reaches the machines, and so what it reports:
 
 - ``network`` given (the emulator and hub run in containers on that network):
   the container's address on it, SSH port 50000, JupyterLab's port as is.
-  Nothing is published on the host.
+  Nothing is published on the host. With ``slots`` (the default), the
+  instance does not join the network itself: it shares the network of a
+  *slot*, a sleeping container made on the network at emulator start and kept
+  for good. Joining a bridge adds a network interface (and its addresses) on
+  the Docker host, and leaving it removes them; a browser on that host (the
+  demo on a Linux laptop) aborts its requests in flight on every such change
+  (``net::ERR_NETWORK_CHANGED``), so the hub's Stop and Start buttons
+  reported failures that were successes. With slots, creating, starting,
+  stopping and deleting instances change nothing on the host; and an
+  instance keeps its address while stopped, as a real one does. A slot is
+  taken by the instance whose container names it, and free again when that
+  container is removed; when all are taken a new one is made.
 - no network (the emulator runs on the host): SSH and JupyterLab are
   published on random ports of ``publish_host`` (127.0.0.1); SSH is reported
   as that address and port, the private address is the container's on the
@@ -41,11 +52,14 @@ import docker.errors
 import requests.exceptions
 
 from .base import Connectivity, InstanceRuntime, RuntimeFailure, RuntimeInstance
-from .process import http_ok, jupyterlab_args, normalize_base_path, wait_for_http, wait_for_ssh_banner
+from .lab import jupyterlab_args, normalize_base_path
+from .probes import http_ok, wait_for_http, wait_for_ssh_banner
 
 log = logging.getLogger(__name__)
 
 LABEL = "aml-jupyterhub.instance"
+SLOT_LABEL = "aml-jupyterhub.slot"  # on a slot: "1"; on an instance: the name of its slot
+NETWORK_LABEL = "aml-jupyterhub.network"  # instances and slots: the network they are on (or share)
 SSH_PORT = 50000
 HOME = "/home/azureuser"
 AML_ENV = "/anaconda/envs/azureml_py310_sdkv2"
@@ -62,6 +76,10 @@ def container_name(inst: RuntimeInstance) -> str:
 
 def volume_name(inst: RuntimeInstance) -> str:
     return f"aml-ci-{inst.name}-home"
+
+
+def slot_name(network: str, number: int) -> str:
+    return f"aml-slot-{network}-{number}"
 
 
 class DockerRuntime(InstanceRuntime):
@@ -86,6 +104,8 @@ class DockerRuntime(InstanceRuntime):
     :param jupyter_timeout: seconds to wait for JupyterLab's ``api/status``.
     :param jupyter_extra_args: appended to JupyterLab's command line.
     :param max_workers: threads for blocking Docker SDK calls.
+    :param slots: with ``network``: how many network slots to keep ready
+        (made at :meth:`start`); 0 lets every instance join the network itself.
     :param build_context: directory with ``instance.Dockerfile`` (and the
         ``instance/`` files it copies) to build ``image`` from when it is
         missing; default /opt/instance-image, present only in the emulator's
@@ -110,6 +130,7 @@ class DockerRuntime(InstanceRuntime):
         jupyter_extra_args: tuple[str, ...] | list[str] = (),
         max_workers: int = 4,
         build_context: Path | str | None = BUILD_CONTEXT,
+        slots: int = 8,
     ):
         self.state_dir = Path(state_dir)
         self.image = image
@@ -127,6 +148,8 @@ class DockerRuntime(InstanceRuntime):
         self.build_context = Path(build_context) if build_context is not None else None
         # pool threads share it: one build at a time, the others wait for it
         self._image_lock = threading.Lock()
+        self.slots = slots if network else 0
+        self._slot_lock = threading.Lock()  # two instances never take one slot
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -194,6 +217,74 @@ class DockerRuntime(InstanceRuntime):
             ) from None
         log.info("built compute-instance image %s in %.0f s", self.image, time.monotonic() - started)
 
+    # -- network slots (see the module docstring) ---------------------------------
+
+    async def start(self) -> None:
+        if self.slots:
+            await self._run(self._ensure_slots_sync)
+
+    def _slot_containers(self) -> dict:  # in the pool only
+        found = self._docker().containers.list(
+            all=True, filters={"label": [f"{SLOT_LABEL}=1", f"{NETWORK_LABEL}={self.network}"]})
+        return {c.name: c for c in found}
+
+    def _ensure_slots_sync(self) -> None:  # in the pool only
+        """At least ``slots`` slots, all running (after a Docker restart too)."""
+        self._require_image()
+        with self._slot_lock:
+            existing = self._slot_containers()
+            for number in range(self.slots):
+                name = slot_name(self.network, number)
+                if name not in existing:
+                    existing[name] = self._make_slot(name)
+            for container in existing.values():
+                if container.status != "running":
+                    self._reattach_network(container)
+                    container.start()
+        log.info("%d network slots ready on %s", len(existing), self.network)
+
+    def _make_slot(self, name: str):  # in the pool only, under _slot_lock
+        return self._docker().containers.run(
+            self.image,
+            name=name,
+            entrypoint=["tini", "--", "sleep", "infinity"],
+            network=self.network,
+            labels={SLOT_LABEL: "1", NETWORK_LABEL: self.network},
+            restart_policy={"Name": "unless-stopped"},
+            detach=True,
+        )
+
+    def _take_slot(self, inst: RuntimeInstance):  # in the pool only
+        """A running slot no other instance container names: this instance's now."""
+        with self._slot_lock:
+            slots = self._slot_containers()
+            taken = {c.labels.get(SLOT_LABEL) for c in self._docker().containers.list(
+                all=True, filters={"label": [LABEL, f"{NETWORK_LABEL}={self.network}"]})}
+            free = sorted(name for name in slots if name not in taken)
+            if free:
+                slot = slots[free[0]]
+            else:
+                number = len(slots)
+                while slot_name(self.network, number) in slots:
+                    number += 1
+                log.info("all %d network slots are taken: making another (it adds an interface on the host)",
+                         len(slots))
+                slot = self._make_slot(slot_name(self.network, number))
+            if slot.status != "running":
+                self._reattach_network(slot)
+                slot.start()
+            slot.reload()
+            return slot
+
+    def _slot_of(self, container):  # in the pool only
+        name = container.labels.get(SLOT_LABEL)
+        if not name:
+            return None
+        try:
+            return self._docker().containers.get(name)
+        except docker.errors.NotFound:
+            return None
+
     # -- InstanceRuntime --------------------------------------------------------
 
     async def create(self, inst: RuntimeInstance) -> None:
@@ -210,7 +301,7 @@ class DockerRuntime(InstanceRuntime):
     async def boot(self, inst: RuntimeInstance) -> Connectivity:
         async with self._lock(inst):
             container = await self._run(self._start_sync, inst)
-            conn, ssh_addr = self._connectivity(container)
+            conn, ssh_addr = await self._run(self._connectivity, container)
             name = container_name(inst)
 
             async def alive() -> bool:
@@ -228,37 +319,61 @@ class DockerRuntime(InstanceRuntime):
             return conn
 
     def _start_sync(self, inst: RuntimeInstance):
-        client = self._docker()
         container = self._get_container(inst)
+        if container is not None and self.slots and not self._slot_usable(container):
+            # its slot is gone or was made anew: the container is only a process tree
+            # over the disk (the volume), so it is made again on a slot
+            log.info("container %s: its network slot is gone; making it again on another", container.name)
+            container.remove(force=True)
+            container = None
         if container is None:
-            self._require_image()
-            kwargs = {}
-            if self.network:
-                kwargs["network"] = self.network
-            else:
-                kwargs["ports"] = {
-                    f"{SSH_PORT}/tcp": (self.publish_host, None),
-                    f"{self.jupyter_port}/tcp": (self.publish_host, None),
-                }
-            container = client.containers.create(
-                self.image,
-                name=container_name(inst),
-                hostname=inst.name[:63],
-                labels={LABEL: inst.name, "aml-jupyterhub.vm-size": inst.vm_size},
-                environment={
-                    "AML_ADMIN_PUBLIC_KEY": (inst.ssh_public_key or "").strip(),
-                    "AML_SSHD_ACCEPT_ENV": self.ssh_accept_env,
-                },
-                volumes={volume_name(inst): {"bind": HOME, "mode": "rw"}},
-                detach=True,
-                **kwargs,
-            )
+            container = self._create_container(inst)
         if container.status != "running":
-            if self.network:
+            if self.network and not self.slots:
                 self._reattach_network(container)
             container.start()
         container.reload()
         return container
+
+    def _slot_usable(self, container) -> bool:  # in the pool only
+        slot = self._slot_of(container)
+        if slot is None:
+            return False
+        if slot.status != "running":
+            slot.start()
+            slot.reload()
+        mode = container.attrs["HostConfig"].get("NetworkMode", "")
+        return mode in (f"container:{slot.id}", f"container:{slot.name}")
+
+    def _create_container(self, inst: RuntimeInstance):  # in the pool only
+        self._require_image()
+        kwargs: dict = {"hostname": inst.name[:63]}
+        labels = {LABEL: inst.name, "aml-jupyterhub.vm-size": inst.vm_size}
+        if self.slots:
+            slot = self._take_slot(inst)
+            # a shared network namespace has the slot's host name
+            kwargs = {"network_mode": f"container:{slot.id}"}
+            labels.update({SLOT_LABEL: slot.name, NETWORK_LABEL: self.network})
+        elif self.network:
+            kwargs["network"] = self.network
+            labels[NETWORK_LABEL] = self.network
+        else:
+            kwargs["ports"] = {
+                f"{SSH_PORT}/tcp": (self.publish_host, None),
+                f"{self.jupyter_port}/tcp": (self.publish_host, None),
+            }
+        return self._docker().containers.create(
+            self.image,
+            name=container_name(inst),
+            labels=labels,
+            environment={
+                "AML_ADMIN_PUBLIC_KEY": (inst.ssh_public_key or "").strip(),
+                "AML_SSHD_ACCEPT_ENV": self.ssh_accept_env,
+            },
+            volumes={volume_name(inst): {"bind": HOME, "mode": "rw"}},
+            detach=True,
+            **kwargs,
+        )
 
     def _reattach_network(self, container) -> None:  # in the pool only
         """Point a stopped container at the current network of its name.
@@ -279,8 +394,10 @@ class DockerRuntime(InstanceRuntime):
         network.connect(container)
         container.reload()
 
-    def _connectivity(self, container) -> tuple[Connectivity, tuple[str, int]]:
+    def _connectivity(self, container) -> tuple[Connectivity, tuple[str, int]]:  # in the pool only
         """What AML reports, and where this emulator itself reaches sshd."""
+        if self.slots:
+            container = self._slot_of(container) or container  # the address is the slot's
         settings = container.attrs["NetworkSettings"]
         networks = settings.get("Networks") or {}
         if self.network:
@@ -351,7 +468,7 @@ class DockerRuntime(InstanceRuntime):
             if container is None or container.status != "running":
                 raise RuntimeFailure(f"instance {inst.name} is not running")
             if self.network:
-                ip = self._connectivity(container)[1][0]
+                ip = (await self._run(self._connectivity, container))[1][0]
                 origin = f"http://{ip}:{self.jupyter_port}"
             else:
                 origin = f"http://{self.publish_host}:{self._published(container, self.jupyter_port)}"

@@ -25,141 +25,19 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
 
-import aiohttp
-
 from .base import Connectivity, InstanceRuntime, RuntimeFailure, RuntimeInstance
+from .lab import jupyterlab_args, normalize_base_path
+from .probes import LOOPBACK, free_port, http_ok, wait_for_file, wait_for_http, wait_for_ssh_banner
 from .sshd import MARKER_ENV
 
 log = logging.getLogger(__name__)
 
 SSHD_MODULE = "aml_emulator.runtime.sshd"
-LOOPBACK = "127.0.0.1"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-
-
-# -- probes and launch helpers (also used by the docker runtime) -------------
-
-
-async def wait_for_ssh_banner(host: str, port: int, timeout: float, alive=None) -> None:
-    """Wait until an SSH server greets on host:port.
-
-    A greeting, not just an accepted TCP connection: Docker's port publisher
-    accepts connections before the server inside listens. ``alive`` (optional,
-    returns bool, may be async) stops the wait early when the server died.
-    Raises TimeoutError or ProcessLookupError.
-    """
-    deadline = time.monotonic() + timeout
-    delay = 0.05
-    while True:
-        try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2)
-            try:
-                banner = await asyncio.wait_for(reader.readline(), 2)
-            finally:
-                writer.close()
-                with contextlib.suppress(Exception):
-                    await writer.wait_closed()
-            if banner.startswith(b"SSH-"):
-                return
-        except (OSError, asyncio.TimeoutError):
-            pass
-        if alive is not None:
-            ok = alive()
-            if asyncio.iscoroutine(ok):
-                ok = await ok
-            if not ok:
-                raise ProcessLookupError(f"the SSH server for {host}:{port} exited")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no SSH server answered on {host}:{port} within {timeout:.0f} s")
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.5)
-
-
-async def http_ok(url: str, timeout: float = 3) -> bool:
-    try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
-            async with session.get(url, allow_redirects=False) as resp:
-                return resp.status == 200
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
-        return False
-
-
-async def wait_for_http(url: str, timeout: float, alive=None) -> None:
-    """Wait until GET url answers 200 (``alive`` as in wait_for_ssh_banner)."""
-    deadline = time.monotonic() + timeout
-    delay = 0.1
-    while not await http_ok(url):
-        if alive is not None:
-            ok = alive()
-            if asyncio.iscoroutine(ok):
-                ok = await ok
-            if not ok:
-                raise ProcessLookupError(f"the server behind {url} exited")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 1.0)
-
-
-async def _wait_for_file(path: Path, content: str, timeout: float, alive) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(OSError):
-            if path.read_text().strip() == content:
-                return
-        if not alive():
-            raise ProcessLookupError(f"the process that was to write {path.name} exited")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{path.name} did not appear within {timeout:.0f} s")
-        await asyncio.sleep(0.05)
-
-
-def normalize_base_path(base_path: str) -> str:
-    return "/" + base_path.strip("/") + "/" if base_path.strip("/") else "/"
-
-
-def jupyterlab_args(ip: str, port: int, base_path: str, root_dir: str) -> list[str]:
-    """Command-line options for AML's own JupyterLab on an emulated instance.
-
-    No token, no password: the emulator in front of it authenticates and only
-    proxies the instance's assigned user, as AML's application proxy does.
-    ``allow_remote_access`` because requests arrive through that proxy with
-    its Host header; XSRF checks stay on (JupyterLab's own frontend passes them).
-    """
-    return [
-        "--no-browser",
-        f"--ip={ip}",
-        f"--port={port}",
-        "--ServerApp.port_retries=0",
-        f"--ServerApp.base_url={base_path}",
-        f"--ServerApp.root_dir={root_dir}",
-        "--IdentityProvider.token=",
-        "--PasswordIdentityProvider.hashed_password=",
-        "--ServerApp.allow_remote_access=True",
-        # the emulator may well run as root (in its container); the instance's
-        # azureuser is not root there, but this process is
-        "--allow-root",
-        # no calls to PyPI or jupyterlab.github.io from an emulated machine
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        "--LabApp.extension_manager=readonly",
-    ]
-
-
-def free_port(preferred: int | None = None, host: str = LOOPBACK) -> int:
-    """``preferred`` if nothing listens there, else a port the kernel picks."""
-    for port in ([preferred] if preferred else []) + [0]:
-        with socket.socket() as sock:
-            try:
-                sock.bind((host, port))
-            except OSError:
-                continue
-            return sock.getsockname()[1]
-    raise RuntimeFailure("no free TCP port on this machine")
 
 
 def _log_tail(path: Path, lines: int = 15) -> str:
@@ -349,7 +227,7 @@ class ProcessRuntime(InstanceRuntime):
                 pid, pgid = await self._spawn_detached(argv, log_path, home, env)
                 inst.data.update(sshd_pid=pid, sshd_pgid=pgid, ssh_port=port)
                 try:
-                    await _wait_for_file(ready_file, str(pid), self.boot_timeout, alive=lambda: _alive(pid))
+                    await wait_for_file(ready_file, str(pid), self.boot_timeout, alive=lambda: _alive(pid))
                     await wait_for_ssh_banner(LOOPBACK, port, self.boot_timeout, alive=lambda: _alive(pid))
                     break
                 except ProcessLookupError:

@@ -1,0 +1,72 @@
+"""Pure builders: what the spawner asks AML for and what it runs on the instance.
+
+No I/O here: each function turns settings and facts into a value (the
+instance spec, the server's environment and command line), so each is a
+unit test away from being checked.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+from .compute import InstanceSpec
+
+
+def idle_minutes(configured: int | None, mode: str) -> int | None:
+    """AML's idle shutdown for a new instance. AML does not see a server
+    started over SSH as activity, so by default it is off in proxy mode and
+    an hour in redirect mode (where the hub's culler sees nothing)."""
+    if configured is None:
+        configured = 60 if mode == "redirect" else 0
+    return configured or None
+
+
+def instance_spec(*, name: str, vm_size: str, tags: dict, owner_tags: dict, mode: str, idle: int | None,
+                  subnet_id: str, enable_public_ip: bool, setup_script: str, setup_script_args: str,
+                  user_name: str, server_name: str, access: dict) -> InstanceSpec:
+    """The compute instance to create for a server. ``access`` is the
+    connector's part: the SSH public key (proxy) or the assigned user (redirect).
+    The ownership tags come last, so an admin's tags can never overwrite them."""
+    return InstanceSpec(
+        name=name,
+        vm_size=vm_size,
+        tags={**tags, **owner_tags},
+        idle_minutes=idle_minutes(idle, mode),
+        subnet_id=subnet_id or None,
+        enable_public_ip=enable_public_ip,
+        setup_script=setup_script or None,
+        setup_script_args=setup_script_args or None,
+        description=f"JupyterHub server of {user_name}" + (f" ({server_name})" if server_name else ""),
+        **access,
+    )
+
+
+def hub_api_address(api_url: str) -> tuple[str, int]:
+    """Where the hub's API listens, as the hub itself reaches it (the hub end of the reverse tunnel)."""
+    parsed = urlparse(api_url)
+    host = parsed.hostname or "127.0.0.1"
+    if host in ("0.0.0.0", "", "::"):
+        host = "127.0.0.1"
+    return host, parsed.port or 80
+
+
+def server_env(env: dict, *, hub_api_url: str, tunnel_port: int | None) -> dict:
+    """The server's environment on the instance. With a reverse tunnel
+    (``tunnel_port``) the hub's API URLs point at the instance's end of it,
+    since the instance cannot reach the hub's own address. None values dropped."""
+    env = dict(env)
+    if tunnel_port:
+        api_path = urlparse(hub_api_url).path
+        old = env["JUPYTERHUB_API_URL"]
+        new = f"http://127.0.0.1:{tunnel_port}{api_path}"
+        for key in ("JUPYTERHUB_API_URL", "JUPYTERHUB_ACTIVITY_URL"):
+            if env.get(key, "").startswith(old):
+                env[key] = new + env[key][len(old):]
+    return {k: v for k, v in env.items() if v is not None}
+
+
+def server_argv(cmd: list[str], args: list[str], python: str) -> list[str]:
+    """The command that starts the server: the found Python's singleuser module
+    for JupyterHub's default command (the instance's PATH may not have it)."""
+    base = [python, "-m", "jupyterhub.singleuser"] if list(cmd) == ["jupyterhub-singleuser"] else list(cmd)
+    return base + list(args)

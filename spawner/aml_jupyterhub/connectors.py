@@ -1,0 +1,343 @@
+"""How a user reaches the server on their instance: one connector per mode.
+
+Both connectors answer the same small interface, so the spawner has no
+``if mode == ...`` of its own:
+
+- ``access(project, name, creating)``: the connector's part of the instance
+  spec (the SSH public key the hub will use, or the user the instance is
+  assigned to);
+- ``connect(info)``: from a Running instance to the URL the proxy routes to;
+- ``url()``, ``server_alive()`` (True, False, or None when it cannot tell),
+  ``stop_server()``, and ``abandon()`` after a failed start;
+- ``checks_the_server``: whether ``server_alive()`` looks at the server
+  itself (then poll() may read the instance from AML less often).
+
+:class:`ProxyConnector` runs jupyterhub-singleuser on the instance over SSH
+and tunnels to it (every hub feature works: the culler, named servers, the
+hub's API). :class:`RedirectConnector` sends the user to AML's own JupyterLab
+on an instance assigned to them.
+
+A connector reads the spawner's settings and saved state (``spawner``) and
+keeps only what lives in this hub process (the SSH connection).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Awaitable
+
+import jupyterhub
+
+from . import builders, remote
+from .errors import spawn_error
+from .ssh import Connection, SSHError, SSHTarget, public_key_text, read_key
+
+if TYPE_CHECKING:
+    from .aml_spawner import AMLSpawner
+    from .profiles import Project
+
+
+async def _nothing() -> None:
+    return None
+
+
+class RedirectConnector:
+    mode = "redirect"
+    checks_the_server = False  # only AML knows whether its JupyterLab is there
+
+    def __init__(self, spawner: "AMLSpawner"):
+        self.spawner = spawner
+
+    async def access(self, project: "Project", name: str, *, creating: bool) -> dict:
+        """The instance is assigned to the user's Azure AD identity (AML's
+        JupyterLab lets only them in), read from the login's auth_state."""
+        auth_state = await self.spawner.user.get_auth_state() or {}
+        claims = auth_state.get("user") or {}
+        oid, tid = claims.get("oid"), claims.get("tid")
+        if not (oid and tid):
+            raise spawn_error(
+                "Redirect mode needs your Azure AD object id, but the hub has no login details for you. "
+                "Log out and log in again; an admin must enable auth_state (JUPYTERHUB_CRYPT_KEY).",
+                reason="auth_state",
+            )
+        return {"assigned_user": (oid, tid)}
+
+    async def connect(self, info) -> str:
+        sp = self.spawner
+        if not info.lab_url:
+            raise spawn_error(
+                f"Compute instance {info.name} reports no JupyterLab endpoint; AML may still be setting it up. Try again.",
+                reason="no_endpoint",
+                status_code=500,
+            )
+        sp.server_state.lab_url = info.lab_url
+        redirector = sp.fleet.redirector
+        await redirector.ensure_started(sp.hub.base_url)
+        sp.emit("launch", f"Sending you to JupyterLab on {info.name}.", fraction=1.0)
+        return redirector.url
+
+    def url(self) -> str | None:
+        redirector = self.spawner.fleet.redirector
+        return redirector.url if redirector.port else None
+
+    async def server_alive(self) -> bool | None:
+        # AML's JupyterLab lives as long as the instance; after a hub restart
+        # the in-hub endpoint the proxy routes to must exist again
+        await self.spawner.fleet.redirector.ensure_started(self.spawner.hub.base_url)
+        return True
+
+    async def stop_server(self) -> None:
+        return None
+
+    def abandon(self) -> Awaitable[None]:
+        return _nothing()
+
+
+class ProxyConnector:
+    mode = "proxy"
+    checks_the_server = True  # over SSH, between the (rarer) reads of the instance
+
+    def __init__(self, spawner: "AMLSpawner"):
+        self.spawner = spawner
+        self.conn: Connection | None = None
+        self._key = None  # the key access() chose, for connect()
+        self._api_tunnel = False  # the reverse tunnel is up on self.conn
+        self._lock = asyncio.Lock()
+
+    @property
+    def _log_name(self) -> str:
+        return self.spawner._log_name
+
+    # ---- keys ------------------------------------------------------------
+
+    async def access(self, project: "Project", name: str, *, creating: bool) -> dict:
+        self._key = await self._ssh_key(project, name, fresh=creating)
+        return {"ssh_public_key": public_key_text(self._key)}
+
+    async def _ssh_key(self, project: "Project", name: str, *, fresh: bool):
+        """The key that opens instance ``name``: a new one for a new instance;
+        its own, or the 0.1 shared key for instances made with that. (Files
+        and key generation in a thread: never on the hub's event loop.)"""
+        sp, state = self.spawner, self.spawner.server_state
+        store = sp.key_store
+        if fresh:
+            state.ssh_key = "instance"
+            return await asyncio.to_thread(store.create, project.key, name)
+        key = await asyncio.to_thread(store.load, project.key, name)
+        if key is not None:
+            state.ssh_key = "instance"
+            return key
+        shared = await asyncio.to_thread(read_key, sp.ssh_key_file)
+        if shared is not None:
+            state.ssh_key = "shared"
+            return shared
+        raise spawn_error(
+            f"The hub has no SSH key for your compute instance {name} (it was made by another hub, or the hub's "
+            "secrets volume was replaced). Ask an admin: your files are on the instance; they can copy them off "
+            "in Azure ML studio and delete it, and the hub makes a new one at your next start.",
+            reason="no_key",
+            status_code=500,
+        )
+
+    async def _connection_key(self):
+        # "" is a server started by version 0.1: its own key if it has one, else the shared one
+        sp, state = self.spawner, self.spawner.server_state
+        key = None
+        if state.ssh_key != "shared":
+            key = await asyncio.to_thread(sp.key_store.load, sp.project_from_state().key, state.instance_name)
+        if key is None and state.ssh_key != "instance":
+            key = await asyncio.to_thread(read_key, sp.ssh_key_file)
+        if key is None:
+            raise SSHError(f"the hub's SSH key for {state.instance_name} is missing from {sp.secrets_dir}")
+        return key
+
+    # ---- start -------------------------------------------------------------
+
+    def _ssh_target(self, info) -> SSHTarget:
+        sp = self.spawner
+        host = info.private_ip if sp.ssh_address == "private" else info.public_ip
+        if not host:
+            raise spawn_error(
+                f"Compute instance {info.name} has no {sp.ssh_address} IP address to SSH to. "
+                + ("Set ssh_address to 'private' for instances without a public IP." if sp.ssh_address == "public"
+                   else "Is the instance in a VNet?"),
+                reason="no_address",
+                status_code=500,
+            )
+        port = sp.ssh_port or info.ssh_port or 50000
+        return SSHTarget(host, int(port), sp.ssh_user)
+
+    async def _open_ssh(self, target: SSHTarget, key, deadline: float) -> Connection:
+        sp = self.spawner
+        while True:
+            try:
+                return await Connection.open(target, key, host_key=sp.server_state.host_key or None,
+                                             timeout=sp.ssh_connect_timeout)
+            except SSHError as e:
+                if "host key" in str(e) or "refused the hub's key" in str(e) or time.monotonic() >= deadline:
+                    raise
+            await asyncio.sleep(2)
+
+    async def connect(self, info) -> str:
+        sp, state = self.spawner, self.spawner.server_state
+        target = self._ssh_target(info)
+        state.ssh_host, state.ssh_port = target.host, target.port
+        sp.emit("connect", f"Connecting to {info.name} over SSH ({target.host}:{target.port}).")
+        try:
+            conn = await self._open_ssh(target, self._key, time.monotonic() + sp.ssh_ready_timeout)
+        except SSHError as e:
+            raise spawn_error(f"Could not reach your compute instance: {e}", reason="ssh", status_code=500) from None
+        await self._set_connection(conn)
+        state.host_key = conn.host_key or ""
+        version = jupyterhub.__version__
+        try:
+            found = await remote.probe(conn, version, list(sp.singleuser_pythons))
+            if found is None:
+                sp.emit("install", f"Installing JupyterHub {version} on {info.name} (first start only).")
+                await remote.install(conn, sp.singleuser_install_command, version, sp.install_timeout)
+                found = await remote.probe(conn, version, list(sp.singleuser_pythons))
+                if found is None:
+                    raise SSHError(f"JupyterHub {version} is still not found after installing it")
+            state.remote_port = found.port
+            sp.emit("launch", f"Starting the Jupyter server (JupyterHub {found.version}) on {info.name}.")
+            tunnel = sp.hub_connect_url is None  # the instance cannot reach the hub's own address
+            if tunnel:
+                state.api_port = await conn.forward_remote(*builders.hub_api_address(sp.hub.api_url),
+                                                           state.api_port or 0)
+                self._api_tunnel = True
+            sp.port = state.remote_port
+            sp.ip = "127.0.0.1"
+            env = builders.server_env(sp.get_env(), hub_api_url=sp.hub.api_url,
+                                      tunnel_port=state.api_port if tunnel else None)
+            argv = builders.server_argv(sp.cmd, sp.get_args(), found.python)
+            state.pid, state.pid_start = await remote.launch(conn, self._server_key, argv, env)
+            state.local_port = await conn.forward_local(state.remote_port, state.local_port or 0, sp.tunnel_bind_ip)
+            await self._wait_listening(conn)
+        except SSHError as e:
+            raise spawn_error(f"Could not start Jupyter on your compute instance: {e}", reason="ssh",
+                              status_code=500) from None
+        sp.emit("launch", "Jupyter server is up; connecting you.", fraction=1.0)
+        return self.url()
+
+    @property
+    def _server_key(self) -> str:
+        sp = self.spawner
+        return f"{sp.user.name}-{sp.name or 'default'}"
+
+    def url(self) -> str | None:
+        sp = self.spawner
+        if not sp.server_state.local_port:
+            return None
+        return f"http://{sp.tunnel_connect_ip or sp.tunnel_bind_ip}:{sp.server_state.local_port}"
+
+    async def _wait_listening(self, conn: Connection) -> None:
+        """Until the server accepts connections through the tunnel, or its process ends."""
+        sp, state = self.spawner, self.spawner.server_state
+        deadline = time.monotonic() + sp.http_timeout
+        while time.monotonic() < deadline:
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(sp.tunnel_bind_ip, state.local_port), 5
+                )
+                writer.write(b"GET " + sp.server_prefix.encode() + b"api HTTP/1.0\r\n\r\n")
+                await writer.drain()
+                head = await asyncio.wait_for(reader.read(12), 5)
+                writer.close()
+                if head.startswith(b"HTTP/"):
+                    return
+            except (OSError, asyncio.TimeoutError):
+                pass
+            if not await remote.alive(conn, state.pid, state.pid_start):
+                tail = await remote.log_tail(conn, self._server_key)
+                raise SSHError(f"the Jupyter server exited while starting. Its log ends with:\n{tail}")
+            await asyncio.sleep(0.2)
+        raise SSHError(f"the Jupyter server did not answer within {sp.http_timeout:.0f} s")
+
+    async def _set_connection(self, conn: Connection) -> None:
+        old, self.conn = self.conn, conn
+        if old is not None:
+            await old.close()
+
+    # ---- a running server --------------------------------------------------
+
+    async def reattach(self) -> Connection:
+        """The live SSH connection, re-made with its tunnels after a hub restart or a drop."""
+        sp, state = self.spawner, self.spawner.server_state
+        async with self._lock:
+            conn = self.conn
+            if conn is None or not conn.alive:
+                if conn is not None:
+                    # a dead connection may still hold the instance's end of the reverse tunnel
+                    await conn.close()
+                    self.conn = None
+                target = SSHTarget(state.ssh_host, state.ssh_port, sp.ssh_user)
+                conn = await Connection.open(target, await self._connection_key(),
+                                             host_key=state.host_key or None, timeout=sp.ssh_connect_timeout)
+                try:
+                    # the user's way in first: it needs nothing but this connection
+                    if state.remote_port:
+                        state.local_port = await conn.forward_local(state.remote_port, state.local_port,
+                                                                    sp.tunnel_bind_ip)
+                except (SSHError, OSError):
+                    await conn.close()
+                    raise
+                await self._set_connection(conn)
+                self._api_tunnel = False
+                sp.log.info("[%s] re-attached to %s (tunnel on port %s)", self._log_name, state.instance_name,
+                            state.local_port)
+            if sp.hub_connect_url is None and state.api_port and not self._api_tunnel:
+                # The server was started with this port in its hub API URL. An
+                # instance-side sshd may hold it a while after the old connection
+                # died; then the next poll tries again.
+                try:
+                    await conn.forward_remote(*builders.hub_api_address(sp.hub.api_url), state.api_port)
+                    self._api_tunnel = True
+                except SSHError as e:
+                    sp.log.warning("[%s] reverse tunnel to the hub API not back yet: %s", self._log_name, e)
+            return conn
+
+    async def server_alive(self) -> bool | None:
+        sp, state = self.spawner, self.spawner.server_state
+        try:
+            conn = await self.reattach()
+            return await remote.alive(conn, state.pid, state.pid_start)
+        except (SSHError, OSError) as e:
+            sp.log.info("[%s] SSH check of %s failed (%s); asking AML", self._log_name, state.instance_name, e)
+            return None
+
+    async def stop_server(self) -> None:
+        sp, state = self.spawner, self.spawner.server_state
+        conn = self.conn
+        if state.pid and state.ssh_host:
+            try:
+                conn = await self.reattach()
+                await remote.stop(conn, state.pid)
+            except (SSHError, OSError) as e:
+                sp.log.info("[%s] could not stop the server process over SSH (%s)", self._log_name, e)
+        self.conn = None
+        if conn is not None:
+            await conn.close()
+
+    def abandon(self) -> Awaitable[None]:
+        """After a failed start: the server process and connection this start
+        made, detached now (poll() then says "not running", so the hub will
+        not call stop()) and ended by the returned coroutine."""
+        sp, state = self.spawner, self.spawner.server_state
+        conn, self.conn = self.conn, None
+        pid, state.pid = state.pid, 0
+
+        async def end() -> None:
+            if conn is None:
+                return
+            if pid:
+                try:
+                    await remote.stop(conn, pid)
+                except (SSHError, OSError) as e:
+                    sp.log.info("[%s] could not stop the half-started server (%s)", self._log_name, e)
+            await conn.close()
+
+        return end()
+
+
+CONNECTORS = {c.mode: c for c in (ProxyConnector, RedirectConnector)}

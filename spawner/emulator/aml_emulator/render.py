@@ -1,0 +1,217 @@
+"""ARM bodies: the JSON AML returns for each model.
+
+The models (``models``, ``catalog``) hold state and know nothing of how ARM
+spells it; ``arm`` routes requests and answers with what this module makes.
+The shapes are those of ``shared/reference/aml-compute-contract.md`` (§3 the
+compute instance, §9 sizes and usages), so the real SDK reads these bodies as
+it reads Azure's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+
+from . import catalog
+from .models import PROVIDER, Instance, Operation, Workspace
+
+
+def _iso(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat()
+
+
+def workspace(ws: Workspace) -> dict:
+    return {
+        "id": ws.arm_id,
+        "name": ws.name,
+        "type": f"{PROVIDER}/workspaces",
+        "location": ws.location,
+        "tags": {},
+        "identity": {"type": "SystemAssigned", "principalId": str(uuid.uuid5(uuid.NAMESPACE_URL, ws.arm_id)),
+                     "tenantId": "00000000-0000-0000-0000-000000000000"},
+        "sku": {"name": "Basic", "tier": "Basic"},
+        "kind": "Default",
+        "properties": {
+            "friendlyName": ws.name,
+            "description": "Workspace served by the aml-jupyterhub emulator",
+            "provisioningState": "Succeeded",
+            "workspaceId": str(uuid.uuid5(uuid.NAMESPACE_URL, ws.arm_id + "/id")),
+            "publicNetworkAccess": "Enabled",
+            "hbiWorkspace": False,
+            "v1LegacyMode": False,
+        },
+    }
+
+
+def operation(op: Operation) -> dict:
+    """The ``Azure-AsyncOperation`` resource the SDK's poller reads."""
+    body = {
+        "id": op.id,
+        "name": op.id,
+        "status": op.status,
+        "startTime": _iso(op.started),
+    }
+    if op.status == "InProgress":
+        # an estimate from the configured duration, as AML's own is one
+        elapsed = time.time() - op.started
+        body["percentComplete"] = 0 if op.duration <= 0 else min(99, int(100 * elapsed / op.duration))
+    else:
+        body["endTime"] = _iso(op.ended or time.time())
+        body["percentComplete"] = 100
+    if op.error:
+        body["error"] = op.error
+    return body
+
+
+def compute_instance(inst: Instance, ws: Workspace | None, app_base: str) -> dict:
+    """A ``computes/{name}`` resource; ``app_base`` is where browsers reach the application endpoints."""
+    arm_id = f"{ws.arm_id if ws else ''}/computes/{inst.name}"
+    conn = inst.connectivity or {}
+    pp = {
+        "vmSize": inst.vm_size,
+        "state": inst.state,
+        "applicationSharingPolicy": "Personal" if inst.assigned_user else "Shared",
+        "computeInstanceAuthorizationType": "personal",
+        "enableSSO": inst.enable_sso,
+        "sshSettings": {
+            "sshPublicAccess": "Enabled" if inst.ssh_public_access else "Disabled",
+            "adminUserName": "azureuser",
+            "sshPort": conn.get("ssh_port", 50000),
+            "adminPublicKey": inst.admin_public_key,
+        },
+        "connectivityEndpoints": {
+            "publicIpAddress": conn.get("public_ip") if inst.enable_node_public_ip else None,
+            "privateIpAddress": conn.get("private_ip"),
+        },
+        "applications": [
+            {"displayName": "Jupyter", "endpointUri": f"{app_base}/instances/{inst.name}/tree/"},
+            {"displayName": "Jupyter Lab", "endpointUri": f"{app_base}/instances/{inst.name}/lab"},
+        ],
+        "createdBy": inst.created_by,
+        "errors": inst.errors,
+        "lastOperation": inst.last_operation,
+        "enableNodePublicIp": inst.enable_node_public_ip,
+        "enableRootAccess": inst.enable_root_access,
+        "releaseQuotaOnStop": inst.release_quota_on_stop,
+        "enableOSPatching": False,
+        "osImageMetadata": {"currentImageVersion": "25.01.31", "latestImageVersion": "25.01.31", "isLatestOsImageVersion": True},
+        "schedules": inst.schedules or {"computeStartStop": []},
+        "setupScripts": inst.setup_scripts,
+        "customServices": None,
+        "dataDisks": None,
+        "dataMounts": None,
+    }
+    if inst.connectivity and inst.connectivity.get("private_ssh_port") is not None:
+        # Not an AML field: where SSH answers on the private address (22 on a
+        # real instance). Unknown keys are ignored by the SDK.
+        pp["connectivityEndpoints"]["privateSshPort"] = inst.connectivity["private_ssh_port"]
+    if inst.subnet_id:
+        pp["subnet"] = {"id": inst.subnet_id}
+    if inst.idle_minutes is not None:
+        pp["idleTimeBeforeShutdown"] = f"PT{inst.idle_minutes}M"
+    if inst.assigned_user:
+        pp["personalComputeInstanceSettings"] = {"assignedUser": inst.assigned_user}
+    body = {
+        "id": arm_id,
+        "name": inst.name,
+        "type": f"{PROVIDER}/workspaces/computes",
+        "location": inst.location,
+        "tags": inst.tags,
+        "systemData": {"createdAt": inst.created_on, "createdBy": (inst.created_by or {}).get("userName")},
+        "properties": {
+            "computeType": "ComputeInstance",
+            "computeLocation": inst.location,
+            "description": inst.description,
+            "provisioningState": inst.provisioning_state,
+            "provisioningErrors": inst.errors if inst.state == "CreateFailed" else None,
+            "createdOn": inst.created_on,
+            "modifiedOn": inst.modified_on,
+            "resourceId": None,
+            "isAttachedCompute": False,
+            "disableLocalAuth": not inst.ssh_public_access,
+            "properties": pp,
+        },
+    }
+    if inst.identity:
+        body["identity"] = inst.identity
+    return body
+
+
+def nodes(inst: Instance) -> dict:
+    """The ``listNodes`` answer: one node while the instance runs, none otherwise."""
+    if inst.state != "Running" or not inst.connectivity:
+        return {"nodes": [], "nextLink": None}
+    conn = inst.connectivity
+    return {
+        "nodes": [
+            {
+                "nodeId": f"tvmps_{uuid.uuid5(uuid.NAMESPACE_URL, inst.name).hex[:32]}_d",
+                "privateIpAddress": conn.get("private_ip"),
+                "publicIpAddress": conn.get("public_ip"),
+                "port": conn.get("ssh_port"),
+                "nodeState": "idle",
+                "runId": None,
+            }
+        ],
+        "nextLink": None,
+    }
+
+
+def usages(subscription_id: str, location: str, limits: tuple[int, dict], used: tuple[int, dict]) -> list[dict]:
+    """The ``usages`` list: regional cores first, then one entry a VM family.
+
+    ``limits`` and ``used`` are (total cores, {family: cores}), as the
+    backend's quota accounting gives them.
+    """
+    limit_total, limit_families = limits
+    used_total, used_families = used
+    base = f"/subscriptions/{subscription_id}/providers/{PROVIDER}/locations/{location}"
+    out = [
+        {
+            "id": f"{base}/usages/totalCores",
+            "amlWorkspaceLocation": location,
+            "type": f"{PROVIDER}/totalCores/usages",
+            "unit": "Count",
+            "currentValue": used_total,
+            "limit": limit_total,
+            "name": {"value": "Cores", "localizedValue": "Total Regional Cores"},
+        }
+    ]
+    displays = {s.family: s.family_display for s in catalog.SIZES.values()}
+    for family, limit in limit_families.items():
+        out.append(
+            {
+                "id": f"{base}/usages/{family}",
+                "amlWorkspaceLocation": location,
+                "type": f"{PROVIDER}/vmFamily/usages",
+                "unit": "Count",
+                "currentValue": used_families.get(family, 0),
+                "limit": limit,
+                "name": {"value": family, "localizedValue": f"{displays.get(family, family)} Dedicated vCPUs"},
+            }
+        )
+    return out
+
+
+def vm_size(spec: catalog.VmSizeSpec) -> dict:
+    return {
+        "name": spec.name,
+        "family": spec.family,
+        "vCPUs": spec.vcpus,
+        "gpus": spec.gpus,
+        "osVhdSizeMB": spec.os_disk_mb,
+        "maxResourceVolumeMB": spec.resource_disk_mb,
+        "memoryGB": spec.memory_gb,
+        "lowPriorityCapable": spec.gpus == 0,
+        "premiumIO": True,
+        "supportedComputeTypes": ["AmlCompute", "ComputeInstance"],
+        "estimatedVMPrices": {
+            "billingCurrency": "USD",
+            "unitOfMeasure": "OneHour",
+            "values": [
+                {"retailPrice": spec.price_usd_hour, "osType": "Linux", "vmTier": "Standard"},
+                {"retailPrice": round(spec.price_usd_hour * 0.2, 4), "osType": "Linux", "vmTier": "LowPriority"},
+            ],
+        },
+    }
