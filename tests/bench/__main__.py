@@ -26,7 +26,7 @@ from collections import Counter
 from pathlib import Path
 
 from tests.bench.common import kind_of
-from tests.conftest import EmulatorProcess
+from tests.harness.emulator import EmulatorProcess
 
 
 async def bench_compute(rounds: int) -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from aml_emulator.aad import IdentityConfig
 from tests.bench.common import kind_of, percentile
-from tests.conftest import EmulatorProcess
-from tests.hubharness import Hub
+from tests.harness.emulator import EmulatorProcess
+from tests.harness.hub import Hub
 
 T = 2.0  # seconds every emulated transition takes
 POLL = 0.25  # Retry-After the emulator sends (seconds)

@@ -20,8 +20,8 @@ from pathlib import Path
 from aml_emulator.aad import IdentityConfig
 from aml_jupyterhub.ownership import Owner
 from tests.bench.common import kind_of
-from tests.conftest import EmulatorProcess
-from tests.hubharness import Hub
+from tests.harness.emulator import EmulatorProcess
+from tests.harness.hub import Hub
 
 REAL_POLL_S, REAL_RECONCILE_S = 30, 300
 SCALE = 10

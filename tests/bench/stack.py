@@ -11,8 +11,9 @@ import threading
 import time
 from pathlib import Path
 
-from tests.conftest import ROOT, EmulatorProcess
-from tests.hubharness import Hub
+from tests.harness.emulator import EmulatorProcess
+from tests.harness.hub import Hub
+from tests.harness.repo import ROOT
 
 IMAGES = {
     "hub": "ghcr.io/aml-jupyterhub/aml-jupyterhub:0.1.0",

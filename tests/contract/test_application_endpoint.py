@@ -4,7 +4,7 @@ user after the emulated Azure AD login; anyone else gets 403."""
 from azure.ai.ml.entities import AssignedUserConfiguration, ComputeInstance
 
 from aml_emulator.aad import IdentityConfig
-from tests.aadlogin import browser, open_with_login
+from tests.harness.login import browser, open_with_login
 
 IDENTITY = IdentityConfig.load(None)
 USERS = {u.username: u for u in IDENTITY.users}

@@ -3,14 +3,14 @@
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
 from azure.ai.ml.entities import ComputeInstance
 
 from aml_jupyterhub.compute import StaticTokenCredential, make_ml_client
-from tests.conftest import DEFAULT_RG, DEFAULT_SUB, DEFAULT_TOKEN, DEFAULT_WS, free_port
+from tests.harness.emulator import DEFAULT_RG, DEFAULT_SUB, DEFAULT_TOKEN, DEFAULT_WS
+from tests.harness.net import free_port, wait_for_http
 
 
 def test_gunicorn_serves_the_emulator(tmp_path):
@@ -24,16 +24,8 @@ def test_gunicorn_serves_the_emulator(tmp_path):
     )
     try:
         ca = str(tmp_path / "ca.pem")
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(f"https://127.0.0.1:{port}/_emulator/health", verify=ca, timeout=2).ok:
-                    break
-            except (requests.ConnectionError, OSError):
-                pass
-            assert proc.poll() is None, proc.stdout.read().decode()
-            assert time.monotonic() < deadline, "gunicorn did not serve the emulator"
-            time.sleep(0.2)
+        wait_for_http(f"https://127.0.0.1:{port}/_emulator/health", timeout=30, verify=ca, proc=proc,
+                      log=lambda: proc.stdout.read().decode())
         ml = make_ml_client(StaticTokenCredential(DEFAULT_TOKEN), DEFAULT_SUB, DEFAULT_RG, DEFAULT_WS,
                             arm_endpoint=f"https://127.0.0.1:{port}", ca_bundle=ca, polling_interval=1)
         made = ml.compute.begin_create_or_update(ComputeInstance(name="ci-guni", size="Standard_DS1_v2")).result()

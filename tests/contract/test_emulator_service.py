@@ -12,7 +12,7 @@ import asyncssh
 import pytest
 from azure.ai.ml.entities import ComputeInstance, ComputeInstanceSshSettings
 
-from tests.conftest import EmulatorProcess
+from tests.harness.emulator import EmulatorProcess
 
 
 def _ssh(port, key, command):

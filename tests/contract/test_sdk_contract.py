@@ -21,7 +21,7 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 
-from tests.conftest import DEFAULT_WS, EAST_WS, SECOND_WS
+from tests.harness.emulator import DEFAULT_WS, EAST_WS, SECOND_WS
 
 OID = "11111111-2222-4333-8444-555555555555"
 TID = "aaaaaaaa-0000-4000-8000-000000000001"

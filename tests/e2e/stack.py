@@ -32,9 +32,10 @@ from urllib.parse import quote
 import requests
 
 from aml_jupyterhub.naming import instance_name
-from tests.aadlogin import browser, open_with_login
-from tests.conftest import DEFAULT_WORKSPACE, free_port
-from tests.kernel import execute
+from tests.harness.emulator import DEFAULT_WORKSPACE
+from tests.harness.kernel import execute
+from tests.harness.login import browser, open_with_login
+from tests.harness.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"

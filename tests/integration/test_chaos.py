@@ -19,7 +19,7 @@ import time
 
 import requests
 
-from tests.integration.conftest import instances, state_of
+from tests.harness.emulator import instances, state_of
 
 SERVERS = [("amy", ""), ("amy", "b"), ("ben", ""), ("cat", "")]
 OPERATIONS = {  # name: weight

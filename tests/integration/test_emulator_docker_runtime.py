@@ -8,7 +8,7 @@ import docker
 import pytest
 from azure.ai.ml.entities import ComputeInstance, ComputeInstanceSshSettings
 
-from tests.conftest import EmulatorProcess
+from tests.harness.emulator import EmulatorProcess
 
 pytestmark = pytest.mark.docker
 IMAGE = "aml-jupyterhub-instance:local"
@@ -24,7 +24,7 @@ def docker_emulator(tmp_path_factory):
     try:
         client.images.get(IMAGE)
     except docker.errors.ImageNotFound:
-        from tests.conftest import ROOT
+        from tests.harness.repo import ROOT
 
         client.images.build(path=str(ROOT / "docker"), dockerfile="instance.Dockerfile", tag=IMAGE, rm=True)
     emu = EmulatorProcess(tmp_path_factory.mktemp("emu-docker"),

@@ -18,8 +18,8 @@ import pytest
 from aml_jupyterhub.keys import KeyStore
 from aml_jupyterhub.naming import legacy_instance_name
 from aml_jupyterhub.ownership import Owner
-from tests.conftest import DEFAULT_RG, DEFAULT_SUB, DEFAULT_WS
-from tests.integration.conftest import arm_calls, instance, instance_of, instances, make_instance, spawn_ready, state_of
+from tests.harness.emulator import DEFAULT_RG, DEFAULT_SUB, DEFAULT_WS, arm_calls, instance, instance_of, instances, make_instance, state_of
+from tests.harness.hub import spawn_ready
 
 WS_KEY = (DEFAULT_SUB, DEFAULT_RG, DEFAULT_WS)
 

@@ -1,5 +1,7 @@
 """The product's own jupyterhub_config.py in a real hub process: what its
-children inherit, what it leaves on disk, how it refuses a bad data dir."""
+children inherit, what it leaves on disk, how it refuses a bad data dir or a
+mistyped setting; and the hub's package in a fresh interpreter, without the
+emulator."""
 
 from __future__ import annotations
 
@@ -14,8 +16,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, example_env, free_port
-from tests.hubharness import chp_command
+from tests.harness.hub import chp_command
+from tests.harness.net import free_port, wait_for_http, wait_until
+from tests.harness.repo import ROOT, example_env
 
 CANARY = "canary-secret-9f1c"
 ANNOUNCEMENT = "Maintenance on Friday, from a drop-in file"
@@ -39,6 +42,17 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in out.split()]
 
 
+def refusal_lines(cwd: Path, settings: dict) -> list[str]:
+    """Run JupyterHub on the product's config file with only ``settings``
+    (none inherited), which it must refuse: the lines it says it in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AML_", "AAD_", "HUB_", "AZURE_"))}
+    env.update(settings)
+    r = subprocess.run([sys.executable, "-m", "jupyterhub", "-f", str(ROOT / "hub" / "jupyterhub_config.py")],
+                       cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    return [line for line in r.stderr.splitlines() if "aml-jupyterhub" in line]
+
+
 @pytest.fixture
 def product_hub(tmp_path):
     """The real hub/jupyterhub_config.py, on free ports, in Azure mode with canary secrets."""
@@ -60,20 +74,12 @@ def product_hub(tmp_path):
     (config_d / "10-first.py").write_text("c.JupyterHub.template_vars = {'announcement': 'from the first file'}\n")
     (config_d / "20-announce.py").write_text(f"c.JupyterHub.template_vars = {{'announcement': {ANNOUNCEMENT!r}}}\n")
     env.update(AZURE_ENV, HUB_DATA_DIR=str(data), HUB_CONFIG_DIR=str(config_d))
-    log = open(tmp_path / "hub.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(wrapper)], cwd=tmp_path, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, (tmp_path / "hub.log").read_text()[-3000:]
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/hub/health", timeout=2).ok:
-                break
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    else:
-        raise AssertionError((tmp_path / "hub.log").read_text()[-3000:])
+    log_path = tmp_path / "hub.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(wrapper)], cwd=tmp_path, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+    wait_for_http(f"http://127.0.0.1:{port}/hub/health", timeout=60, proc=proc,
+                  log=lambda: log_path.read_text()[-3000:])
     yield proc, data, tmp_path / "hub.log", port
     proc.send_signal(signal.SIGTERM)
     try:
@@ -99,9 +105,7 @@ def test_the_data_dir_and_database_are_private(product_hub):
     assert stat.S_IMODE(os.stat(data / "jupyterhub.sqlite").st_mode) == 0o600
     assert stat.S_IMODE(os.stat(data / "secrets").st_mode) == 0o700
     hub_id = data / "secrets" / "hub-id"
-    deadline = time.monotonic() + 30  # made once the hub has started
-    while not hub_id.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_until(hub_id.exists, 30, f"{hub_id} (made once the hub has started)")
     assert hub_id.read_text().strip()
 
 
@@ -116,14 +120,24 @@ def test_the_config_dir_files_run_after_the_settings_in_name_order(product_hub):
 ])
 def test_an_unusable_data_dir_stops_the_hub_with_one_line(tmp_path, make_bad, words):
     (tmp_path / "a-file").write_text("not a directory")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AML_", "AAD_", "HUB_", "AZURE_"))}
-    env.update(example_env(), HUB_DATA_DIR=str(make_bad(tmp_path)))
-    r = subprocess.run([sys.executable, "-m", "jupyterhub", "-f", str(ROOT / "hub" / "jupyterhub_config.py")],
-                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    assert r.returncode != 0
-    lines = [line for line in r.stderr.splitlines() if "aml-jupyterhub" in line]
-    assert len(lines) == 1 and words in lines[0] and "cannot be used" in lines[0], r.stderr[-2000:]
-    assert "Traceback" not in r.stderr
+    lines = refusal_lines(tmp_path, {**example_env(), "HUB_DATA_DIR": str(make_bad(tmp_path))})
+    assert len(lines) == 1 and words in lines[0] and "cannot be used" in lines[0], lines
+
+
+def test_hub_stops_with_one_line(tmp_path):
+    """The real config file, run as JupyterHub would load it, on a typo."""
+    lines = refusal_lines(tmp_path, {"AML_WORKSPAC": "x", "HUB_DATA_DIR": str(tmp_path)})
+    assert lines == ["aml-jupyterhub: configuration error: AML_WORKSPAC is not a setting of aml-jupyterhub. "
+                     "Did you mean AML_WORKSPACE?"]
+
+
+def test_the_hub_package_does_not_import_the_emulator():
+    r = subprocess.run([sys.executable, "-c", "import sys, aml_jupyterhub.hubconfig, aml_jupyterhub.aml_spawner, "
+                        "aml_jupyterhub.settings; print(any(m.startswith('aml_emulator') for m in sys.modules))"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip() == "False", r.stderr[-2000:]
+    package = ROOT / "spawner" / "aml_jupyterhub"
+    assert not [p for p in package.rglob("*.py") if "aml_emulator" in p.read_text()]
 
 
 def test_a_config_error_waits_when_asked_and_ends_on_sigterm(tmp_path):

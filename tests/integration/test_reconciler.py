@@ -8,7 +8,8 @@ from __future__ import annotations
 import time
 
 from aml_jupyterhub.ownership import Owner
-from tests.integration.conftest import instance, instance_of, instances, make_instance, spawn_ready, state_of
+from tests.harness.emulator import instance, instance_of, instances, make_instance, state_of
+from tests.harness.hub import spawn_ready
 
 FAST_RETRIES = """
     c.AMLSpawner.retry_total = 1   # one retry per call: a fault window is crossed in seconds

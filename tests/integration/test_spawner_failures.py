@@ -3,7 +3,7 @@ happened, and leave no half-made instance running."""
 
 from __future__ import annotations
 
-from tests.integration.conftest import instance
+from tests.harness.emulator import instance
 
 
 def test_ssh_unreachable_fails_with_message_and_stops_instance(make_hub, emu):

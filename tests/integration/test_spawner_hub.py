@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from tests.hubharness import Hub
-from tests.integration.conftest import instances, spawn_ready
-from tests.kernel import execute
+from tests.harness.emulator import instances
+from tests.harness.hub import Hub, spawn_ready
+from tests.harness.kernel import execute
 
 
 @pytest.fixture(scope="module")

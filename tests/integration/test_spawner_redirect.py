@@ -1,7 +1,8 @@
-"""Redirect mode through a real hub logged into with the real
-AzureAdOAuthenticator against the emulated Azure AD: the instance is created
-on behalf of the user's Azure AD object id, without an SSH key, and the user
-is sent to its own JupyterLab, which nobody else may open."""
+"""Redirect mode through a real hub logged into with the product's own
+authenticator (VerifiedAzureAdOAuthenticator, configured from the settings as
+the product configures it) against the emulated Azure AD: the instance is
+created on behalf of the user's Azure AD object id, without an SSH key, and
+the user is sent to its own JupyterLab, which nobody else may open."""
 
 from __future__ import annotations
 
@@ -9,52 +10,26 @@ import time
 
 import pytest
 
-from aml_emulator.aad import IdentityConfig
-from tests.aadlogin import browser, open_with_login
-from tests.hubharness import Hub
-
-IDENTITY = IdentityConfig.load(None)
-USERS = {u.username: u for u in IDENTITY.users}
-CLIENT_ID = "hub-redirect-test"
-CLIENT_SECRET = "redirect-test-secret"
+from tests.harness.hub import Hub
+from tests.harness.identity import TENANT_ID, USERS
+from tests.harness.login import browser
 
 
 @pytest.fixture
 def redirect_hub(emulator, emu, tmp_path):
-    hub = Hub(tmp_path / "hub", emulator)
-    hub.extra_config = f"""
-        c.JupyterHub.authenticator_class = "azuread"
-        c.AzureAdOAuthenticator.graph_url = "{emulator.base_url}"
-        c.AzureAdOAuthenticator.tenant_id = "{IDENTITY.tenant_id}"
-        c.AzureAdOAuthenticator.client_id = "{CLIENT_ID}"
-        c.AzureAdOAuthenticator.client_secret = "{CLIENT_SECRET}"
-        c.AzureAdOAuthenticator.oauth_callback_url = "{hub.url}/hub/oauth_callback"
-        c.AzureAdOAuthenticator.http_request_kwargs = {{"ca_certs": "{emulator.ca_file}"}}
-        c.AzureAdOAuthenticator.username_claim = "upn"
-        c.AzureAdOAuthenticator.allow_all = True
-        c.Authenticator.enable_auth_state = True
+    hub = Hub(tmp_path / "hub", emulator, login={}, extra_config="""
         c.AMLSpawner.connect_mode = "redirect"
         c.JupyterHub.log_level = "DEBUG"  # what an admin chasing a problem turns on: still no secrets in it
-    """
-    r = emulator.control("POST", "/_emulator/aad/apps", json={
-        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": [f"{hub.url}/hub/oauth_callback"]})
-    assert r.status_code in (200, 201), r.text
+    """)
     hub.start()
     yield hub
     hub.stop()
 
 
-def login(hub: Hub, emulator, who: str):
-    session = browser(emulator.ca_file)
-    r = open_with_login(session, f"{hub.url}/hub/oauth_login?next=/hub/home", who, f"{who}-password")
-    assert r.status_code == 200 and r.url.startswith(hub.url), (r.status_code, r.url, r.text[:300])
-    return session
-
-
 def test_redirect_mode_assigns_and_redirects(redirect_hub, emulator, emu):
     hub = redirect_hub
-    alice_web = login(hub, emulator, "alice")
-    bob_web = login(hub, emulator, "bob")
+    alice_web = hub.browser_login("alice")
+    bob_web = hub.browser_login("bob")
     user = USERS["alice"].upn.lower()
 
     r = hub.api("POST", f"/users/{user}/server", json={"user_options": {"profile": "small"}})
@@ -63,7 +38,7 @@ def test_redirect_mode_assigns_and_redirects(redirect_hub, emulator, emu):
     assert events[-1].get("ready"), (events, hub.log_tail())
 
     inst = {i["name"]: i for i in emu.control("GET", "/_emulator/instances").json()}[hub.instance_name(user)]
-    assert inst["assigned_user"] == {"objectId": USERS["alice"].oid, "tenantId": IDENTITY.tenant_id}
+    assert inst["assigned_user"] == {"objectId": USERS["alice"].oid, "tenantId": TENANT_ID}
     assert inst["admin_public_key"] is None and inst["ssh_public_access"] is False
     assert inst["idle_minutes"] == 60  # AML's own idle shutdown is the backstop in this mode
 
@@ -103,8 +78,8 @@ def test_redirect_mode_without_login_state_explains(redirect_hub, emu):
 
 def test_named_servers_land_on_their_own_instances_and_strangers_learn_nothing(redirect_hub, emulator, emu):
     hub = redirect_hub
-    alice_web = login(hub, emulator, "alice")
-    bob_web = login(hub, emulator, "bob")
+    alice_web = hub.browser_login("alice")
+    bob_web = hub.browser_login("bob")
     user = USERS["alice"].upn.lower()
     for server in ("", "gpu2"):
         r = hub.api("POST", hub.server_path(user, server), json={"user_options": {"profile": "small"}})
@@ -135,7 +110,7 @@ def test_redirect_mode_polls_read_the_shared_list_not_each_instance(redirect_hub
     100 users used ARM's whole read budget). Now polls share the reconciler's
     list, refreshed once per reconcile_interval."""
     hub = redirect_hub
-    login(hub, emulator, "alice")
+    hub.browser_login("alice")
     user = USERS["alice"].upn.lower()
     emu.control("DELETE", "/_emulator/requests")
     r = hub.api("POST", f"/users/{user}/server", json={"user_options": {"profile": "small"}})
@@ -155,7 +130,7 @@ def test_redirect_mode_polls_read_the_shared_list_not_each_instance(redirect_hub
 def test_the_hub_log_keeps_no_oauth_code_state_token_or_claims(redirect_hub, emulator, emu):
     hub = redirect_hub
     alice = USERS["alice"]
-    web_session = login(hub, emulator, "alice")
+    web_session = hub.browser_login("alice")
     # an error page for a callback (CHP asks the hub for it with the whole URL in ?url=)
     callback = "/user/x/oauth_callback?code=SECRETCODE123&state=SECRETSTATE456"
     web_session.get(f"{hub.url}/hub/error/503", params={"url": callback}, timeout=30)

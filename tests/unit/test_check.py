@@ -4,7 +4,7 @@ import pytest
 
 from aml_jupyterhub.check import check
 from aml_jupyterhub.hubconfig import ConfigError
-from tests.conftest import ROOT, example_env
+from tests.harness.repo import ROOT, example_env
 
 PROFILES = str(ROOT / "hub" / "profiles.json")
 

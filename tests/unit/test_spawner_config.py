@@ -52,7 +52,7 @@ def test_every_setting_is_documented():
 
 
 def test_readme_documents_every_setting():
-    from tests.conftest import ROOT
+    from tests.harness.repo import ROOT
 
     readme = (ROOT / "README.md").read_text()
     missing = [name for name, t in AMLSpawner.class_traits(config=True).items()

@@ -1,36 +1,40 @@
 """The shipped authenticator checks the id_token: signature against the
-tenant's published keys, audience, issuer, expiry, tenant. The keys are served
-by the emulated Azure AD; tokens are made here with its key (or another)."""
+tenant's published keys, audience, issuer, expiry, tenant. The keys are the
+emulated Azure AD's (its AzureAD object, no server: the authenticator's
+``httpfetch`` is handed them); tokens are made here with its key (or another).
+Fetching them over HTTPS is in tests/integration/test_hub_login.py."""
 
 import time
 
 import jwt
 import pytest
-import pytest_asyncio
-from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 from tornado.web import HTTPError
 
+from aml_emulator.aad import AzureAD
 from aml_jupyterhub.auth import VerifiedAzureAdOAuthenticator, readable_guest_name
-from aml_emulator.aad import AzureAD, IdentityConfig
+from tests.harness.identity import APP, IDENTITY, TENANT_ID as TID
 
-IDENTITY = IdentityConfig.load(None)
-TID = IDENTITY.tenant_id
-CLIENT = IDENTITY.apps[0].client_id
+CLIENT = APP.client_id
+GRAPH = "https://login.test"
 
 
-@pytest_asyncio.fixture
-async def idp(tmp_path):
+class Tenant:
+    """The keys a tenant publishes (those of ``aad``), and who fetched them."""
+
+    def __init__(self, aad: AzureAD):
+        self.aad = aad
+        self.fetched: list[str] = []
+
+    async def httpfetch(self, url, label="", **kwargs):
+        self.fetched.append(url)
+        return self.aad.jwks
+
+
+@pytest.fixture
+def idp(tmp_path):
     aad = AzureAD(IDENTITY, tmp_path / "aad")
-    app = web.Application()
-    aad.add_routes(app)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    yield aad, f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    return aad, Tenant(aad)
 
 
 def claims(**over):
@@ -47,8 +51,10 @@ def sign(aad, payload, key=None, kid=None, alg="RS256"):
     return jwt.encode(payload, key, algorithm=alg, headers={"kid": kid or aad.kid})
 
 
-def authenticator(base):
-    return VerifiedAzureAdOAuthenticator(tenant_id=TID, client_id=CLIENT, graph_url=base)
+def authenticator(tenant: Tenant, **kw) -> VerifiedAzureAdOAuthenticator:
+    auth = VerifiedAzureAdOAuthenticator(tenant_id=TID, client_id=CLIENT, graph_url=GRAPH, **kw)
+    auth.httpfetch = tenant.httpfetch
+    return auth
 
 
 async def login(auth, token):
@@ -64,8 +70,8 @@ async def login(auth, token):
 
 @pytest.mark.asyncio
 async def test_valid_token_accepted(idp):
-    aad, base = idp
-    user = await login(authenticator(base), sign(aad, claims()))
+    aad, tenant = idp
+    user = await login(authenticator(tenant), sign(aad, claims()))
     assert user["upn"] == "alice@aml-local.example"
 
 
@@ -77,35 +83,35 @@ async def test_valid_token_accepted(idp):
 ])
 @pytest.mark.asyncio
 async def test_bad_claims_refused(idp, over, why):
-    aad, base = idp
+    aad, tenant = idp
     with pytest.raises(HTTPError) as err:
-        await login(authenticator(base), sign(aad, claims(**over)))
+        await login(authenticator(tenant), sign(aad, claims(**over)))
     assert err.value.status_code == 403 and why in err.value.log_message
 
 
 @pytest.mark.asyncio
 async def test_forged_signature_refused(idp):
-    aad, base = idp
+    aad, tenant = idp
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     with pytest.raises(HTTPError, match="invalid signature"):
-        await login(authenticator(base), sign(aad, claims(), key=other))
+        await login(authenticator(tenant), sign(aad, claims(), key=other))
     with pytest.raises(HTTPError, match="key the tenant does not publish"):
-        await login(authenticator(base), sign(aad, claims(), key=other, kid="unknown-kid"))
+        await login(authenticator(tenant), sign(aad, claims(), key=other, kid="unknown-kid"))
 
 
 @pytest.mark.asyncio
 async def test_unsigned_token_refused(idp):
-    aad, base = idp
+    aad, tenant = idp
     unsigned = jwt.encode(claims(), None, algorithm="none")
     with pytest.raises(HTTPError, match="not signed with RS256"):
-        await login(authenticator(base), unsigned)
+        await login(authenticator(tenant), unsigned)
 
 
 @pytest.mark.asyncio
 async def test_refresh_keeps_an_expired_but_genuine_token(idp):
-    aad, base = idp
+    aad, tenant = idp
     old = sign(aad, claims(exp=int(time.time()) - 3600, nbf=int(time.time()) - 7200))
-    user = await authenticator(base).token_to_user({"id_token": old})  # no fresh login: refresh
+    user = await authenticator(tenant).token_to_user({"id_token": old})  # no fresh login: refresh
     assert user["oid"]
 
 
@@ -120,3 +126,47 @@ def test_guest_names_made_readable(name, readable):
 
 def test_username_claim_defaults_to_upn():
     assert VerifiedAzureAdOAuthenticator().username_claim == "upn"
+
+
+@pytest.mark.asyncio
+async def test_keys_fetched_once_from_the_tenants_keys_url(idp):
+    aad, tenant = idp
+    auth = authenticator(tenant)
+    for _ in range(3):
+        await login(auth, sign(aad, claims()))
+    assert tenant.fetched == [f"{GRAPH}/{TID}/discovery/keys"]
+
+
+@pytest.mark.asyncio
+async def test_stale_keys_are_fetched_again(idp):
+    aad, tenant = idp
+    auth = authenticator(tenant, keys_cache_seconds=0)
+    await login(auth, sign(aad, claims()))
+    await login(auth, sign(aad, claims()))
+    assert len(tenant.fetched) == 2
+
+
+@pytest.mark.asyncio
+async def test_a_rolled_key_is_fetched_before_refusing(idp, tmp_path):
+    aad, tenant = idp
+    auth = authenticator(tenant)
+    await login(auth, sign(aad, claims()))
+    rolled = AzureAD(IDENTITY, tmp_path / "rolled")  # Azure rolled its signing key
+    assert rolled.kid != aad.kid
+    tenant.aad = rolled
+    user = await login(auth, sign(rolled, claims()))
+    assert user["upn"] == "alice@aml-local.example" and len(tenant.fetched) == 2
+
+
+@pytest.mark.asyncio
+async def test_a_token_response_without_id_token_is_an_error(idp):
+    _, tenant = idp
+    with pytest.raises(HTTPError) as err:
+        await authenticator(tenant).token_to_user({"access_token": "x"})
+    assert err.value.status_code == 500 and "no id_token" in err.value.log_message
+
+
+def test_guest_user_names_are_the_readable_address(idp):
+    _, tenant = idp
+    auth = authenticator(tenant)
+    assert auth.user_info_to_username({"upn": "erin_contoso.example#EXT#@aml-local.example"}) == "erin@contoso.example"

@@ -99,7 +99,9 @@ def map_sdk_error(exc: BaseException, *, action: str, name: str | None = None) -
     if isinstance(exc, ComputeError):
         return exc
     what = f"{action} compute instance '{name}'" if name else action
-    if isinstance(exc, ClientAuthenticationError) and not isinstance(exc, HttpResponseError):
+    # azure-identity raises ClientAuthenticationError (an HttpResponseError) with no
+    # response when it cannot get a token at all: a wrong secret, no identity
+    if isinstance(exc, ClientAuthenticationError) and getattr(exc, "status_code", None) is None:
         return PermissionDenied(
             f"Could not {what}: authentication to Azure failed ({exc}). Check the hub's Azure credential "
             "(service principal secret, managed identity, or az login).",
@@ -109,6 +111,8 @@ def map_sdk_error(exc: BaseException, *, action: str, name: str | None = None) -
         status = exc.status_code
         code, message = _arm_code_and_message(exc)
         if status is None or status < 400:
+            if isinstance(exc, ResourceNotFoundError):
+                return NotFound(f"Could not {what}: it does not exist ({message}).", code=code)
             # A long operation that ended Failed: azure-core raises with the
             # (successful) status poll as the response and AML's error as text.
             return InstanceFailed(f"Could not {what}: {message}", code=code)

@@ -1,4 +1,4 @@
-"""The process runtime: real SSH servers and processes on this machine, no mocks."""
+"""The emulator's process runtime: real SSH servers and processes on this machine, no mocks."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import asyncssh
 import pytest
 
 from aml_emulator.runtime.base import Connectivity, RuntimeFailure, RuntimeInstance
-from aml_emulator.runtime.process import ProcessRuntime, free_port
+from aml_emulator.runtime.process import ProcessRuntime
+from tests.harness.net import free_port, wait_for_port
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="the process runtime needs Linux /proc")
 
@@ -58,10 +59,13 @@ def _connect(conn: Connectivity, key, username: str = "azureuser"):
 
 
 @contextlib.asynccontextmanager
-async def _machine(tmp_path: Path, name: str, public_key: str | None):
-    """A booted instance that is destroyed (all processes killed) whatever the test does."""
+async def _machine(tmp_path: Path, name: str, public_key: str | None, ssh_port: int | None = None):
+    """A booted instance that is destroyed (all processes killed) whatever the
+    test does; ``ssh_port``: the port it is recorded to have had before."""
     runtime = ProcessRuntime(tmp_path)
     inst = RuntimeInstance(name=name, vm_size="Standard_DS1_v2", ssh_public_key=public_key)
+    if ssh_port:
+        inst.data["ssh_port"] = ssh_port
     await runtime.create(inst)
     try:
         conn = await runtime.boot(inst)
@@ -159,19 +163,13 @@ async def test_forward_to_background_server_which_shutdown_kills(tmp_path):
             http_pid = int(started.stdout)
         # the client is gone; the background server must not be
 
+        await asyncio.to_thread(wait_for_port, port, timeout=10)  # the machine's loopback is this one's
         async with _connect(conn, key) as ssh:
             listener = await ssh.forward_local_port("127.0.0.1", 0, "127.0.0.1", port)
             url = f"http://127.0.0.1:{listener.get_port()}/page.txt"
-            body = None
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
-                for _ in range(100):
-                    try:
-                        async with http.get(url) as resp:
-                            body = await resp.text()
-                            break
-                    except aiohttp.ClientError:
-                        await asyncio.sleep(0.1)
-            assert body == "served\n"
+                async with http.get(url) as resp:
+                    assert await resp.text() == "served\n"
             listener.close()
             # only loopback destinations may be forwarded: a listener this
             # machine reaches on a non-loopback address is refused
@@ -215,14 +213,7 @@ async def test_disk_survives_shutdown_and_boot_and_destroy_removes_it(tmp_path):
             await ssh.run("mkdir -p work && echo kept > work/notes.txt", check=True)
         await runtime.shutdown(inst)
         assert not await runtime.is_running(inst)
-
-        import socket
-
-        with socket.socket() as probe:  # on a busy machine someone else may have taken it meanwhile
-            was_free = probe.connect_ex(("127.0.0.1", conn.ssh_port)) != 0
         conn2 = await runtime.boot(inst)
-        if was_free:
-            assert conn2.ssh_port == conn.ssh_port  # the previous port, since it is free again
         assert await runtime.is_running(inst)
         async with _connect(conn2, key) as ssh:
             result = await ssh.run("cat work/notes.txt; python3 -c 'print(6*7)'", check=True)
@@ -232,6 +223,32 @@ async def test_disk_survives_shutdown_and_boot_and_destroy_removes_it(tmp_path):
     assert not instance_dir.exists()
     assert not await runtime.is_running(inst)
     await runtime.destroy(inst)  # idempotent
+
+
+@pytest.mark.asyncio
+async def test_boot_takes_the_recorded_port_when_free_and_another_when_taken(tmp_path):
+    """The port a machine had is kept across shutdown and boot when nothing
+    holds it. Both cases are made here, not found: a port this test holds
+    open, then one the kernel just handed out and nobody has used (no
+    connection, so nothing lingers on it)."""
+    key = _key()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        async with _machine(tmp_path, "ci-port", key.export_public_key().decode(), ssh_port=taken) as (
+                runtime, inst, conn):
+            holder.close()
+            assert conn.ssh_port != taken and inst.data["ssh_port"] == conn.ssh_port
+            await runtime.shutdown(inst)
+            assert inst.data["ssh_port"] == conn.ssh_port  # remembered, as a VM keeps its address
+
+            unused = free_port()
+            inst.data["ssh_port"] = unused
+            conn = await runtime.boot(inst)
+            assert conn.ssh_port == unused
+            async with _connect(conn, key) as ssh:
+                assert (await ssh.run("true")).exit_status == 0
 
 
 @pytest.mark.asyncio

@@ -1,5 +1,11 @@
 """A real JupyterHub (with configurable-http-proxy) as a subprocess, for
-integration tests and benchmarks, driven through its REST API."""
+integration tests and benchmarks, driven through its REST API.
+
+With an emulator the hub runs the AML spawner against it; its users log in
+with JupyterHub's dummy authenticator unless ``login`` says otherwise: a dict
+of settings gives the product's own Azure AD login (``product_login_traits``),
+a string is the configuration of another authenticator.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +16,15 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import requests
 
 from aml_jupyterhub.naming import instance_name
-from tests.conftest import DEFAULT_WORKSPACE, ROOT, free_port
+from tests.harness.emulator import DEFAULT_RG, DEFAULT_SUB, DEFAULT_WORKSPACE, DEFAULT_WS
+from tests.harness.login import browser, open_with_login
+from tests.harness.net import free_port, wait_for_http, wait_until
+from tests.harness.repo import ROOT, example_env
 
 CHP = ROOT / ".venv" / "chp" / "node_modules" / ".bin" / "configurable-http-proxy"
 
@@ -27,10 +35,51 @@ def chp_command() -> str:
     raise RuntimeError("configurable-http-proxy is missing: run `make venv`")
 
 
-class Hub:
-    """A JupyterHub with the AML spawner, configured for the given emulator."""
+def product_login_traits(hub_url: str, data_dir: Path, emulator, **settings: str) -> tuple[type, dict]:
+    """The product's authenticator class and its configuration, made by the
+    product's own ``hubconfig.configure`` from local-mode settings
+    (.env.example's, pointed at ``emulator``'s Azure AD, ``settings`` over
+    them) as hub/jupyterhub_config.py does; only the hub's public URL is this
+    test hub's (plain http on its own port, where the product has https
+    behind Caddy)."""
+    from traitlets.config import Config
 
-    def __init__(self, workdir: Path, emulator, extra_config: str = "", slow_spawn_timeout: float = 0):
+    from aml_jupyterhub.hubconfig import configure, load_settings
+
+    host, port = hub_url.split("//", 1)[1].split(":")
+    values = load_settings({
+        **example_env(),
+        "HOST": host, "HTTPS_PORT": port,
+        "EMULATOR_URL": emulator.base_url, "EMULATOR_PUBLIC_URL": emulator.base_url,
+        "EMULATOR_CA": emulator.ca_file,
+        "HUB_DATA_DIR": str(data_dir), "AML_PROFILES_FILE": str(ROOT / "hub" / "profiles.json"),
+        **settings,
+    })
+    scratch = Config()
+    configure(scratch, values, environ={})
+    public = f"https://{host}:{port}"
+    cls = scratch.JupyterHub.authenticator_class
+    traits = {name: value.replace(public, hub_url) if isinstance(value, str) else value
+              for name, value in scratch[cls.__name__].items()}
+    return cls, traits
+
+
+def config_lines(section: str, traits: dict) -> str:
+    """``c.<section>.<name> = <value>`` lines of a JupyterHub config file."""
+    return "".join(f"c.{section}.{name} = {value!r}\n" for name, value in traits.items())
+
+
+class Hub:
+    """A JupyterHub on free ports; with ``emulator``, the AML spawner against it.
+
+    ``login``: None for JupyterHub's dummy authenticator (anyone, any
+    password); a dict of settings (AAD_*) for the product's own login against
+    the emulator's Azure AD, with an app registration of this hub's own; a
+    string for the configuration lines of another authenticator.
+    """
+
+    def __init__(self, workdir: Path, emulator=None, extra_config: str = "", slow_spawn_timeout: float = 0,
+                 login: dict | str | None = None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.emulator = emulator
@@ -42,6 +91,9 @@ class Hub:
         self.proxy_token = secrets.token_hex(16)
         self.crypt_key = secrets.token_hex(32)
         self.extra_config = extra_config
+        self.login = login
+        self.client_id = f"hub-test-{secrets.token_hex(4)}"  # its app registration, with product login
+        self.client_secret = secrets.token_hex(16)
         # 0: the REST API answers 202 at once and the spawn is watched through
         # its progress stream (JupyterHub's default waits up to 10 s first).
         self.slow_spawn_timeout = slow_spawn_timeout
@@ -66,6 +118,42 @@ class Hub:
         """The instance name this hub gives ``user``'s server in the default workspace."""
         return instance_name(user, server, hub_id=self.hub_id, workspace=DEFAULT_WORKSPACE)
 
+    def login_config(self) -> str:
+        if self.login is None:
+            return 'c.JupyterHub.authenticator_class = "dummy"\nc.Authenticator.allow_all = True\n'
+        if isinstance(self.login, str):
+            return textwrap.dedent(self.login)
+        cls, traits = product_login_traits(self.url, self.workdir / "login-settings", self.emulator,
+                                           AAD_CLIENT_ID=self.client_id, AAD_CLIENT_SECRET=self.client_secret,
+                                           **self.login)
+        return (f"c.JupyterHub.authenticator_class = {cls.__module__ + '.' + cls.__qualname__!r}\n"
+                + config_lines(cls.__name__, traits))
+
+    def spawner_config(self) -> str:
+        if self.emulator is None:
+            return ""
+        return textwrap.dedent(
+            f"""
+            c.JupyterHub.spawner_class = "aml"
+            c.Spawner.poll_interval = 2
+            c.Spawner.poll_jitter = 0
+            c.AMLSpawner.subscription_id = "{DEFAULT_SUB}"
+            c.AMLSpawner.resource_group = "{DEFAULT_RG}"
+            c.AMLSpawner.workspace_name = "{DEFAULT_WS}"
+            c.AMLSpawner.arm_endpoint = "{self.emulator.base_url}"
+            c.AMLSpawner.credential_type = "static-token"
+            c.AMLSpawner.static_token = "{self.emulator.token}"
+            c.AMLSpawner.ca_bundle = "{self.emulator.ca_file}"
+            c.AMLSpawner.secrets_dir = "{self.secrets_dir}"
+            c.AMLSpawner.ssh_key_file = "{self.workdir}/ssh/id_ed25519"
+            # as the product's config does (redirect mode's page, access log, reconcilers)
+            from aml_jupyterhub.hubconfig import apply_essentials
+            apply_essentials(c)
+            c.AMLSpawner.wait_interval = 0.5
+            c.AMLSpawner.retry_total = 6
+            """
+        )
+
     def write_config(self) -> Path:
         cfg = textwrap.dedent(
             f"""
@@ -86,8 +174,6 @@ class Hub:
             c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{self.proxy_api_port}"
             c.ConfigurableHTTPProxy.auth_token = "{self.proxy_token}"
             c.ConfigurableHTTPProxy.pid_file = "{self.workdir}/proxy.pid"
-            c.JupyterHub.authenticator_class = "dummy"
-            c.Authenticator.allow_all = True
             c.JupyterHub.services = [{{"name": "tester", "api_token": "{self.token}"}}]
             c.JupyterHub.load_roles = [{{
                 "name": "tester",
@@ -95,50 +181,34 @@ class Hub:
                            "admin:auth_state", "read:hub", "groups", "admin:groups"],
                 "services": ["tester"],
             }}]
-            c.JupyterHub.spawner_class = "aml"
-            c.Spawner.poll_interval = 2
-            c.Spawner.poll_jitter = 0
-            c.AMLSpawner.subscription_id = "00000000-0000-0000-0000-000000000000"
-            c.AMLSpawner.resource_group = "aml-local"
-            c.AMLSpawner.workspace_name = "aml-local"
-            c.AMLSpawner.arm_endpoint = "{self.emulator.base_url}"
-            c.AMLSpawner.credential_type = "static-token"
-            c.AMLSpawner.static_token = "{self.emulator.token}"
-            c.AMLSpawner.ca_bundle = "{self.emulator.ca_file}"
-            c.AMLSpawner.secrets_dir = "{self.secrets_dir}"
-            c.AMLSpawner.ssh_key_file = "{self.workdir}/ssh/id_ed25519"
-            # as the product's config does (redirect mode's page, access log, reconcilers)
-            from aml_jupyterhub.hubconfig import apply_essentials
-            apply_essentials(c)
-            c.AMLSpawner.wait_interval = 0.5
-            c.AMLSpawner.retry_total = 6
             """
-        ) + textwrap.dedent(self.extra_config)
+        ) + self.login_config() + self.spawner_config() + textwrap.dedent(self.extra_config)
         path = self.workdir / "jupyterhub_config.py"
         path.write_text(cfg)
         return path
 
     def start(self, timeout: float = 60, env_extra: dict | None = None) -> "Hub":
+        if isinstance(self.login, dict):
+            self.emulator.register_app(self.client_id, self.client_secret, [f"{self.url}/hub/oauth_callback"])
         cfg = self.write_config()
         env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
         env.update(env_extra or {})
         env["JUPYTERHUB_CRYPT_KEY"] = self.crypt_key
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(cfg)],
-            cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, env=env,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"hub exited {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                if self.session.get(f"{self.url}/hub/api/", timeout=2).ok:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"hub did not start in {timeout}s:\n{self.log_tail()}")
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "jupyterhub", "-f", str(cfg)],
+                cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, env=env,
+            )
+        wait_for_http(f"{self.url}/hub/api/", timeout=timeout, session=self.session, proc=self.proc,
+                      log=self.log_tail)
+        return self
+
+    def browser_login(self, who: str) -> requests.Session:
+        """A browser signed in to this hub as the test identity ``who`` (product login)."""
+        session = browser(self.emulator.ca_file)
+        r = open_with_login(session, f"{self.url}/hub/oauth_login?next=/hub/home", who, f"{who}-password")
+        assert r.status_code == 200 and r.url.startswith(self.url), (r.status_code, r.url, r.text[:300])
+        return session
 
     def log_tail(self, n: int = 6000) -> str:
         return self.log_path.read_text(errors="replace")[-n:] if self.log_path.exists() else ""
@@ -205,13 +275,8 @@ class Hub:
         return self.user_model(user)["servers"].get(server)
 
     def wait_for(self, predicate, timeout: float = 120, interval: float = 0.5, what: str = "condition"):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(interval)
-        raise AssertionError(f"timed out waiting for {what}\n{self.log_tail()}")
+        """``predicate()``'s first truthy value; on timeout, the hub's log says why."""
+        return wait_until(predicate, timeout, what, interval=interval, log=self.log_tail)
 
     def stop_server(self, user: str, server: str = "", timeout: float = 120) -> None:
         r = self.api("DELETE", self.server_path(user, server))
@@ -225,3 +290,12 @@ class Hub:
     def user_request(self, method: str, user: str, path: str, server: str = "", **kw) -> requests.Response:
         prefix = f"/user/{user}/{server + '/' if server else ''}"
         return self.session.request(method, f"{self.url}{prefix}{path}", timeout=30, **kw)
+
+
+def spawn_ready(hub: Hub, user: str, server: str = "", options: dict | None = None) -> list[dict]:
+    """Spawn ``user``'s server and read its progress to the end, which must be ready."""
+    r = hub.spawn(user, server, options)
+    assert r.status_code in (201, 202), r.text
+    events = hub.progress(user, server)
+    assert events[-1].get("ready"), (events, hub.log_tail())
+    return events

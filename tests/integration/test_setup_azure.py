@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.harness.repo import ROOT
+
 SCRIPT = ROOT / "hub" / "setup-azure.sh"
 
 SUB = "11111111-2222-3333-4444-555555555555"
