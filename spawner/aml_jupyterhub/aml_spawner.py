@@ -222,7 +222,7 @@ class AMLSpawner(AMLSettings, Spawner):
     async def _on_progress(self, p) -> None:
         state = p.state or {"create": "Creating", "start": "Starting"}.get(p.operation, p.operation)
         pct = p.percent if p.percent is not None and p.percent < 100 else None
-        phase = p.operation if p.operation in ("create", "start", "delete") else "wait"
+        phase = p.operation if p.operation in ("create", "start", "delete", "stop", "resize") else "wait"
         detail = f" ({p.status})" if p.status and p.status not in ("InProgress", "Succeeded") else ""
         hint = {"create": " Creating an instance typically takes about 5 minutes.",
                 "start": " Starting typically takes 1-3 minutes."}.get(phase, "")
@@ -241,7 +241,24 @@ class AMLSpawner(AMLSettings, Spawner):
         menu = await self._menu()
         if len(menu.profiles) <= 1 and len(menu.projects) <= 1:
             return ""  # one choice: no question
-        return render_form(menu, self.show_prices, self.user_options or {}, self.options_form_template)
+        existing = await self._existing_instance(menu)
+        return render_form(menu, self.show_prices, self.user_options or {}, self.options_form_template,
+                           existing=existing, resize=self.resize_instances)
+
+    async def _existing_instance(self, menu):
+        """The instance this server would start on, for the form to say (None if there is none yet,
+        or it cannot be read now: the form then says nothing of it)."""
+        remembered = bool(self.server_state.instance_name)
+        project = self.project_from_state() if remembered else (menu.projects or self._projects())[0]
+        name = self.server_state.instance_name or self._name_for(project)
+        owner = self.owner if remembered else self._owner_now()
+        try:
+            info = await (await self._client(project)).get(name)
+        except (ComputeError, SpawnException):
+            return None
+        if info is None or ownership.verdict(info.tags, owner, allow_legacy=remembered) == ownership.FOREIGN:
+            return None
+        return info
 
     def options_from_form(self, formdata):
         return {k: formdata[k][0] for k in ("profile", "project") if formdata.get(k) and formdata[k][0]}
@@ -314,17 +331,68 @@ class AMLSpawner(AMLSettings, Spawner):
             connector = self.connector  # of this run's mode
             self._touched = True
             creating = info is None or info.state in ("CreateFailed", "Deleting")
+            if not creating and not _same_size(info.vm_size, profile.vm_size):
+                info = await self._change_size(client, info, profile, menu)
             access = await connector.access(project, name, creating=creating)
             spec = self._spec(name, profile, owner, access)
             info = await self._ensure_instance(client, spec, info, owner, allow_legacy=allow_legacy and not creating)
             state.resource_id = info.id or ""
-            if info.vm_size and info.vm_size.lower() != profile.vm_size.lower():
-                self.emit("connect", f"Note: your existing instance {name} has size {info.vm_size}; "
-                          f"it is reused (delete it to get {profile.vm_size}).")
+            # what runs, never only what was asked for
+            state.vm_size = info.vm_size or profile.vm_size
+            state.profile = profile.slug if _same_size(state.vm_size, profile.vm_size) else next(
+                (p.slug for p in parse_profiles(self.profiles) if _same_size(p.vm_size, state.vm_size)), "")
+            self._record_profile(state.profile)
             url = await connector.connect(info)
         # just seen Running and serving: the first polls need not ask AML
         self._seen_alive_at = self._last_arm_check = time.monotonic()
         return url
+
+    def _record_profile(self, slug: str) -> None:
+        """The options the hub shows for this server (its admin page's Profile) name what runs."""
+        options = {k: v for k, v in (self.user_options or {}).items() if k != "profile"}
+        if slug:
+            options["profile"] = slug
+        if options != (self.user_options or {}):
+            self.user_options = options
+            if self.orm_spawner is not None:
+                self.orm_spawner.user_options = options  # saved with the server, as JupyterHub saves them
+
+    async def _change_size(self, client: ComputeClient, info, profile, menu):
+        """The server's existing instance, at the size the user picked: resized
+        (stopped first if it runs; AML keeps its disk), or, with resizing off,
+        refused with the one size it has."""
+        name, current = info.name, info.vm_size
+        if not self.resize_instances:
+            own = [p for p in menu.profiles if _same_size(p.vm_size, current)]
+            if own:
+                raise spawn_error(
+                    f"Your compute instance {name} has size {current} ({own[0].display_name}), and this hub does not "
+                    f"resize instances: choose {own[0].display_name} to start it with your files, or ask an admin "
+                    f"to delete it so that you get a new one of size {profile.vm_size}.",
+                    reason="size_kept",
+                )
+            self.emit("prepare", f"Your compute instance {name} keeps its size {current} (this hub does not "
+                      "resize instances).")
+            return info
+        try:
+            if info.is_transient:
+                info = await client.wait_for_state(name, {"Running", "Stopped"}, self._on_progress)
+            if info.is_running:
+                self.emit("stop", f"Compute instance {name} is running; stopping it to resize it to "
+                          f"{profile.vm_size} (your files are kept).")
+                await client.stop(name, self._on_progress)
+            self.emit("resize", f"Resizing compute instance {name} from {current} to {profile.vm_size} "
+                      "(your disk and files are kept).")
+            await client.resize(name, profile.vm_size, self._on_progress)
+            resized = await client.get(name)
+        except ComputeError as e:
+            raise spawn_error(f"Could not resize your compute instance {name} to {profile.vm_size}: {e.message} "
+                              f"It keeps its size {current}: pick that size to start it as it is.",
+                              reason="resize_failed", status_code=500) from None
+        if resized is None:
+            raise spawn_error(f"Compute instance {name} disappeared while being resized. Start again for a new one.",
+                              reason="instance_gone", status_code=500)
+        return resized
 
     async def _resolve_instance(self, client, project: Project):
         """(name, owner, info or None, allow_legacy) of the instance this start
@@ -598,6 +666,10 @@ class AMLSpawner(AMLSettings, Spawner):
     async def progress(self):
         async for event in self._progress.stream():
             yield event
+
+
+def _same_size(a: str | None, b: str | None) -> bool:
+    return (a or "").lower() == (b or "").lower()
 
 
 def start_reconcilers_with_hub(hub_started_timeout: float = 300) -> None:

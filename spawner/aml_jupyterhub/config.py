@@ -95,6 +95,13 @@ class AMLSettings(LoggingConfigurable):
         optional groups (JupyterHub groups allowed; empty: everyone), optional default: true. Sizes
         the workspace's region does not offer are hidden. Default: Small, Medium, Large, GPU.""",
     )
+    resize_instances = Bool(
+        True,
+        config=True,
+        help="""When a user picks another size than their existing instance's, resize it (AML resizes a
+        stopped instance; its disk and files are kept; a running one is stopped first). False: an
+        instance keeps its size, and only its size can be picked for that server.""",
+    )
     options_form_template = Unicode(
         "",
         config=True,

@@ -25,14 +25,30 @@ def _template(path: str, mtime: float) -> jinja2.Template:
     return env.from_string(Path(path).read_text())
 
 
-def render_form(menu: Menu, show_prices: bool = False, selected: dict | None = None, template: str = "") -> str:
-    """The form's HTML for ``menu``; ``template`` is a file path (empty: the built-in one)."""
+def render_form(menu: Menu, show_prices: bool = False, selected: dict | None = None, template: str = "",
+                existing=None, resize: bool = True) -> str:
+    """The form's HTML for ``menu``; ``template`` is a file path (empty: the built-in one).
+
+    ``existing`` is the server's instance when it has one (an InstanceInfo):
+    the form says its size, preselects the profile of that size, and with
+    ``resize`` off offers only that one (the spawner would refuse another)."""
     selected = selected or {}
+    own = None
+    if existing is not None:
+        size = (existing.vm_size or "").lower()
+        own = next((p for p in menu.profiles if p.vm_size.lower() == size), None)
+    chosen = selected.get("profile") or (own.slug if own else menu.default_profile().slug)
     path = Path(template or BUILT_IN)
     return _template(str(path), path.stat().st_mtime).render(
         projects=menu.projects,
         profiles=menu.profiles,
         facts={p.slug: size_facts(menu.sizes.get(p.vm_size.lower()), show_prices) for p in menu.profiles},
-        chosen=selected.get("profile") or menu.default_profile().slug,
+        chosen=chosen,
         selected_project=selected.get("project") or "",
+        existing=None if existing is None else {
+            "name": existing.name, "vm_size": existing.vm_size, "state": existing.state,
+            "profile": own.slug if own else "", "profile_name": own.display_name if own else "",
+        },
+        resize=resize,
+        locked=existing is not None and own is not None and not resize,  # only its own size can be picked
     )

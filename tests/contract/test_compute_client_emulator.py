@@ -192,3 +192,29 @@ async def test_sdk_calls_never_run_on_the_event_loop_thread(emu):
     t.cancel()
     assert seen and all(tid != loop_thread for tid in seen)
     assert ticks > 20  # the loop kept running while the SDK slept
+
+
+async def test_resize_a_stopped_instance_through_the_sdks_own_pipeline(emu):
+    """azure-ai-ml wraps no resize: the client sends it through the SDK's pipeline (token, retries, api-version)."""
+    emu.set_transitions(all=0.3)
+    c = client(emu)
+    await c.create(InstanceSpec("ci-rs", "Standard_DS2_v2"))
+    with pytest.raises(InvalidRequest) as err:  # AML resizes only a stopped instance
+        await c.resize("ci-rs", "Standard_DS3_v2")
+    assert "only allowed when it is Stopped" in err.value.message
+    await c.stop("ci-rs")
+    events = []
+    await c.resize("ci-rs", "Standard_DS3_v2", events.append)
+    info = await c.get("ci-rs")
+    assert (info.vm_size, info.state) == ("Standard_DS3_v2", "Stopped")
+    assert events[0].operation == "resize" and events[0].state == "Resizing" and events[-1].percent == 100
+    resize = [r for r in emu.requests_seen() if r["path"].endswith("/resize")]
+    assert [r["method"] for r in resize] == ["POST"] * 2  # refused once, then accepted (api-version and all)
+
+    with pytest.raises(SizeNotOffered):
+        await c.resize("ci-rs", "Standard_ND96asr_v4")
+    emu.control("PUT", "/_emulator/quota", json={"family": "standardDSv2Family", "limit": 4})
+    with pytest.raises(QuotaExceeded):  # a stopped instance holds its cores: the bigger size must fit
+        await c.resize("ci-rs", "Standard_DS4_v2")
+    assert (await c.get("ci-rs")).vm_size == "Standard_DS3_v2"  # a refused resize changes nothing
+    await c.delete("ci-rs")

@@ -46,7 +46,8 @@ def refusal_lines(cwd: Path, settings: dict) -> list[str]:
     """Run JupyterHub on the product's config file with only ``settings``
     (none inherited), which it must refuse: the lines it says it in."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AML_", "AAD_", "HUB_", "AZURE_"))}
-    env.update(settings)
+    # .env.example's HUB_ON_CONFIG_ERROR=wait would keep it waiting: these check that it exits
+    env.update(settings, HUB_ON_CONFIG_ERROR="exit")
     r = subprocess.run([sys.executable, "-m", "jupyterhub", "-f", str(ROOT / "hub" / "jupyterhub_config.py")],
                        cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr[-2000:]

@@ -167,3 +167,39 @@ async def test_an_instance_whose_slot_went_is_made_again_on_its_disk(tmp_path, n
         assert (await ssh_run(conn, key, "cat note.txt")) == "mine\n"
         assert client.containers.get(container_name(inst)).labels[SLOT_LABEL] != ""
         await runtime.destroy(inst)
+
+
+async def test_instances_no_state_knows_are_swept_at_start_and_only_those(tmp_path, network):
+    """``docker compose down -v`` deletes the emulator's state but not the containers and disks it made:
+    the next emulator on that network removes them; what its state knows, and other networks', stay."""
+    client, net = network
+    other = client.networks.create(f"aml-slots-{uuid.uuid4().hex[:8]}", labels={"aml-jupyterhub.test": "1"})
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    kept, orphan, disk_only, elsewhere = instance(key), instance(key), instance(key), instance(key)
+    try:
+        async with runtime_on(tmp_path / "a", net, slots=1) as runtime:
+            for inst in (kept, orphan):
+                await runtime.create(inst)
+                await runtime.boot(inst)
+            await runtime.create(disk_only)  # Creating when the state went: a disk, no machine yet
+        async with runtime_on(tmp_path / "b", other.name, slots=1) as runtime:
+            await runtime.create(elsewhere)
+            await runtime.boot(elsewhere)
+        async with runtime_on(tmp_path / "c", net, slots=1) as fresh:
+            removed = await fresh.sweep({kept.name.upper()})  # names compare as AML's do, case-insensitively
+            assert removed == sorted([orphan.name, disk_only.name])
+            assert await fresh.sweep({kept.name}) == []
+            for gone in (orphan, disk_only):
+                with pytest.raises(docker.errors.NotFound):
+                    client.containers.get(container_name(gone))
+                with pytest.raises(docker.errors.NotFound):
+                    client.volumes.get(f"aml-ci-{gone.name}-home")
+            assert client.containers.get(container_name(kept)).status == "running"
+            assert client.containers.get(container_name(elsewhere)).status == "running"
+            await fresh.destroy(kept)
+    finally:
+        for c in client.containers.list(all=True, filters={"label": f"{NETWORK_LABEL}={other.name}"}):
+            c.remove(force=True)
+        with contextlib.suppress(docker.errors.NotFound):
+            client.volumes.get(f"aml-ci-{elsewhere.name}-home").remove(force=True)
+        other.remove()

@@ -172,3 +172,16 @@ def test_busy_unknown_and_other_refusals():
     rules.check_sso_change(None, None)
     rules.check_sso_change({"objectId": "a"}, "a")
     assert refusal(rules.check_sso_change, {"objectId": "a"}, "b").status == 403
+
+
+def test_resize_needs_a_stopped_instance_a_target_and_an_offered_size():
+    assert rules.check_resize("ci-a", "Stopped", "Standard_DS3_v2", "westeurope").name == "Standard_DS3_v2"
+    for state in ("Running", "Starting", "Stopping"):
+        with pytest.raises(ArmError) as err:
+            rules.check_resize("ci-a", state, "Standard_DS3_v2", "westeurope")
+        assert err.value.status == 400 and "only allowed when it is Stopped" in str(err.value.message)
+    for target in (None, "", 5):
+        with pytest.raises(ArmError, match="targetVMSize"):
+            rules.check_resize("ci-a", "Stopped", target, "westeurope")
+    with pytest.raises(ArmError):
+        rules.check_resize("ci-a", "Stopped", "Standard_ND96asr_v4", "westeurope")

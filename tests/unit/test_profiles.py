@@ -2,10 +2,13 @@
 one validation for form and API, and the form's markup."""
 
 from html.parser import HTMLParser
+from types import SimpleNamespace
 
 import pytest
+from traitlets import TraitError
 
 from aml_jupyterhub.compute.models import VmSize
+from aml_jupyterhub.config import AMLSettings
 from aml_jupyterhub.form import render_form
 from aml_jupyterhub.profiles import (
     DEFAULT_PROFILES,
@@ -143,9 +146,34 @@ def test_an_admins_form_template_replaces_the_built_in_one(tmp_path):
 
 
 def test_a_missing_form_template_is_refused_when_configured(tmp_path):
-    from traitlets import TraitError
-
-    from aml_jupyterhub.config import AMLSettings
-
     with pytest.raises(TraitError, match="is not a file"):
         AMLSettings(options_form_template=str(tmp_path / "nope.html"))
+
+
+def _existing(vm_size="Standard_DS3_v2", state="Stopped"):
+    """What the form reads of the instance (an InstanceInfo's name, size and state)."""
+    return SimpleNamespace(name="jhalice-abcdefghijkl", state=state, vm_size=vm_size)
+
+
+def test_the_form_says_which_instance_the_server_has_and_checks_its_size():
+    menu = menu_for(parse_profiles(DEFAULT_PROFILES), [DEFAULT_WS], set(), False, OFFERED)
+    html = render_form(menu, existing=_existing())
+    assert "Your compute instance <strong>jhalice-abcdefghijkl</strong> has size <code>Standard_DS3_v2</code>" in html
+    assert "(Medium) and is Stopped" in html and "Picking another size resizes it first" in html
+    assert 'id="aml-profile-medium" value="medium" checked' in html and "disabled" not in html
+    assert html.count("your instance") == 1
+
+
+def test_with_resizing_off_only_the_instances_size_can_be_picked():
+    menu = menu_for(parse_profiles(DEFAULT_PROFILES), [DEFAULT_WS], set(), False, OFFERED)
+    html = render_form(menu, existing=_existing(), resize=False)
+    assert "This hub does not resize instances" in html
+    for slug in ("small", "large"):
+        assert f'id="aml-profile-{slug}" value="{slug}" disabled' in html
+    assert 'id="aml-profile-medium" value="medium" checked>' in html
+
+
+def test_an_instance_of_a_size_no_profile_has_locks_nothing():
+    menu = menu_for(parse_profiles(DEFAULT_PROFILES), [DEFAULT_WS], set(), False, OFFERED)
+    html = render_form(menu, existing=_existing("Standard_E4s_v3"), resize=False)
+    assert "has size <code>Standard_E4s_v3</code> and is Stopped" in html and "disabled" not in html

@@ -29,6 +29,7 @@ from .errors import (
     map_sdk_error,
 )
 from .models import FAILED_STATES, InstanceInfo, InstanceSpec, Progress, Usage, VmSize
+from .sdk import begin_resize
 
 log = logging.getLogger("aml_jupyterhub.compute")
 
@@ -49,7 +50,8 @@ def shared_executor(max_workers: int = 16) -> concurrent.futures.ThreadPoolExecu
 
 _UNREAD = object()  # "the caller did not read the instance"
 
-_OP_STATE = {"create": "Creating", "start": "Starting", "stop": "Stopping", "restart": "Restarting", "delete": "Deleting"}
+_OP_STATE = {"create": "Creating", "start": "Starting", "stop": "Stopping", "restart": "Restarting", "delete": "Deleting",
+             "resize": "Resizing"}
 
 
 class ComputeClient:
@@ -181,6 +183,10 @@ class ComputeClient:
     async def stop(self, name: str, on_progress: ProgressCallback | None = None) -> None:
         await self._run_lro("stop", name, self.ml.compute.begin_stop, name, on_progress=on_progress)
 
+    async def resize(self, name: str, vm_size: str, on_progress: ProgressCallback | None = None) -> None:
+        """Give a Stopped instance another size; its disk is kept. AML refuses it while it runs."""
+        await self._run_lro("resize", name, begin_resize, self.ml, name, vm_size, on_progress=on_progress)
+
     async def restart(self, name: str, on_progress: ProgressCallback | None = None) -> None:
         await self._run_lro("restart", name, self.ml.compute.begin_restart, name, on_progress=on_progress)
 
@@ -256,7 +262,7 @@ class ComputeClient:
             raise ForeignInstance(f"Compute instance '{spec.name}' exists and is not the one asked for.")
         if info.is_running:
             return info, "reused"
-        if info.state == "Stopping":
+        if info.state in ("Stopping", "Resizing"):  # a resize ends Stopped
             info = await self.wait_for_state(spec.name, {"Stopped", "Running"}, on_progress)
             if info.is_running:
                 return info, "waited"

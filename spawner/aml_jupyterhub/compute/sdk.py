@@ -91,3 +91,43 @@ def make_ml_client(
                 os.environ.pop(_MFE_ENV, None)
             else:
                 os.environ[_MFE_ENV] = previous
+
+
+def begin_resize(ml, name: str, vm_size: str):
+    """Resize a stopped compute instance: ``POST .../computes/{name}/resize``
+    with ``{"targetVMSize": vm_size}``, an ARM long operation.
+
+    azure-ai-ml (1.35) wraps no resize, so this sends the request its own
+    ``begin_start`` sends, through the same client (its pipeline: credential,
+    retries, timeouts, api-version) with that body, and polls it with
+    azure-core's ARM poller, as ``begin_start`` does. It reads the SDK's
+    private attributes: the pinned SDK version keeps them where they are.
+    """
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ResourceExistsError,
+        ResourceNotFoundError,
+        map_error,
+    )
+    from azure.core.polling import LROPoller
+    from azure.core.rest import HttpRequest
+    from azure.mgmt.core.exceptions import ARMErrorFormat
+    from azure.mgmt.core.polling.arm_polling import ARMPolling
+
+    ops = ml.compute
+    generated = ops._operation
+    config = generated._config
+    path = (f"/subscriptions/{config.subscription_id}/resourceGroups/{ops._operation_scope.resource_group_name}"
+            f"/providers/Microsoft.MachineLearningServices/workspaces/{ops._workspace_name}/computes/{name}/resize")
+    request = HttpRequest("POST", path, params={"api-version": config.api_version}, json={"targetVMSize": vm_size})
+    request.url = generated._client.format_url(request.url, endpoint=config.base_url)
+    pipeline_response = generated._client._pipeline.run(request)
+    response = pipeline_response.http_response
+    if response.status_code != 202:
+        response.read()
+        map_error(status_code=response.status_code, response=response,
+                  error_map={401: ClientAuthenticationError, 404: ResourceNotFoundError, 409: ResourceExistsError})
+        raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+    polling = ARMPolling(config.polling_interval, path_format_arguments={"endpoint": config.base_url})
+    return LROPoller(generated._client, pipeline_response, lambda _response: None, polling)

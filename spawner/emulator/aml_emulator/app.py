@@ -143,6 +143,10 @@ def create_app(config: EmulatorConfig) -> web.Application:
     async def on_startup(app):
         await runtime.start()
         await backend.load()
+        swept = await runtime.sweep({inst.name for inst in backend.instances.values()})
+        if swept:
+            log.warning("removed %d emulated instance(s) no instance of this emulator's state knows (their state "
+                        "was deleted, e.g. by docker compose down -v): %s", len(swept), ", ".join(swept))
         log.info(
             "emulator ready: runtime=%s workspaces=%s transitions=%s",
             runtime.kind,

@@ -37,7 +37,7 @@ ROUTES = [
     ("operation", re.compile(_LOC + r"/computeOperationsStatus/(?P<op>[^/]+)/?$", re.I)),
 ]
 
-ACTIONS = {"start", "stop", "restart", "listnodes", "listkeys", "enablesso"}
+ACTIONS = {"start", "stop", "restart", "resize", "listnodes", "listkeys", "enablesso"}
 
 
 def arm_json(body, status: int = 200, headers: dict | None = None) -> web.Response:
@@ -171,6 +171,13 @@ class ArmApi:
         if action in ("start", "stop", "restart"):
             op = await self.backend.action(workspace, name, action)
             return self.accepted(request, op)
+        if action == "resize":  # not wrapped by azure-ai-ml: {"targetVMSize": ...}
+            try:
+                body = await request.json()
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                body = None
+            target = body.get("targetVMSize") if isinstance(body, dict) else None
+            return self.accepted(request, await self.backend.resize(workspace, name, target))
         inst = self.backend.instance(workspace, name)
         if action == "listnodes":
             return arm_json(render.nodes(inst))

@@ -37,9 +37,11 @@ log = logging.getLogger("aml_emulator")
 
 PROVIDER = "Microsoft.MachineLearningServices"
 TRANSITION_KINDS = ("create", "setup", "start", "stop", "restart", "delete")
-DEFAULT_TRANSITIONS = {"create": 3.0, "setup": 1.0, "start": 2.0, "stop": 1.0, "restart": 2.0, "delete": 1.0}
-OP_NAMES = {"create": "Create", "start": "Start", "stop": "Stop", "restart": "Restart", "delete": "Delete"}
-IN_FLIGHT_STATES = {"Creating", "SettingUp", "Starting", "Stopping", "Restarting", "Deleting"}
+DEFAULT_TRANSITIONS = {"create": 3.0, "setup": 1.0, "start": 2.0, "stop": 1.0, "restart": 2.0, "delete": 1.0,
+                       "resize": 1.0}
+OP_NAMES = {"create": "Create", "start": "Start", "stop": "Stop", "restart": "Restart", "delete": "Delete",
+            "resize": "Resize"}
+IN_FLIGHT_STATES = {"Creating", "SettingUp", "Starting", "Stopping", "Restarting", "Resizing", "Deleting"}
 ACTION_STATES = {"start": "Starting", "stop": "Stopping", "restart": "Restarting"}  # while the action runs
 
 
@@ -347,6 +349,8 @@ class Backend:
             elif kind == "stop":
                 await self.runtime.shutdown(rt)
                 inst.connectivity = None
+            elif kind == "resize":
+                pass  # a stopped machine: only its record changes, at the end
             elif kind == "delete":
                 await self.runtime.shutdown(rt)
                 await self.runtime.destroy(rt)
@@ -361,7 +365,9 @@ class Backend:
             self._finish(inst, "Succeeded")
             self.instances.pop((*inst.workspace, inst.name.lower()), None)
         else:
-            inst.state = "Stopped" if kind == "stop" else "Running"
+            if kind == "resize":
+                inst.vm_size = (inst.pending or {}).get("vm_size", inst.vm_size)
+            inst.state = "Stopped" if kind in ("stop", "resize") else "Running"
             inst.provisioning_state = "Succeeded"
             inst.errors = None
             self._finish(inst, "Succeeded")
@@ -379,10 +385,10 @@ class Backend:
             inst.provisioning_state = "Failed"
             inst.errors = [{"error": error}]
             self._finish(inst, "Failed", error, op_status="CreateFailed")
-        elif kind == "start":
-            inst.state = "Stopped"
+        elif kind in ("start", "resize"):
+            inst.state = "Stopped"  # as it was, with its old size
             inst.errors = [{"error": error}]
-            self._finish(inst, "Failed", error, op_status="StartFailed")
+            self._finish(inst, "Failed", error, op_status=f"{OP_NAMES[kind]}Failed")
         else:
             inst.state = "Unusable"
             inst.errors = [{"error": error}]
@@ -457,6 +463,18 @@ class Backend:
                 # its cores were given back at stop: it needs them again
                 self.check_quota(inst.location, catalog.SIZES[inst.vm_size.lower()], exclude=inst)
             return self._begin(ws, inst, action, ACTION_STATES[action])
+
+    async def resize(self, ws: Workspace, name: str, target) -> Operation:
+        async with self._lock:
+            inst = self.instance(ws, name)
+            rules.check_not_busy(inst.name, inst.state, inst.busy, "resize")
+            spec = rules.check_resize(inst.name, inst.state, target, ws.location)
+            if not inst.release_quota_on_stop:
+                self.check_quota(inst.location, spec, exclude=inst)  # a stopped instance holds its cores
+            op = self._begin(ws, inst, "resize", "Resizing")
+            inst.pending["vm_size"] = spec.name
+            self.save()
+            return op
 
     def set_sso(self, inst: Instance, enabled: bool, caller_oid: str | None) -> None:
         rules.check_sso_change(inst.assigned_user, caller_oid)

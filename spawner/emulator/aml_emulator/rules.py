@@ -223,6 +223,19 @@ def check_action(action: str, name: str, state: str) -> None:
         )
 
 
+def check_resize(name: str, state: str, target, location: str) -> catalog.VmSizeSpec:
+    """An instance is resized only while Stopped (its disk is kept), to a size its region offers.
+    [The detail code is shaped as AML's start/stop refusals; unverified against real traffic.]"""
+    if not isinstance(target, str) or not target:
+        raise bad_request("The request body must give targetVMSize, the size to resize to.", code="BadRequest")
+    if state != "Stopped":
+        raise bad_request(
+            f"Resize compute instance is only allowed when it is Stopped; '{name}' is {state}.",
+            detail_code="ResizeComputeInstanceOnlyAllowedInStoppedState",
+        )
+    return check_vm_size(location, target)
+
+
 def check_underlying_action(value: str) -> None:
     if value.lower() not in ("delete", "detach"):
         raise bad_request("underlyingResourceAction must be Delete or Detach.", code="BadRequest")

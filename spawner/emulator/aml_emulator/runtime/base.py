@@ -84,5 +84,13 @@ class InstanceRuntime(abc.ABC):
     async def start(self) -> None:
         """At emulator start, before any request: make what the runtime keeps ready (default: nothing)."""
 
+    async def sweep(self, known: set[str]) -> list[str]:
+        """After the state is loaded: remove the machines (and disks) of this
+        runtime that no instance of the state knows, because the state that
+        made them was deleted (``docker compose down -v``); return their names.
+        Default: nothing to find (a runtime whose machines live in the state
+        directory goes with it)."""
+        return []
+
     async def close(self) -> None:
         """Release client resources (not the machines: they outlive the emulator)."""

@@ -285,6 +285,39 @@ class DockerRuntime(InstanceRuntime):
         except docker.errors.NotFound:
             return None
 
+    # -- leftovers ------------------------------------------------------------------
+
+    async def sweep(self, known: set[str]) -> list[str]:
+        # only on a network of its own (a stack's): without one, other emulators'
+        # instances on the same engine cannot be told apart from orphans
+        if not self.network:
+            return []
+        return await self._run(self._sweep_sync, {name.lower() for name in known})
+
+    def _sweep_sync(self, known: set[str]) -> list[str]:  # in the pool only
+        client = self._docker()
+        ours = {c.id: c for c in client.containers.list(
+            all=True, filters={"label": [LABEL, f"{NETWORK_LABEL}={self.network}"]})}
+        # made before instances carried the network label: on the network itself
+        for c in client.containers.list(all=True, filters={"label": LABEL, "network": self.network}):
+            ours.setdefault(c.id, c)
+        removed = []
+        for container in ours.values():
+            name = container.labels.get(LABEL, "")
+            if name and name.lower() not in known:
+                container.remove(force=True)
+                with contextlib.suppress(docker.errors.NotFound):
+                    client.volumes.get(f"aml-ci-{name}-home").remove(force=True)
+                removed.append(name)
+        for volume in client.volumes.list(filters={"label": [LABEL, f"{NETWORK_LABEL}={self.network}"]}):
+            name = (volume.attrs.get("Labels") or {}).get(LABEL, "")
+            if name and name.lower() not in known:
+                with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                    volume.remove(force=True)
+                    if name not in removed:
+                        removed.append(name)
+        return sorted(removed)
+
     # -- InstanceRuntime --------------------------------------------------------
 
     async def create(self, inst: RuntimeInstance) -> None:
@@ -296,7 +329,8 @@ class DockerRuntime(InstanceRuntime):
         try:
             client.volumes.get(volume_name(inst))
         except docker.errors.NotFound:
-            client.volumes.create(volume_name(inst), labels={LABEL: inst.name})
+            labels = {LABEL: inst.name, **({NETWORK_LABEL: self.network} if self.network else {})}
+            client.volumes.create(volume_name(inst), labels=labels)
 
     async def boot(self, inst: RuntimeInstance) -> Connectivity:
         async with self._lock(inst):
