@@ -266,6 +266,12 @@ def test_stop_server_stops_the_instance(stack, admin, timer):
     assert stack.container_state(f"aml-ci-{name}") == "exited"
 
 
+def _instances_of(stack, user: str) -> list[str]:
+    """The names of the emulator's instances tagged as ``user``'s (other tests' users have theirs)."""
+    return sorted(n for n, i in stack.emulator_instances().items()
+                  if (i.get("tags") or {}).get("jupyterhub-user") == user)
+
+
 def _instance_state(stack, user: str) -> str:
     return stack.emulator_instances()[stack.instance_name(user)]["state"]
 
@@ -342,7 +348,7 @@ def test_start_again_then_hub_restart_keeps_the_server(stack, admin, timer):
     calls = _arm_calls(stack, seen)
     # the Stopped instance was started, not created again
     assert ("POST", "start") in calls and not any(m == "PUT" for m, _ in calls), calls
-    assert list(stack.emulator_instances()) == [name]
+    assert _instances_of(stack, ALICE) == [name]
 
     with timer.phase("docker compose restart hub -> server reachable"):
         code = stack.restart("hub")
@@ -354,7 +360,7 @@ def test_start_again_then_hub_restart_keeps_the_server(stack, admin, timer):
     assert admin.server(ALICE)["ready"]
     assert run_code_sync(admin, ALICE, "2+3") == "5"
     instances = stack.emulator_instances()
-    assert list(instances) == [name] and instances[name]["state"] == "Running", instances
+    assert _instances_of(stack, ALICE) == [name] and instances[name]["state"] == "Running", instances
     calls = _arm_calls(stack, seen)
     assert not any(m in ("PUT", "DELETE") for m, _ in calls), calls
 
@@ -392,7 +398,7 @@ def test_compose_down_and_up_keeps_users_tokens_and_files(stack, admin, kept_tex
     r = admin.user_request("GET", ALICE, f"api/contents/{KEPT_FILE}")
     assert r.status_code == 200, r.text
     assert r.json()["content"] == kept_text
-    assert list(stack.emulator_instances()) == [stack.instance_name(ALICE)]
+    assert _instances_of(stack, ALICE) == [stack.instance_name(ALICE)]
 
 
 # ---- 8 ---------------------------------------------------------------------------
