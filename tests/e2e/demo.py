@@ -93,6 +93,11 @@ class Demo:
             time.sleep(1)
         raise AssertionError("the demo's emulated instance did not start")
 
+    def up(self) -> str:
+        """``make up`` in the copy again, while the e2e stack runs; what it printed."""
+        r = _run(["make", "up"], cwd=self.copy, timeout=1800)
+        return r.stdout + r.stderr
+
     def down(self) -> str:
         """``make down`` in the copy (the demo's instance still runs); what it printed."""
         r = _run(["make", "down"], cwd=self.copy, timeout=600)

@@ -365,6 +365,51 @@ def test_start_again_then_hub_restart_keeps_the_server(stack, admin, timer):
     assert not any(m in ("PUT", "DELETE") for m, _ in calls), calls
 
 
+def _console_run(page, code: str, expect: str, timeout_ms: int = 60_000) -> None:
+    """Type ``code`` into JupyterLab's console and wait for ``expect`` among its outputs."""
+    prompt = page.locator(".jp-CodeConsole-promptCell .cm-content")
+    prompt.click()
+    page.keyboard.type(code)
+    page.keyboard.press("Shift+Enter")
+    page.locator(".jp-CodeConsole-content .jp-OutputArea-output", has_text=expect).first.wait_for(timeout=timeout_ms)
+
+
+def test_jupyterlab_open_across_a_hub_restart_needs_no_reload(stack, admin, timer):
+    """A user's JupyterLab, open in the browser while the hub restarts, runs code again without a reload
+    (its kernel websocket goes through the hub's tunnels today: it drops and reconnects)."""
+    ensure_running(admin, ALICE)
+    journal = Journal()
+    with chromium(stack, journal) as page:
+        sign_in_with_azure_ad(stack, page, "alice")
+        page.wait_for_url(re.compile(r"/user/[^/]+/lab"), timeout=120_000)
+        page.locator(".jp-Launcher").first.wait_for(state="visible", timeout=120_000)
+        page.locator('.jp-LauncherCard[data-category="Console"]').first.click()
+        page.locator(".jp-CodeConsole-promptCell").wait_for(timeout=120_000)
+        _console_run(page, "21*2", "42", timeout_ms=120_000)
+        with timer.phase("docker compose restart hub, JupyterLab left open"):
+            assert stack.restart("hub") != 137
+            wait_until(lambda: requests.get(f"{stack.hub_url}/hub/health", verify=str(stack.caddy_root),
+                                            timeout=10).ok, 120, "the hub to answer after its restart")
+        deadline = time.monotonic() + 180
+        dialogs = []
+        while True:  # the same page: no reload
+            dialog = page.locator(".jp-Dialog")
+            if dialog.count():
+                dialogs.append(dialog.first.inner_text()[:300])
+                shot(page, "09-jupyterlab-dialog-during-hub-restart")
+                dialog.first.locator("button").last.click()  # what a user does: dismiss it and go on
+            try:
+                _console_run(page, "6*7+1", "43", timeout_ms=15_000)
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    shot(page, "99-jupyterlab-after-hub-restart")
+                    raise AssertionError(f"JupyterLab ran no code within 180 s of the hub's restart without a "
+                                         f"reload; dialogs: {dialogs}\nbrowser journal:\n{journal}")
+        shot(page, "10-jupyterlab-after-hub-restart")
+        print(f"\n[e2e] JupyterLab across the hub restart: dialogs {dialogs or 'none'}")
+
+
 # ---- 7 ---------------------------------------------------------------------------
 
 
@@ -413,6 +458,9 @@ def test_beside_a_demo_stack_and_make_clean_local_removes_it_all(stack, demo, ad
     assert admin.api("GET", "/").status_code == 200  # our stack still answers
     said = demo.down()  # the demo's instance still runs: make down says so in its own words, no Docker error
     assert "1 emulated compute instance(s) still running" in said and "Resource is still in use" not in said, said
+    said = demo.up()  # and the other order: make up while this suite's stack runs
+    assert "aml-jupyterhub is up: https://localhost/" in said, said[-3000:]
+    assert admin.api("GET", "/").status_code == 200
     left = demo.remove()
     assert left == [], left
     assert admin.api("GET", "/").status_code == 200  # and is untouched by the demo's removal
