@@ -304,6 +304,13 @@ def test_stop_and_start_buttons_tell_the_truth(stack, admin, timer):
         wait_until(lambda: _instance_state(stack, BOB) == "Stopped", 120, "bob's instance Stopped")
         start.click()
         page.wait_for_url(re.compile(rf"^{re.escape(stack.hub_url)}/hub/spawn"))
+        # before Start: the form says which instance he has, its size, and what another size does
+        note = page.locator("#aml-existing-instance")
+        note.wait_for()
+        text = note.inner_text()
+        assert stack.instance_name(BOB) in text and "Standard_DS3_v2" in text and "resizes it first" in text, text
+        assert page.locator("#aml-profile-medium").is_checked()
+        shot(page, "07-spawn-form-existing-instance")
         page.check("#aml-profile-medium")
         page.locator("#spawn_form [type=submit]").click(no_wait_after=True)
         page.wait_for_url(re.compile(r"/lab"), timeout=300_000)
@@ -318,7 +325,7 @@ def test_stop_and_start_buttons_tell_the_truth(stack, admin, timer):
         row = page.get_by_role("row").filter(has_text="bob@")
         row.get_by_role("button", name="Stop Server").click()
         row.get_by_role("button", name="Start Server").wait_for(timeout=180_000)
-        shot(page, "07-admin-after-stop")
+        shot(page, "08-admin-after-stop")
         _no_failure_shown(page, journal, "the admin's Stop Server")
         wait_until(lambda: _instance_state(stack, BOB) == "Stopped", 120, "bob's instance Stopped")
         row.get_by_role("button", name="Start Server").click()
