@@ -1,0 +1,23 @@
+"""make test says what it needs before it runs, instead of failing deep in the suite."""
+
+import subprocess
+
+from tests.harness.repo import ROOT
+
+
+def test_a_missing_chromium_is_named_with_how_to_get_it(tmp_path):
+    missing = tmp_path / "no-chromium-here"
+    r = subprocess.run(["make", "-s", "test-prerequisites", f"CHROMIUM={missing}"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert f"make test needs Chromium at {missing} for the browser tests:" in r.stdout
+    assert "apt-get install chromium" in r.stdout
+
+
+def test_present_prerequisites_pass_quietly(tmp_path):
+    fake = tmp_path / "chromium"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    r = subprocess.run(["make", "-s", "test-prerequisites", f"CHROMIUM={fake}"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stdout) == (0, ""), r.stdout + r.stderr
