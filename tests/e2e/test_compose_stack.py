@@ -295,7 +295,14 @@ def test_stop_and_start_buttons_tell_the_truth(stack, admin, timer):
         page.locator("#spawn_form [type=submit]").click(no_wait_after=True)
         page.wait_for_url(re.compile(r"/lab"), timeout=300_000)
         page.goto(f"{stack.hub_url}/hub/home")
-        page.locator("#stop").click()
+        # home.js binds the button once requirejs has loaded it, after the load event: a click
+        # before that does nothing, so click until the page shows it heard one (#start disabled)
+        page.wait_for_load_state("networkidle")
+        for _ in range(10):
+            page.locator("#stop").click()
+            if page.locator("#start").get_attribute("disabled") is not None or not page.locator("#stop").is_visible():
+                break
+            page.wait_for_timeout(500)
         page.locator("#stop").wait_for(state="hidden", timeout=180_000)  # hidden only when the API said it stopped
         start = page.locator("#start")
         assert start.inner_text().strip() == "Start My Server"
