@@ -391,11 +391,13 @@ def _console_run(page, code: str, expect: str, timeout_ms: int = 60_000) -> None
 def test_jupyterlab_open_across_a_hub_restart_needs_no_reload(stack, admin, timer):
     """A user's JupyterLab, open in the browser while the hub restarts, runs code again without a reload
     (its kernel websocket goes through the hub's tunnels today: it drops and reconnects)."""
-    ensure_running(admin, ALICE)
     journal = Journal()
     with chromium(stack, journal) as page:
-        sign_in_with_azure_ad(stack, page, "alice")
-        page.wait_for_url(re.compile(r"/user/[^/]+/lab"), timeout=120_000)
+        sign_in_with_azure_ad(stack, page, "erin")  # her first visit: the spawn form, then her JupyterLab
+        page.wait_for_url(re.compile(rf"^{re.escape(stack.hub_url)}/hub/spawn"))
+        page.check("#aml-profile-small")
+        page.locator("#spawn_form [type=submit]").click(no_wait_after=True)
+        page.wait_for_url(re.compile(r"/user/[^/]+/lab"), timeout=300_000)
         page.locator(".jp-Launcher").first.wait_for(state="visible", timeout=120_000)
         page.locator('.jp-LauncherCard[data-category="Console"]').first.click()
         page.locator(".jp-CodeConsole-promptCell").wait_for(timeout=120_000)
