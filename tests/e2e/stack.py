@@ -423,7 +423,36 @@ def browser_home(stack: ComposeStack) -> Path:
     return home
 
 
+def host_network_settled(quiet: float = 3.0, limit: float = 30.0) -> None:
+    """Until this host's links and addresses have been still for ``quiet`` seconds.
+
+    Chromium aborts its requests in flight (``net::ERR_NETWORK_CHANGED``) on
+    every such change, and starting containers makes them: an interface per
+    container, its IPv6 address a moment later. The stack's own start (and a
+    ``compose restart``) does it once; a person opening the browser after
+    ``make up`` never sees it, a test that starts at once does. (The emulated
+    instances make none: they share the emulator's network slots.)"""
+    if shutil.which("ip") is None:
+        time.sleep(quiet)
+        return
+    deadline = time.monotonic() + limit
+    monitor = subprocess.Popen(["ip", "-o", "monitor", "link", "address"], stdout=subprocess.PIPE, text=True)
+    try:
+        os.set_blocking(monitor.stdout.fileno(), False)
+        last_change = time.monotonic()
+        while time.monotonic() < deadline:
+            if monitor.stdout.read():
+                last_change = time.monotonic()
+            elif time.monotonic() - last_change >= quiet:
+                return
+            time.sleep(0.2)
+    finally:
+        monitor.terminate()
+        monitor.wait()
+
+
 def launch_chromium(playwright, stack: ComposeStack):
+    host_network_settled()
     home = browser_home(stack)
     env = {**os.environ, "HOME": str(home)}
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, env=env, headless=True)

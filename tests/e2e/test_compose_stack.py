@@ -20,8 +20,8 @@ import pytest
 import requests
 
 from tests.e2e.stack import (
-    ARTIFACTS, CADDY_ROOT_IN_VOLUME, EMULATOR_CA_IN_CONTAINER, HOST, ROOT, HubApi, create_token, launch_chromium,
-    password, run_code_sync,
+    ARTIFACTS, CADDY_ROOT_IN_VOLUME, EMULATOR_CA_IN_CONTAINER, HOST, ROOT, HubApi, create_token,
+    host_network_settled, launch_chromium, password, run_code_sync,
     sign_in, ssl_context, upn, wait_until,
 )
 
@@ -406,6 +406,7 @@ def test_jupyterlab_open_across_a_hub_restart_needs_no_reload(stack, admin, time
             assert stack.restart("hub") != 137
             wait_until(lambda: requests.get(f"{stack.hub_url}/hub/health", verify=str(stack.caddy_root),
                                             timeout=10).ok, 120, "the hub to answer after its restart")
+            host_network_settled()  # the hub's container came back with a new interface
         deadline = time.monotonic() + 180
         dialogs = []
         while True:  # the same page: no reload
