@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import secrets
+import select
 import shutil
 import ssl
 import subprocess
@@ -436,16 +437,16 @@ def host_network_settled(quiet: float = 3.0, limit: float = 30.0) -> None:
         time.sleep(quiet)
         return
     deadline = time.monotonic() + limit
-    monitor = subprocess.Popen(["ip", "-o", "monitor", "link", "address"], stdout=subprocess.PIPE, text=True)
+    monitor = subprocess.Popen(["ip", "-o", "monitor", "link", "address"], stdout=subprocess.PIPE)
     try:
-        os.set_blocking(monitor.stdout.fileno(), False)
+        fd = monitor.stdout.fileno()
         last_change = time.monotonic()
         while time.monotonic() < deadline:
-            if monitor.stdout.read():
+            readable, _, _ = select.select([fd], [], [], 0.2)
+            if readable and os.read(fd, 65536):
                 last_change = time.monotonic()
             elif time.monotonic() - last_change >= quiet:
                 return
-            time.sleep(0.2)
     finally:
         monitor.terminate()
         monitor.wait()
