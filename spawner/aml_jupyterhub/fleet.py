@@ -28,7 +28,7 @@ import weakref
 from typing import Awaitable, Callable
 
 from . import ownership
-from .compute import ComputeClient, InstanceFailed, NotFound
+from .compute import ComputeClient, InstanceFailed, NotFound, shared_executor
 from .reconciler import Action, Reconciler
 from .redirector import Redirector
 
@@ -79,17 +79,15 @@ class Fleet:
         self._background: set[asyncio.Task] = set()
         self.sizes: dict = {}  # (workspace..., endpoint) -> (time, {size name: VmSize})
         self.redirector = Redirector()  # redirect mode's endpoint, one per hub process
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
 
     def executor(self, threads: int) -> concurrent.futures.ThreadPoolExecutor:
-        """The pool for blocking SDK calls, made with the hub's executor_threads
-        (one setting for the whole hub: every spawner asks for the same size)."""
-        if self._executor is None:
-            self._executor = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="aml-sdk")
-        elif self._executor._max_workers != threads:
+        """The process's pool for blocking SDK calls (``compute.shared_executor``), made with the
+        hub's executor_threads (one setting for the whole hub: every spawner asks for the same size)."""
+        pool = shared_executor(threads)
+        if pool._max_workers != threads:
             log.warning("executor_threads=%s ignored: the hub's SDK pool already has %s threads",
-                        threads, self._executor._max_workers)
-        return self._executor
+                        threads, pool._max_workers)
+        return pool
 
     def run_in_background(self, coro) -> asyncio.Task:
         """A task the fleet keeps (asyncio holds only weak references to tasks)."""

@@ -70,11 +70,6 @@ class ServerState:
             if f.name not in INSTANCE_FIELDS:
                 setattr(self, f.name, getattr(blank, f.name))
 
-    def forget(self) -> None:
-        """Everything, also the instance (it is gone, or was never made)."""
-        for f in fields(self):
-            setattr(self, f.name, getattr(ServerState(), f.name))
-
     @property
     def started(self) -> bool:
         """Whether a server was started on the instance in this run."""

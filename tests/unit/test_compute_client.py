@@ -5,7 +5,6 @@ be in. The real SDK against the emulator: tests/contract/test_compute_client_emu
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import os
 import threading

@@ -58,3 +58,13 @@ def test_readme_documents_every_setting():
     missing = [name for name, t in AMLSpawner.class_traits(config=True).items()
                if t.this_class is AMLSpawner and f"`{name}`" not in readme]
     assert not missing, f"README's settings table lacks {missing}"
+
+
+def test_the_recorded_profile_is_the_one_that_runs():
+    """A server kept at its instance's size records that size's profile (or none), never the one asked for."""
+    s = AMLSpawner()
+    s.user_options = {"profile": "large", "project": "p"}
+    s._record_profile("")  # no profile has the instance's size
+    assert s.user_options == {"project": "p"}
+    s._record_profile("medium")
+    assert s.user_options == {"project": "p", "profile": "medium"}
