@@ -135,11 +135,17 @@ def apply_essentials(c) -> None:
 
     - redirect mode's page behind the hub's login (``handlers``);
     - an access log that hides OAuth codes and states also inside nested URLs;
-    - the reconcilers, started once the hub has found its servers.
+    - the reconcilers, started once the hub has found its servers;
+    - a proxy that sends requests to the hub until their routes are back
+      (``proxy``), unless another proxy class is configured.
     """
     from .accesslog import log_request
     from .aml_spawner import start_reconcilers_with_hub
     from .handlers import extra_handlers
+    from .proxy import HubDefaultProxy
+
+    if "proxy_class" not in c.JupyterHub:
+        c.JupyterHub.proxy_class = HubDefaultProxy
 
     c.JupyterHub.extra_handlers = [*c.JupyterHub.get("extra_handlers", []), *extra_handlers()]
     settings = c.JupyterHub.get("tornado_settings", {})

@@ -18,7 +18,7 @@ import pytest
 from tests.e2e.demo import Demo
 from tests.e2e.stack import ARTIFACTS, ROOT, ComposeStack, Timer, no_docker_reason, upn
 
-USERS = [upn(n) for n in ("alice", "bob", "carol", "dave", "erin")]
+USERS = [*(upn(n) for n in ("alice", "bob", "carol", "dave")), "erin@contoso.example"]
 
 
 def pytest_collection_modifyitems(config, items):

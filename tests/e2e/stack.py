@@ -204,13 +204,21 @@ class ComposeStack:
     def down(self, volumes: bool = False) -> subprocess.CompletedProcess:
         return self.compose("down", *(["-v"] if volumes else []), "--remove-orphans", timeout=300, check=False)
 
-    def restart(self, service: str) -> int:
-        """``docker compose restart`` as two halves; returns the exit code the
-        service stopped with (137: compose had to SIGKILL it after its grace period)."""
+    def stop(self, service: str) -> int:
+        """``docker compose stop``; returns the exit code the service stopped
+        with (137: compose had to SIGKILL it after its grace period)."""
         self.compose("stop", service, timeout=180)
         r = self.compose("ps", "--all", "--format", "{{.ExitCode}}", service, timeout=60)
-        self.compose("start", service, timeout=180)
         return int(r.stdout.strip().splitlines()[-1])
+
+    def start(self, service: str) -> None:
+        self.compose("start", service, timeout=180)
+
+    def restart(self, service: str) -> int:
+        """``docker compose restart`` as its two halves; returns :meth:`stop`'s exit code."""
+        code = self.stop(service)
+        self.start(service)
+        return code
 
     def logs(self, tail: int = 200) -> str:
         parts = []

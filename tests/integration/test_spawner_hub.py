@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import secrets
+import subprocess
+from pathlib import Path
 
 import pytest
+import requests
 
 from tests.harness.emulator import instances
 from tests.harness.hub import Hub, spawn_ready
 from tests.harness.kernel import execute
+from tests.harness.net import free_port, wait_for_http
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +189,38 @@ def test_hub_restart_keeps_server_reachable(emulator, emu, tmp_path):
         hub.stop_server("ivan")
     finally:
         hub.stop()
+
+
+def test_a_fresh_proxy_sends_what_has_no_route_yet_to_the_hub(fresh, tmp_path):
+    """Between the proxy's start and the hub adding its routes (every hub
+    restart in the compose stack, where the proxy runs in the hub's
+    container), the proxy must not answer 404 itself: JupyterLab takes a 404
+    from its kernel's URL for a dead kernel. A second proxy started with the
+    very command the hub used, before anyone adds a route, passes a user's
+    server URL to the hub."""
+    spawn_ready(fresh, "quinn")
+    pid = int((fresh.workdir / "proxy.pid").read_text())
+    command = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").decode().split("\0")
+    port, api_port = free_port(), free_port()
+    for flag, value in (("--port", port), ("--api-port", api_port)):
+        command[command.index(flag) + 1] = str(value)
+    token = secrets.token_hex(8)
+    with open(tmp_path / "proxy.log", "wb") as log:
+        proxy = subprocess.Popen(command, env={**os.environ, "CONFIGPROXY_AUTH_TOKEN": token},
+                                 stdout=log, stderr=subprocess.STDOUT)
+    try:
+        api = requests.Session()
+        api.trust_env = False
+        api.headers["Authorization"] = f"token {token}"
+        wait_for_http(f"http://127.0.0.1:{api_port}/api/routes", timeout=30, session=api)
+        r = requests.get(f"http://127.0.0.1:{port}/user/quinn/api/status", allow_redirects=False, timeout=30,
+                         headers={"Authorization": f"token {fresh.token}"})
+        # the hub answered (its version header), not the proxy's bare 404
+        assert r.status_code != 404 and "X-JupyterHub-Version" in r.headers, (r.status_code, dict(r.headers))
+    finally:
+        proxy.terminate()
+        proxy.wait(10)
+    assert fresh.user_get("quinn", "api/status").status_code == 200
 
 
 def test_polls_reuse_one_ssh_connection(fresh, emu):

@@ -235,3 +235,21 @@ def test_configure_local_points_at_the_emulator(tmp_path):
     assert (c.AMLSpawner.credential_type, c.AMLSpawner.static_token) == ("static-token", "aml-emulator-local-token")
     assert "credential" not in c.AMLSpawner
     assert "services" not in c.JupyterHub  # culling off
+
+
+def test_the_hub_starts_a_proxy_that_defaults_to_the_hub_unless_another_is_configured():
+    from aml_jupyterhub.hubconfig import apply_essentials
+    from aml_jupyterhub.proxy import HubDefaultProxy, with_default_target
+
+    c = Config()
+    apply_essentials(c)
+    assert c.JupyterHub.proxy_class is HubDefaultProxy
+    mine = Config()
+    mine.JupyterHub.proxy_class = "traefik"  # an admin's own proxy stays
+    apply_essentials(mine)
+    assert mine.JupyterHub.proxy_class == "traefik"
+
+    hub = "http://127.0.0.1:8081"
+    assert with_default_target(["configurable-http-proxy"], hub) == ["configurable-http-proxy", "--default-target", hub]
+    for own in (["chp", "--default-target", "http://x:1"], ["chp", "--default-target=http://x:1"]):
+        assert with_default_target(own, hub) == own  # an admin's own default target is kept
