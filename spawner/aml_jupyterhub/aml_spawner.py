@@ -38,7 +38,7 @@ from .fleet import instance_key, settle_once
 from .keys import KeyStore
 from .form import render_form
 from .profiles import OptionsError, Project, choose, menu_for, parse_profiles, parse_projects
-from .progress import ProgressLog, fmt_elapsed
+from .progress import ProgressLog, fmt_elapsed, fraction_done, time_left
 from .reconciler import Reconciler
 from .state import ServerState
 
@@ -224,12 +224,18 @@ class AMLSpawner(AMLSettings, Spawner):
         pct = p.percent if p.percent is not None and p.percent < 100 else None
         phase = p.operation if p.operation in ("create", "start", "delete", "stop", "resize") else "wait"
         detail = f" ({p.status})" if p.status and p.status not in ("InProgress", "Succeeded") else ""
-        hint = {"create": " Creating an instance typically takes about 5 minutes.",
-                "start": " Starting typically takes 1-3 minutes."}.get(phase, "")
+        name = self.server_state.instance_name
+        if p.percent == 100:  # the operation ended: what it did, not the state it was in
+            done = {"create": "created", "start": "started", "stop": "stopped", "delete": "deleted",
+                    "resize": "resized", "restart": "restarted"}.get(p.operation, f"{p.operation} done")
+            self.emit(phase, f"Compute instance {name} {done}{detail} in {fmt_elapsed(p.elapsed)}.", fraction=1.0)
+            return
+        eta = time_left(p.elapsed, p.expected, p.basis) if p.expected else ""
+        fraction = pct / 100 if pct else fraction_done(p.elapsed, p.expected) if p.expected else None
         self.emit(
             phase,
-            f"Compute instance {self.server_state.instance_name} is {state}{detail}, {fmt_elapsed(p.elapsed)} elapsed.{hint}",
-            fraction=None if pct is None else pct / 100,
+            f"Compute instance {name} is {state}{detail}, {fmt_elapsed(p.elapsed)} elapsed{eta}.",
+            fraction=fraction,
             elapsed=p.elapsed,
         )
 

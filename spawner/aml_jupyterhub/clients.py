@@ -13,6 +13,7 @@ from .clouds import cloud
 from .compute import ComputeClient, make_ml_client
 from .credentials import credential_problem, make_credential
 from .errors import spawn_error
+from .timings import OperationTimes
 
 
 def credential_for(settings, log):
@@ -65,6 +66,17 @@ async def compute_client(fleet, settings, project, log) -> ComputeClient:
                 call_timeout=settings.call_timeout,
                 operation_timeout=settings.operation_timeout,
                 wait_poll_interval=settings.wait_interval,
+                times=_operation_times(fleet, settings),
             )
             fleet.clients[key] = client
     return client
+
+
+def _operation_times(fleet, settings) -> OperationTimes:
+    """One history per file for the whole hub (every workspace's client adds to it)."""
+    key = (settings.operation_times_file, tuple(sorted(settings.typical_operation_seconds.items())))
+    times = fleet.operation_times.get(key)
+    if times is None:
+        times = fleet.operation_times[key] = OperationTimes(settings.operation_times_file or None,
+                                                            settings.typical_operation_seconds)
+    return times

@@ -121,6 +121,18 @@ class AMLSettings(LoggingConfigurable):
         pair per instance (instance-keys/, 0600). A volume in production: losing it loses the keys of
         existing instances. Relative to the hub's working directory. Default: aml-jupyterhub-secrets.""",
     )
+    operation_times_file = Unicode(
+        "",
+        config=True,
+        help="""JSON file where the hub keeps how long its recent creates, starts and stops took (per
+        size), for the spawn page's estimate and the status-poll schedule. Empty: kept in memory only.
+        The hub sets it to HUB_DATA_DIR/operation-times.json.""",
+    )
+    typical_operation_seconds = Dict(
+        config=True,
+        help="""Seconds an operation ({"create": 240, "start": 120, ...}) is expected to take until the hub
+        has its own history: Azure ML's typical figures by default. Raise them for a region that is slower.""",
+    )
     hub_id = Unicode(
         config=True,
         help="""This hub's id: the jupyterhub-hub tag of every instance it makes and the key of their

@@ -72,6 +72,7 @@ class Fleet:
     def __init__(self):
         self.spawners: "weakref.WeakSet" = weakref.WeakSet()
         self.clients: dict = {}
+        self.operation_times: dict = {}  # file -> timings.OperationTimes, shared by every client
         self.clients_lock = asyncio.Lock()
         self._locks: dict[InstanceKey, list] = {}  # key -> [lock, holders and waiters]
         self._reconcilers: dict[tuple, Reconciler] = {}

@@ -233,6 +233,7 @@ def configure(c, values: dict, environ=None) -> None:
         s.projects = menu_file(values, "AML_PROJECTS_FILE", "projects")
     s.start_timeout = values["AML_START_TIMEOUT"] or 1200
     s.secrets_dir = str(data / "secrets")
+    s.operation_times_file = str(data / "operation-times.json")
     s.ssh_key_file = str(data / "ssh" / "id_ed25519")  # version 0.1's shared key, for its instances
     apply_essentials(c)
 

@@ -1,15 +1,17 @@
 """Spawn progress: real phases, real AML states, monotonic percentages.
 
 start() reports what is happening (the phase, AML's own instance state and
-operation status, the elapsed time); progress() streams it. Percentages come
-from AML's ``percentComplete`` when the service sends one, otherwise from the
-elapsed time against the phase's typical duration (capped below the phase's
-end, and said to be typical in the message), and never go backwards.
+operation status, the elapsed time, an estimate of the time left); progress()
+streams it. Azure ML reports no percentage while an operation runs, so
+percentages come from the elapsed time against the time the operation is
+expected to take (this hub's own median, or the typical figure: the message
+says which), capped below the phase's end, and never go backwards.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 # phase -> (start %, end %, typical seconds on Azure)
@@ -32,6 +34,28 @@ def fmt_elapsed(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds}s"
     return f"{seconds // 60}m {seconds % 60:02d}s"
+
+
+def time_left(elapsed: float, expected: float, basis: int) -> str:
+    """", about 3 min left (usually 4m 00s on this hub)"-style text: shrinks as time goes, never grows."""
+    usual = fmt_elapsed(expected)
+    source = (f"the median of this hub's last {basis}" if basis > 1 else "this hub's last one" if basis == 1
+              else "typical on Azure")
+    left = expected - elapsed
+    if left > 60:
+        when = f"about {math.ceil(left / 60)} min left"
+    elif left > 0:
+        when = "less than a minute left"
+    else:
+        when = "taking longer than usual"
+    return f", {when} (usually {usual}: {source})"
+
+
+def fraction_done(elapsed: float, expected: float) -> float:
+    """How far along an operation expected to take ``expected`` seconds is (below 1 until it ends)."""
+    if expected <= 0:
+        return 0.95
+    return min(0.95, elapsed / expected)
 
 
 class ProgressLog:

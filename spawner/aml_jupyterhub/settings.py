@@ -122,9 +122,10 @@ def _from_table(entry: dict) -> Setting:
 # trait only, and the rest comes from the trait.
 SETTINGS: list[Setting] = [_from_table(e) for e in json.loads((Path(__file__).parent / "settings.json").read_text())]
 
-# Traits the hub sets itself (from HUB_DATA_DIR, or objects): no setting of their own.
+# Traits the hub sets itself (from HUB_DATA_DIR, or objects), and mappings a
+# config file in HUB_CONFIG_DIR sets: no setting of their own.
 HUB_SET_TRAITS = {"secrets_dir", "ssh_key_file", "credential", "compute_client_factory", "profiles", "projects",
-                  "tags", "emulator_token"}
+                  "tags", "emulator_token", "operation_times_file", "typical_operation_seconds"}
 
 
 def _advanced() -> list[Setting]:

@@ -1,12 +1,15 @@
 """``make bench``: performance figures, printed (never asserted in tests).
 
-    python -m tests.bench [compute] [spawn] [storm] [stack] [reconcile] [--rounds N] [--spawns N] [--users N] [--servers N]
+    python -m tests.bench [compute] [spawn] [realtime] [storm] [stack] [reconcile] [--rounds N] [--spawns N] [--users N] [--servers N]
 
 compute: the compute client against the emulator with every transition set to
 zero seconds: ARM requests and wall time for create-to-running, stop, start
 and delete, and what each request was.
 spawn: spawn overhead through a real hub (proxy and redirect mode) and ARM
 requests per spawn.
+realtime: spawns on Azure ML's real durations (--timing azure, scaled) with no
+Retry-After: how late the hub notices Running, the hub's own delay from there
+to JupyterLab answering, status reads per spawn.
 storm: many users spawning at once; the hub API's latency meanwhile.
 stack: image sizes, `docker compose up` to a healthy hub, the hub's memory
 with many running servers (images must be built: make image).
@@ -62,7 +65,7 @@ async def bench_compute(rounds: int) -> None:
     print(f"slowest operation: {worst:.2f} s (a poll waiting for the SDK's 30 s default would show here)")
 
 
-SUITES = ["compute", "spawn", "storm", "stack", "reconcile"]
+SUITES = ["compute", "spawn", "realtime", "storm", "stack", "reconcile"]
 
 
 def main(argv=None) -> int:
@@ -84,6 +87,8 @@ def main(argv=None) -> int:
             asyncio.run(bench_compute(args.rounds))
         elif suite == "spawn":
             hub.bench_overhead(args.spawns)
+        elif suite == "realtime":
+            hub.bench_real_timing()
         elif suite == "storm":
             hub.bench_storm(args.users)
         elif suite == "stack":

@@ -164,3 +164,84 @@ def bench_storm(users: int = 50) -> None:
             hub.stop()
             emu.reset()
             emu.stop()
+
+
+SCALE = 0.05  # the azure timing profile's durations, scaled: a 4-minute create takes 12 s
+
+
+def _operation_end(emu: EmulatorProcess, kind: str) -> float | None:
+    """Epoch seconds at which the emulator ended the last operation of ``kind`` (create, start) it polled."""
+    import datetime as dt
+
+    polls = [e["path"] for e in emu.requests_seen() if "computeOperationsStatus" in e["path"]]
+    for path in reversed(polls):
+        r = emu.control("GET", path + "?api-version=2023-08-01-preview",
+                        headers={"Authorization": f"Bearer {emu.token}"})
+        body = r.json()
+        if r.ok and body.get("status") == "Succeeded" and body.get("endTime"):
+            return dt.datetime.fromisoformat(body["endTime"]).timestamp()
+    return None
+
+
+def bench_real_timing(n: int = 5) -> None:
+    """Spawns on Azure ML's real durations (scaled), where AML sends no Retry-After and no percentComplete:
+    how late the hub notices Running, how long from there to the user's JupyterLab answering, and the ARM
+    requests a spawn costs."""
+    from aml_jupyterhub.compute.polling import PollSchedule
+    from aml_jupyterhub.timings import TYPICAL_SECONDS
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        emu = EmulatorProcess(tmp / "emu", ["--timing", "azure", "--time-scale", str(SCALE)]).start()
+        # a hub whose expectations are Azure's typical figures on the same scale (a new hub on Azure)
+        typical = {k: v * SCALE for k, v in TYPICAL_SECONDS.items()}
+        hub = Hub(tmp / "hub", emu, f"c.AMLSpawner.typical_operation_seconds = {typical!r}\n"
+                                    f'c.AMLSpawner.operation_times_file = "{tmp}/operation-times.json"\n'
+                                    "c.Spawner.poll_interval = 3600\n").start()
+        try:
+            # real operations vary: each takes another fraction of the typical time, never exactly it
+            spread = [0.83 + 0.37 * i / max(1, n - 1) for i in range(n)]
+            for kind in ("create", "start"):
+                notice, answer, reads, etas = [], [], [], []
+                for i in range(n):
+                    user = f"real{i}"
+                    if kind == "start":
+                        hub.stop_server(user)
+                    emu.control("PUT", "/_emulator/transitions", json={kind: TYPICAL_SECONDS[kind] * SCALE * spread[i]})
+                    emu.control("DELETE", "/_emulator/requests")
+                    r = hub.spawn(user)
+                    assert r.status_code in (201, 202), r.text
+                    noticed = ready = None
+                    for event in hub.progress_events(user, timeout=600):
+                        if noticed is None and " is Running" in event["message"]:
+                            noticed = time.time()
+                        if "min left" in event["message"] or "minute left" in event["message"]:
+                            etas.append(event["message"])
+                        if event.get("ready"):
+                            ready = time.time()
+                    assert ready, f"{user}'s spawn did not end ready"
+                    ended = _operation_end(emu, kind)
+                    reads.append(sum(1 for e in emu.requests_seen() if "computeOperationsStatus" in e["path"]))
+                    if ended and noticed:
+                        notice.append(noticed - ended)
+                        answer.append(ready - ended)
+                real = TYPICAL_SECONDS[kind]
+                print(f"{kind} on Azure ML timings ({real:.0f} s typical, each spawn {min(spread):.2f}-"
+                      f"{max(spread):.2f} of it, run at x{SCALE}), no Retry-After, {n} spawns:")
+                if notice:
+                    print(f"  AML Running -> the hub notices: median {statistics.median(notice):.2f} s, "
+                          f"max {max(notice):.2f} s")
+                    print(f"  AML Running -> the user's JupyterLab answers (the hub's own delay): median "
+                          f"{statistics.median(answer):.2f} s, max {max(answer):.2f} s (goal < 3 s)")
+                print(f"  operation status reads per spawn: median {statistics.median(reads):.0f} here; "
+                      f"the same schedule over the real {real:.0f} s: {PollSchedule(real).reads(real)} reads "
+                      f"(a fixed 2 s interval: {int(real / 2) + 1})")
+                if etas:
+                    print(f"  e.g. {etas[len(etas) // 2][:160]}")
+        finally:
+            for i in range(n):
+                hub.api("DELETE", f"/users/real{i}/server")
+            time.sleep(3)
+            hub.stop()
+            emu.reset()
+            emu.stop()

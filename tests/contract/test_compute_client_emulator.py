@@ -91,7 +91,7 @@ async def test_refusals_map_to_domain_errors(emu):
     emu.control("PUT", "/_emulator/quota", json={"family": "standardDSv2Family", "limit": 2})
     with pytest.raises(QuotaExceeded) as err:
         await c.create(InstanceSpec("ci-quota", "Standard_DS3_v2"))
-    assert "limit 2 vCPUs, 0 in use, 4 more needed" in err.value.message
+    assert "(Standard DSv2 family quota: limit 2 vCPUs, this size needs 4)" in err.value.message
 
     with pytest.raises(InvalidRequest) as err:
         await c.create(InstanceSpec("ci-01", "Standard_DS1_v2"))

@@ -12,7 +12,7 @@ import asyncssh
 import pytest
 from azure.ai.ml.entities import ComputeInstance, ComputeInstanceSshSettings
 
-from tests.harness.emulator import EmulatorProcess
+from tests.harness.emulator import DEFAULT_RG, DEFAULT_SUB, DEFAULT_WS, EmulatorProcess
 
 
 def _ssh(port, key, command):
@@ -99,6 +99,8 @@ def test_force_changes_behind_the_back(emu):
         (["--state-dir", "x", "--workspace", "a/b/c"], "SUBSCRIPTION/RESOURCE_GROUP/WORKSPACE/LOCATION"),
         (["--state-dir", "x", "--transition", "warp=1"], "must be one of"),
         (["--state-dir", "x", "--poll-interval", "0"], "30 s"),
+        (["--state-dir", "x", "--timing", "warp"], "invalid choice: 'warp'"),
+        (["--state-dir", "x", "--time-scale", "0"], "--time-scale must be > 0"),
     ],
 )
 def test_command_line_errors_are_one_clear_line(args, text, tmp_path):
@@ -113,3 +115,36 @@ def test_state_files_are_private(emulator):
     for name in ("tls/server-key.pem", "tls/ca-key.pem", "state.json"):
         mode = os.stat(emulator.state_dir / name).st_mode & 0o777
         assert mode == 0o600, (name, oct(mode))
+
+
+def test_azure_timing_sends_no_retry_after_and_takes_real_durations_scaled(tmp_path):
+    """As Azure ML: a create answered 201 with Azure-AsyncOperation and no Retry-After, its status
+    polls without Retry-After either, and it takes the real duration (240 s, scaled here to 12 s)."""
+    import time
+
+    import requests
+
+    emu = EmulatorProcess(tmp_path / "emu", ["--timing", "azure", "--time-scale", "0.05"]).start()
+    try:
+        assert emu.control("GET", "/_emulator/transitions").json()["create"] == pytest.approx(240 * 0.05)
+        path = (f"/subscriptions/{DEFAULT_SUB}/resourceGroups/{DEFAULT_RG}/providers/"
+                f"Microsoft.MachineLearningServices/workspaces/{DEFAULT_WS}/computes/ci-real")
+        t0 = time.monotonic()
+        r = emu.arm("PUT", path, json={"location": "westeurope", "properties": {
+            "computeType": "ComputeInstance", "properties": {"vmSize": "Standard_DS1_v2"}}})
+        assert r.status_code == 201 and "Azure-AsyncOperation" in r.headers, (r.status_code, r.text)
+        assert not {"retry-after", "retry-after-ms", "x-ms-retry-after-ms"} & {h.lower() for h in r.headers}
+        poll = r.headers["Azure-AsyncOperation"]
+        status = requests.get(poll, headers={"Authorization": f"Bearer {emu.token}"}, verify=emu.ca_file, timeout=30)
+        assert status.json()["status"] == "InProgress"
+        assert not {"retry-after", "retry-after-ms"} & {h.lower() for h in status.headers}
+        emu.control("POST", "/_emulator/wait")
+        took = time.monotonic() - t0
+        assert took >= 240 * 0.05 - 1, took  # the profile's duration, not the fast one (3 s)
+        done = requests.get(poll, headers={"Authorization": f"Bearer {emu.token}"}, verify=emu.ca_file, timeout=30)
+        assert done.json()["status"] == "Succeeded"
+    finally:
+        try:
+            emu.reset()
+        finally:
+            emu.stop()

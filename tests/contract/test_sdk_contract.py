@@ -266,8 +266,9 @@ def test_quota_exceeded_with_numbers(emu):
     with pytest.raises(HttpResponseError) as err:
         create(ml, ci("ci-q2", "Standard_DS3_v2"))
     assert err.value.status_code == 400
-    assert err.value.error.code == "QuotaExceeded"
-    assert "Current Limit: 4, Current Usage: 2, Additional Required: 4" in err.value.message
+    assert err.value.error.code == "BadRequest"
+    assert "has a Standard DSv2 family vCPU quota of 4 and cannot accomodate" in err.value.message
+    assert "maps to 4 vCPUs" in err.value.message
     usage = {(u.name.value if hasattr(u.name, "value") else u.name["value"]): u.__dict__ for u in ml.compute.list_usage()}
     assert usage["standardDSv2Family"]["limit"] == 4 and usage["standardDSv2Family"]["currentValue"] == 2
 

@@ -33,6 +33,7 @@ from urllib.parse import quote
 import requests
 
 from aml_jupyterhub.naming import instance_name
+from tests.harness.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.harness.emulator import DEFAULT_WORKSPACE
 from tests.harness.kernel import execute
 from tests.harness.login import browser, open_with_login
@@ -46,11 +47,6 @@ DOMAIN = "aml-local.example"  # the packaged test identities' UPN domain
 INSTANCE_LABEL = "aml-jupyterhub.instance"  # on the containers and volumes the emulator makes
 CADDY_ROOT_IN_VOLUME = "/data/caddy/pki/authorities/local/root.crt"
 EMULATOR_CA_IN_CONTAINER = "/srv/emulator/ca.pem"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")  # make test passes its CHROMIUM
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
-]
 
 
 def upn(name: str) -> str:

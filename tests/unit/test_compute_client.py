@@ -69,10 +69,20 @@ class Poller:
         return self._result
 
     def polling_method(self):
-        # where the client reads AML's percentComplete of the last status poll
+        return _FakePollingMethod(self._percents)
+
+
+class _FakePollingMethod:
+    """Where the client reads AML's percentComplete of the last status poll: each read is the next poll."""
+
+    def __init__(self, percents: list):
+        self._percents = percents
+
+    @property
+    def _pipeline_response(self):
         value = self._percents.pop(0) if self._percents else None
         response = SimpleNamespace(json=lambda: {"percentComplete": value})
-        return SimpleNamespace(_pipeline_response=SimpleNamespace(http_response=response))
+        return SimpleNamespace(http_response=response)
 
 
 class FakeCompute:

@@ -98,6 +98,22 @@ def test_quota_with_amls_numbers():
     assert err.message.endswith("Azure said: " + message)
 
 
+@pytest.mark.parametrize("code, message, numbers", [
+    ("BadRequest", "The specified subscription has a Standard DSv2 family vCPU quota of 0 and is less than the "
+                   "requested compute training cluster and/or compute instance's min nodes of 1 which maps to 4 vCPUs",
+     "(Standard DSv2 family quota: limit 0 vCPUs, this size needs 4)"),
+    ("BadRequest", "The specified subscription has a total vCPU quota of 4 and cannot accomodate for at least 1 "
+                   "requested compute instance's node which maps to 24 vCPUs. Talk to your Subscription Admin",
+     "(total quota: limit 4 vCPUs, this size needs 24)"),
+    ("OutOfQuota", "Not enough cluster CPU quota. The amount of additional CPU quota requested is 8, and you are "
+                   "currently using 14. Your amount of maximum quota is 20.",
+     "(limit 20 vCPUs, 14 in use, 8 more needed)"),
+])
+def test_quota_numbers_from_azure_mls_own_wordings(code, message, numbers):
+    err = mapped(arm_error(400, code, message))
+    assert type(err) is QuotaExceeded and numbers in err.message, err.message
+
+
 def test_quota_without_numbers_is_still_quota():
     err = mapped(arm_error(400, "BadRequest", "Not enough quota available in this region."))
     assert type(err) is QuotaExceeded and "vCPUs," not in err.message and "ask an admin" in err.message

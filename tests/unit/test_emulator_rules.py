@@ -61,10 +61,15 @@ def test_on_behalf_of_with_key_refused():
     assert "not allowed when compute instance is provisioned on behalf of another user" in err.value.message
 
 
-def test_quota_message_has_numbers():
+def test_quota_message_is_amls_own():
+    """Azure ML's wording (not Azure Compute's): the quota, its limit, the vCPUs asked for; no usage."""
     err = rules.quota_error("westeurope", "Standard DSv2 Family", 8, 6, 4)
-    assert err.code == "QuotaExceeded"
-    assert "Current Limit: 8, Current Usage: 6, Additional Required: 4, (Minimum) New Limit Required: 10" in err.message
+    assert err.status == 400 and err.code == "BadRequest"
+    assert err.message.startswith("The specified subscription has a Standard DSv2 family vCPU quota of 8 and cannot "
+                                  "accomodate for at least 1 requested compute instance's node which maps to 4 vCPUs.")
+    assert "Current Limit" not in err.message and "how-to-manage-quotas" in err.message
+    total = rules.quota_error("westeurope", "Total Regional", 10, 8, 4)
+    assert "has a total vCPU quota of 10" in total.message
 
 
 def test_every_size_has_a_quota_family():
@@ -133,10 +138,10 @@ def test_quota_checks_the_family_first_then_the_region():
     spec = catalog.SIZES["standard_ds3_v2"]  # 4 vCPUs, DSv2
     rules.check_quota("westeurope", spec, (8, {spec.family: 8}), (4, {spec.family: 4}))
     family = refusal(rules.check_quota, "westeurope", spec, (100, {spec.family: 6}), (4, {spec.family: 4}))
-    assert "Standard DSv2 Family" in family.message and "Current Limit: 6" in family.message
+    assert "Standard DSv2 family vCPU quota of 6" in family.message
     total = refusal(rules.check_quota, "westeurope", spec, (6, {spec.family: 48}), (4, {}))
-    assert "Total Regional" in total.message
-    assert "Current Limit: 0" in refusal(rules.check_quota, "westeurope", spec, (100, {}), (0, {})).message
+    assert "total vCPU quota of 6" in total.message
+    assert "quota of 0" in refusal(rules.check_quota, "westeurope", spec, (100, {}), (0, {})).message
 
 
 def test_an_existing_instance_keeps_its_size_and_user():

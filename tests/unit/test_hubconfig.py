@@ -181,6 +181,7 @@ def test_configure_azure(tmp_path):
     assert a.username_claim == "upn"
     assert c.AMLSpawner.workspace_name == "ws" and c.AMLSpawner.ssh_key_file.startswith(str(tmp_path))
     assert c.AMLSpawner.secrets_dir == str(tmp_path / "secrets")
+    assert c.AMLSpawner.operation_times_file == str(tmp_path / "operation-times.json")  # estimates outlive the hub
     assert c.AMLSpawner.delete_forever_action == "keep" and c.AMLSpawner.reconcile_interval == 300
     assert [h[0] for h in c.JupyterHub.extra_handlers] == ["/aml/open"]
     assert c.JupyterHub.tornado_settings["log_function"].__module__ == "aml_jupyterhub.accesslog"

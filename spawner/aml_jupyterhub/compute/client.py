@@ -6,13 +6,16 @@ hub's event loop never blocks. Retries of throttling (429 + Retry-After) and
 5xx happen inside azure-core's retry policy, bounded by ``retry_total``; the
 call's timeout is the overall budget. Long operations are watched through the
 SDK's own poller, which waits the interval the service asks for
-(``Retry-After``), never its 30 s default; we are woken when it finishes.
+(``Retry-After``) or, as Azure ML asks none, what ``polling.PollSchedule``
+says for an operation expected to take as long as this hub's recent ones
+(``timings``); we are woken when it finishes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import logging
 import threading
 import time
@@ -28,7 +31,9 @@ from .errors import (
     ServiceUnavailable,
     map_sdk_error,
 )
+from ..timings import OperationTimes
 from .models import FAILED_STATES, InstanceInfo, InstanceSpec, Progress, Usage, VmSize
+from .polling import PollSchedule, follow
 from .sdk import begin_resize
 
 log = logging.getLogger("aml_jupyterhub.compute")
@@ -70,8 +75,10 @@ class ComputeClient:
         operation_timeout: float = 1800,
         wait_poll_interval: float = 5,
         progress_interval: float = 2,
+        times: OperationTimes | None = None,
     ):
         self.ml = ml_client
+        self.times = times or OperationTimes()
         self.executor = executor or shared_executor()
         self.call_timeout = call_timeout
         self.operation_timeout = operation_timeout
@@ -107,18 +114,34 @@ class ComputeClient:
         except Exception:
             log.exception("progress callback failed")
 
-    async def _run_lro(self, action: str, name: str, begin, *args, on_progress: ProgressCallback | None = None):
-        """Start a long operation and wait for the SDK's poller to finish it."""
+    async def _run_lro(self, action: str, name: str, begin, *args, on_progress: ProgressCallback | None = None,
+                       size: str | None = None):
+        """Start a long operation and wait for the SDK's poller to finish it.
+
+        The poller reads the status on a schedule made for an operation as
+        long as this hub's recent ones of this kind and size; a success is
+        added to that history."""
         started = time.monotonic()
-        poller = await self._call(action, name, begin, *args)
+        expected, basis = self.times.expected(action, size)
+
+        def begin_and_schedule():
+            poller = begin(*args)
+            follow(poller, PollSchedule(expected), started)  # before its first sleep ends
+            return poller
+
+        poller = await self._call(action, name, begin_and_schedule)
         loop = asyncio.get_running_loop()
         done = loop.create_future()
 
         def _on_done(_polling_method):
             loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
 
+        def observed(status, percent, elapsed) -> Progress:
+            return Progress(action, name, _OP_STATE.get(action), status, percent, elapsed,
+                            expected=expected, basis=basis)
+
         poller.add_done_callback(_on_done)
-        await self._emit(on_progress, Progress(action, name, _OP_STATE.get(action), poller.status(), 0, 0.0))
+        await self._emit(on_progress, observed(poller.status(), 0, 0.0))
         deadline = started + self.operation_timeout
         while not done.done():
             remaining = deadline - time.monotonic()
@@ -130,15 +153,11 @@ class ComputeClient:
             try:
                 await asyncio.wait_for(asyncio.shield(done), min(self.progress_interval, remaining))
             except asyncio.TimeoutError:
-                await self._emit(
-                    on_progress,
-                    Progress(action, name, _OP_STATE.get(action), poller.status(), _percent(poller),
-                             time.monotonic() - started),
-                )
+                await self._emit(on_progress, observed(poller.status(), _percent(poller), time.monotonic() - started))
         result = await self._call(action, name, poller.result)
-        await self._emit(
-            on_progress, Progress(action, name, None, poller.status(), 100, time.monotonic() - started)
-        )
+        elapsed = time.monotonic() - started
+        self.times.record(action, size, elapsed)
+        await self._emit(on_progress, dataclasses.replace(observed(poller.status(), 100, elapsed), state=None))
         return result
 
     # ---- reads -------------------------------------------------------
@@ -174,18 +193,19 @@ class ComputeClient:
     async def create(self, spec: InstanceSpec, on_progress: ProgressCallback | None = None) -> InstanceInfo:
         """Create the instance and wait until it runs (or fails)."""
         ci = await self._run_lro("create", spec.name, self.ml.compute.begin_create_or_update, spec.to_entity(),
-                                 on_progress=on_progress)
+                                 on_progress=on_progress, size=spec.vm_size)
         return InstanceInfo.from_entity(ci)
 
-    async def start(self, name: str, on_progress: ProgressCallback | None = None) -> None:
-        await self._run_lro("start", name, self.ml.compute.begin_start, name, on_progress=on_progress)
+    async def start(self, name: str, on_progress: ProgressCallback | None = None, size: str | None = None) -> None:
+        await self._run_lro("start", name, self.ml.compute.begin_start, name, on_progress=on_progress, size=size)
 
-    async def stop(self, name: str, on_progress: ProgressCallback | None = None) -> None:
-        await self._run_lro("stop", name, self.ml.compute.begin_stop, name, on_progress=on_progress)
+    async def stop(self, name: str, on_progress: ProgressCallback | None = None, size: str | None = None) -> None:
+        await self._run_lro("stop", name, self.ml.compute.begin_stop, name, on_progress=on_progress, size=size)
 
     async def resize(self, name: str, vm_size: str, on_progress: ProgressCallback | None = None) -> None:
         """Give a Stopped instance another size; its disk is kept. AML refuses it while it runs."""
-        await self._run_lro("resize", name, begin_resize, self.ml, name, vm_size, on_progress=on_progress)
+        await self._run_lro("resize", name, begin_resize, self.ml, name, vm_size, on_progress=on_progress,
+                            size=vm_size)
 
     async def restart(self, name: str, on_progress: ProgressCallback | None = None) -> None:
         await self._run_lro("restart", name, self.ml.compute.begin_restart, name, on_progress=on_progress)
@@ -267,7 +287,7 @@ class ComputeClient:
             if info.is_running:
                 return info, "waited"
         if info.is_stopped:
-            await self.start(spec.name, on_progress)
+            await self.start(spec.name, on_progress, size=info.vm_size or spec.vm_size)
             info = await self.get(spec.name)
             if info is None:
                 raise NotFound(f"Compute instance '{spec.name}' disappeared while starting.")

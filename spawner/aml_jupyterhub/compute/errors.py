@@ -73,7 +73,32 @@ class OperationTimeout(ComputeError):
     pass
 
 
-_QUOTA_NUMBERS = re.compile(r"Current Limit: (\d+), Current Usage: (\d+), Additional Required: (\d+)")
+# The numbers of a quota refusal, in the wordings Azure uses: Azure Compute's
+# ("Current Limit: 8, Current Usage: 6, Additional Required: 4"), Azure ML's
+# own for compute ("... has a Standard DSv2 family vCPU quota of 8 and ...
+# maps to 4 vCPUs": no usage) and AML's OutOfQuota ("additional CPU quota
+# requested is 4, and you are currently using 6. Your amount of maximum quota is 8").
+_QUOTA_COMPUTE = re.compile(r"Current Limit: (\d+), Current Usage: (\d+), Additional Required: (\d+)")
+_QUOTA_AML = re.compile(r"has an? (.+?) vCPU quota of (\d+) .*?maps to (\d+) vCPU", re.S)
+_QUOTA_OUT_OF = re.compile(r"requested is (\d+), and you are currently using (\d+)\. Your amount of maximum quota "
+                           r"is (\d+)")
+
+
+def quota_numbers(message: str) -> str:
+    """" (limit 8 vCPUs, 6 in use, 4 more needed)"-style text from any wording; "" if it has none."""
+    m = _QUOTA_COMPUTE.search(message)
+    if m:
+        limit, usage, need = m.groups()
+        return f" (limit {limit} vCPUs, {usage} in use, {need} more needed)"
+    m = _QUOTA_OUT_OF.search(message)
+    if m:
+        need, usage, limit = m.groups()
+        return f" (limit {limit} vCPUs, {usage} in use, {need} more needed)"
+    m = _QUOTA_AML.search(message)
+    if m:
+        which, limit, need = m.groups()
+        return f" ({which} quota: limit {limit} vCPUs, this size needs {need})"
+    return ""
 
 
 def _arm_code_and_message(exc: HttpResponseError) -> tuple[str | None, str]:
@@ -135,12 +160,8 @@ def map_sdk_error(exc: BaseException, *, action: str, name: str | None = None) -
                 "Try again in a minute.",
                 code=code, status=status,
             )
-        if code == "QuotaExceeded" or "quota" in message.lower():
-            m = _QUOTA_NUMBERS.search(message)
-            hint = ""
-            if m:
-                limit, usage, need = m.groups()
-                hint = f" (limit {limit} vCPUs, {usage} in use, {need} more needed)"
+        if code in ("QuotaExceeded", "OutOfQuota") or "quota" in message.lower():
+            hint = quota_numbers(message)
             return QuotaExceeded(
                 f"Could not {what}: the vCPU quota for this size is used up{hint}. Stop another server, pick a "
                 f"smaller size, or ask an admin to request more quota. Azure said: {message}",

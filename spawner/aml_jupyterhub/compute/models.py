@@ -203,3 +203,5 @@ class Progress:
     status: str | None  # the operation's status (InProgress, Succeeded...)
     percent: int | None
     elapsed: float
+    expected: float | None = None  # seconds the operation is expected to take
+    basis: int = 0  # how many of this hub's own operations ``expected`` is the median of (0: the typical figure)

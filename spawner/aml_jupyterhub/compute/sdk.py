@@ -51,7 +51,7 @@ def make_ml_client(
     cloud_name: str = "AzureCloud",
     arm_endpoint: str | None = None,
     ca_bundle: str | None = None,
-    polling_interval: float = 5,
+    polling_interval: float = 2,  # the poll schedule (compute.polling) sets each delay; this is its first
     retry_total: int = 4,
     retry_backoff_factor: float = 0.8,
     retry_backoff_max: float = 30,

@@ -59,7 +59,7 @@ def error_response(err: ArmError) -> web.Response:
 
 
 class ArmApi:
-    def __init__(self, backend: Backend, poll_interval: float = 1.0, public_url: str | None = None):
+    def __init__(self, backend: Backend, poll_interval: float | None = None, public_url: str | None = None):
         self.backend = backend
         self.poll_interval = poll_interval
         self.public_url = public_url.rstrip("/") if public_url else None
@@ -77,6 +77,9 @@ class ArmApi:
         return self.public_url or self.base_url(request)
 
     def retry_headers(self) -> dict:
+        """Retry-After on a long operation: none unless configured (Azure ML sends none)."""
+        if self.poll_interval is None:
+            return {}
         if self.poll_interval >= 1:
             return {"Retry-After": str(int(self.poll_interval))}
         return {"retry-after-ms": str(max(1, int(self.poll_interval * 1000)))}

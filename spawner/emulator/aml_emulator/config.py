@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .models import DEFAULT_TRANSITIONS, TRANSITION_KINDS, Workspace
+from .models import DEFAULT_TRANSITIONS, TIMING_PROFILES, TRANSITION_KINDS, Workspace
 
 DEFAULT_WORKSPACE = Workspace(
     subscription_id="00000000-0000-0000-0000-000000000000",
@@ -34,7 +34,9 @@ class EmulatorConfig:
     public_url: str | None = None
     workspaces: list[Workspace] = field(default_factory=lambda: [DEFAULT_WORKSPACE])
     transitions: dict = field(default_factory=lambda: dict(DEFAULT_TRANSITIONS))
-    poll_interval: float = 1.0
+    poll_interval: float | None = None  # Retry-After on long operations; None: none, as Azure ML
+    timing: str = "fast"
+    time_scale: float = 1.0
     page_size: int = 50
     arm_tokens: list[str] = field(default_factory=lambda: [DEFAULT_ARM_TOKEN])
     identity_file: Path | None = None
@@ -83,7 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="serve SUB/RG/WORKSPACE/LOCATION (repeatable; default the local aml-local workspace)")
     p.add_argument("--transition", action="append", type=_transition, default=None, metavar="KIND=SECONDS",
                    help=f"seconds a transition takes; KIND is one of {', '.join(TRANSITION_KINDS)} or all")
-    p.add_argument("--poll-interval", type=float, default=None, help="Retry-After sent on long operations, seconds (default 1)")
+    p.add_argument("--poll-interval", type=float, default=None,
+                   help="Retry-After sent on long operations, seconds (default: none, as Azure ML sends none; "
+                        "clients then wait their own polling interval)")
+    p.add_argument("--timing", choices=tuple(TIMING_PROFILES), default=None,
+                   help="how long transitions take: fast (seconds, the default, for tests and the demo) or azure "
+                        "(real Azure ML durations: create 4 min, start 2 min, stop 1 min...)")
+    p.add_argument("--time-scale", type=float, default=None, metavar="FACTOR",
+                   help="multiply the profile's durations, e.g. 0.05 with --timing azure for a bench on real "
+                        "timings in a twentieth of the time (default 1); --transition values are not scaled")
     p.add_argument("--page-size", type=int, default=None, help="computes per list page (default 50)")
     p.add_argument("--arm-token", action="append", default=None, help="static bearer token to accept (repeatable)")
     p.add_argument("--identity-file", type=Path, default=None, help="Azure AD test users, groups and app registrations (JSON)")
@@ -139,7 +149,13 @@ def load_config(argv: list[str] | None = None) -> EmulatorConfig:
     ws = args.workspace or [parse_workspace(w) if isinstance(w, str) else Workspace(**w) for w in file_settings.get("workspaces", [])]
     if ws:
         cfg.workspaces = ws
-    transitions = dict(DEFAULT_TRANSITIONS)
+    cfg.timing = pick("timing", args.timing, cfg.timing)
+    if cfg.timing not in TIMING_PROFILES:
+        parser.error(f"--timing must be one of {', '.join(TIMING_PROFILES)}, not {cfg.timing!r}")
+    cfg.time_scale = float(pick("time_scale", args.time_scale, cfg.time_scale))
+    if cfg.time_scale <= 0:
+        parser.error("--time-scale must be > 0")
+    transitions = {k: v * cfg.time_scale for k, v in TIMING_PROFILES[cfg.timing].items()}
     file_tr = file_settings.get("transitions", {})
     for kind, value in [*file_tr.items(), *(args.transition or [])]:
         if kind == "all":
@@ -147,7 +163,8 @@ def load_config(argv: list[str] | None = None) -> EmulatorConfig:
         else:
             transitions[kind] = float(value)
     cfg.transitions = transitions
-    cfg.poll_interval = float(pick("poll_interval", args.poll_interval, cfg.poll_interval))
+    poll_interval = pick("poll_interval", args.poll_interval, cfg.poll_interval)
+    cfg.poll_interval = None if poll_interval is None else float(poll_interval)
     cfg.page_size = int(pick("page_size", args.page_size, cfg.page_size))
     cfg.arm_tokens = list(pick("arm_tokens", args.arm_token, cfg.arm_tokens))
     identity = pick("identity_file", args.identity_file)
@@ -167,6 +184,6 @@ def load_config(argv: list[str] | None = None) -> EmulatorConfig:
             parser.error(f"--redirect-uri {uri!r} must be an absolute http(s) URL")
     if cfg.page_size < 1:
         parser.error("--page-size must be at least 1")
-    if cfg.poll_interval <= 0:
+    if cfg.poll_interval is not None and cfg.poll_interval <= 0:
         parser.error("--poll-interval must be > 0 (0 would make the SDK wait 30 s between polls)")
     return cfg

@@ -39,6 +39,12 @@ PROVIDER = "Microsoft.MachineLearningServices"
 TRANSITION_KINDS = ("create", "setup", "start", "stop", "restart", "delete")
 DEFAULT_TRANSITIONS = {"create": 3.0, "setup": 1.0, "start": 2.0, "stop": 1.0, "restart": 2.0, "delete": 1.0,
                        "resize": 1.0}
+# Real Azure ML (recorded traffic and the docs: a create 3-5 min, a start about
+# 2 min, a stop about 1 min), for benches and for trying the spawner's
+# behaviour on real timings (with a time scale).
+AZURE_TRANSITIONS = {"create": 240.0, "setup": 60.0, "start": 120.0, "stop": 60.0, "restart": 150.0,
+                     "delete": 60.0, "resize": 120.0}
+TIMING_PROFILES = {"fast": DEFAULT_TRANSITIONS, "azure": AZURE_TRANSITIONS}
 OP_NAMES = {"create": "Create", "start": "Start", "stop": "Stop", "restart": "Restart", "delete": "Delete",
             "resize": "Resize"}
 IN_FLIGHT_STATES = {"Creating", "SettingUp", "Starting", "Stopping", "Restarting", "Resizing", "Deleting"}

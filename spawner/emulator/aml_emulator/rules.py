@@ -101,18 +101,22 @@ def check_on_behalf_of_ssh(assigned_user: dict | None, admin_public_key: str | N
 
 
 def quota_error(location: str, family_display: str, limit: int, usage: int, required: int) -> ArmError:
-    # Text shaped like the service's quota message; code "QuotaExceeded" is
-    # our choice (the reference does not pin the code down).
+    """Azure ML's own refusal (not Azure Compute's "exceeding approved ... Current Limit" text): it
+    names the quota, its limit and the vCPUs asked for, not the usage; code BadRequest, as seen."""
+    if family_display == "Total Regional":
+        quota, which = "a total vCPU quota", "total vCPU quota"
+    else:
+        family = family_display[: -len(" Family")] if family_display.endswith(" Family") else family_display
+        quota, which = f"a {family} family vCPU quota", "family quota"
     return ArmError(
         400,
-        "QuotaExceeded",
+        "BadRequest",
         (
-            f"Operation could not be completed as it results in exceeding approved {family_display} "
-            f"vCPU quota. Location: {location}, Current Limit: {limit}, Current Usage: {usage}, "
-            f"Additional Required: {required}, (Minimum) New Limit Required: {usage + required}. "
-            "Stop or delete other compute in this region, pick a smaller size, or request a quota increase."
+            f"The specified subscription has {quota} of {limit} and cannot accomodate for at least 1 requested "
+            f"compute instance's node which maps to {required} vCPUs. Talk to your Subscription Admin or refer to "
+            "https://docs.microsoft.com/azure/machine-learning/how-to-manage-quotas#request-quota-increases to "
+            f"increase the {which}"
         ),
-        details=[{"code": "QuotaExceeded", "message": f"{family_display}: limit {limit}, usage {usage}, required {required}"}],
     )
 
 
