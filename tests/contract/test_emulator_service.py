@@ -117,16 +117,20 @@ def test_state_files_are_private(emulator):
         assert mode == 0o600, (name, oct(mode))
 
 
-def test_azure_timing_sends_no_retry_after_and_takes_real_durations_scaled(tmp_path):
+@pytest.mark.parametrize("args, create_seconds", [
+    ([], 3.0),  # the default (fast) profile: AML's headers all the same
+    (["--timing", "azure", "--time-scale", "0.05"], 240 * 0.05),  # Azure ML's real 4 minutes, scaled
+])
+def test_no_retry_after_as_azure_ml_and_the_profiles_durations(tmp_path, args, create_seconds):
     """As Azure ML: a create answered 201 with Azure-AsyncOperation and no Retry-After, its status
-    polls without Retry-After either, and it takes the real duration (240 s, scaled here to 12 s)."""
+    polls without Retry-After either, and it takes the timing profile's duration."""
     import time
 
     import requests
 
-    emu = EmulatorProcess(tmp_path / "emu", ["--timing", "azure", "--time-scale", "0.05"]).start()
+    emu = EmulatorProcess(tmp_path / "emu", args).start()
     try:
-        assert emu.control("GET", "/_emulator/transitions").json()["create"] == pytest.approx(240 * 0.05)
+        assert emu.control("GET", "/_emulator/transitions").json()["create"] == pytest.approx(create_seconds)
         path = (f"/subscriptions/{DEFAULT_SUB}/resourceGroups/{DEFAULT_RG}/providers/"
                 f"Microsoft.MachineLearningServices/workspaces/{DEFAULT_WS}/computes/ci-real")
         t0 = time.monotonic()
@@ -140,7 +144,7 @@ def test_azure_timing_sends_no_retry_after_and_takes_real_durations_scaled(tmp_p
         assert not {"retry-after", "retry-after-ms"} & {h.lower() for h in status.headers}
         emu.control("POST", "/_emulator/wait")
         took = time.monotonic() - t0
-        assert took >= 240 * 0.05 - 1, took  # the profile's duration, not the fast one (3 s)
+        assert took >= create_seconds - 1, took  # the profile's duration
         done = requests.get(poll, headers={"Authorization": f"Bearer {emu.token}"}, verify=emu.ca_file, timeout=30)
         assert done.json()["status"] == "Succeeded"
     finally:
@@ -148,3 +152,30 @@ def test_azure_timing_sends_no_retry_after_and_takes_real_durations_scaled(tmp_p
             emu.reset()
         finally:
             emu.stop()
+
+
+def test_ssh_public_access_disabled_installs_no_admin_key(emulator):
+    """AML puts the admin key on the machine only when SSH access is Enabled; with it Disabled the
+    same key opens nothing (the one with access Enabled does, as a check that the key works)."""
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    public = key.export_public_key().decode().strip()
+    ports = {}
+    for name, access in (("ci-sshoff", "Disabled"), ("ci-sshon", "Enabled")):
+        r = emulator.arm("PUT", emulator.ws_path() + f"/computes/{name}", json={
+            "location": "westeurope", "properties": {"computeType": "ComputeInstance", "properties": {
+                "vmSize": "Standard_DS1_v2",
+                "sshSettings": {"sshPublicAccess": access, "adminPublicKey": public}}}})
+        assert r.status_code in (200, 201), r.text
+    emulator.control("POST", "/_emulator/wait")
+    try:
+        for name in ("ci-sshoff", "ci-sshon"):
+            body = emulator.arm("GET", emulator.ws_path() + f"/computes/{name}").json()
+            ports[name] = body["properties"]["properties"]["connectivityEndpoints"]["publicIpAddress"], int(
+                body["properties"]["properties"]["sshSettings"]["sshPort"] or 0)
+        assert _ssh(ports["ci-sshon"][1], key, "echo in").strip() == "in"
+        with pytest.raises(asyncssh.PermissionDenied):
+            _ssh(ports["ci-sshoff"][1], key, "echo in")
+    finally:
+        for name in ("ci-sshoff", "ci-sshon"):
+            emulator.arm("DELETE", emulator.ws_path() + f"/computes/{name}")
+        emulator.control("POST", "/_emulator/wait")

@@ -121,9 +121,9 @@ class Instance:
 
     def runtime_view(self) -> RuntimeInstance:
         # ``data`` is shared, not copied: what the runtime records is persisted with us.
-        return RuntimeInstance(
-            name=self.name, vm_size=self.vm_size, ssh_public_key=self.admin_public_key, data=self.runtime_data
-        )
+        # With sshPublicAccess Disabled, AML installs no admin key: nobody logs in with it.
+        key = self.admin_public_key if self.ssh_public_access else None
+        return RuntimeInstance(name=self.name, vm_size=self.vm_size, ssh_public_key=key, data=self.runtime_data)
 
     @property
     def busy(self) -> bool:
