@@ -5,6 +5,8 @@ roles change at run time and a reset restores them."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ import requests
 from azure.ai.ml.entities import ComputeInstance
 from azure.core.exceptions import HttpResponseError
 
-from tests.harness.emulator import DEFAULT_SUB, instance, make_instance, state_of
+from tests.harness.emulator import DEFAULT_SUB, EmulatorProcess, instance, make_instance, state_of
 
 C = "Microsoft.MachineLearningServices/workspaces/computes"
 _IDENTITY = json.loads((Path(__file__).parents[2] / "spawner/emulator/aml_emulator/data/identity.json").read_text())
@@ -116,3 +118,26 @@ def test_roles_are_shown_changed_and_reset(emu):
     emu.reset()
     assert emu.control("GET", "/_emulator/roles").json()["assignments"] == default
     assert emu.arm("GET", emu.ws_path()).status_code == 200
+
+
+@pytest.mark.parametrize("value, text", [
+    ('{"assignments": [{"principal": "hub", "role": "Boss"}]}', "--roles: unknown role 'Boss'"),
+    ("no-such-roles.json", "--roles: [Errno 2] No such file or directory"),
+    ('{"assignments": [', "--roles: Expecting value"),
+])
+def test_bad_roles_at_start_are_one_clear_line(value, text, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "aml_emulator", "--state-dir", "x", "--roles", value], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and text in r.stderr and "Traceback" not in r.stderr
+
+
+def test_roles_given_at_start_are_in_force_from_the_first_request(tmp_path):
+    emu = EmulatorProcess(tmp_path / "emu", ["--roles", '{"assignments": [{"principal": "hub", "role": "Reader"}]}'])
+    emu.start()
+    try:
+        assert emu.arm("GET", emu.ws_path() + "/computes").status_code == 200
+        refused = emu.arm("PUT", emu.ws_path() + "/computes/ci-x",
+                          json={"properties": {"computeType": "ComputeInstance"}})
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "AuthorizationFailed"
+    finally:
+        emu.stop()
