@@ -130,6 +130,7 @@ class Reconciler:
         self._refreshing: asyncio.Future | None = None
         self._suspects: dict = {}
         self._task: asyncio.Task | None = None
+        self._failing: str | None = None  # the message of the list failure last logged
 
     async def snapshot(self, max_age: float) -> Snapshot:
         """A snapshot at most ``max_age`` seconds old: the last one, or a new
@@ -171,9 +172,23 @@ class Reconciler:
             try:
                 self.reconcile(await self.snapshot(self.interval / 2))
             except ComputeError as e:
-                log.warning("reconciler: could not list the compute instances of %s: %s", self.workspace, e.message)
+                self._list_failed(e)
             except Exception:
                 log.exception("reconciler: pass over %s failed", self.workspace)
+            else:
+                if self._failing is not None:
+                    log.info("reconciler: listing the compute instances of %s works again", self.workspace)
+                    self._failing = None
+
+    def _list_failed(self, e: ComputeError) -> None:
+        """One warning per kind of failure, not one per pass: a refusal (403)
+        lasts until an admin acts, and a line every interval would bury the rest."""
+        if e.message == self._failing:
+            log.debug("reconciler: still cannot list the compute instances of %s: %s", self.workspace, e.message)
+            return
+        self._failing = e.message
+        log.warning("reconciler: could not list the compute instances of %s, so orphaned instances are not "
+                    "stopped until it can (said once until this changes): %s", self.workspace, e.message)
 
     def start(self) -> None:
         if self.interval > 0 and (self._task is None or self._task.done()):

@@ -173,3 +173,17 @@ def test_a_credential_that_cannot_get_a_token_is_permission_denied():
 
 def test_not_found_without_a_response_is_not_found():
     assert type(mapped(core.ResourceNotFoundError("Compute ci-alice not found."), action="get")) is NotFound
+
+
+def test_arms_refusal_says_which_action_and_which_role_grants_it():
+    scope = ("/subscriptions/s1/resourceGroups/rg1/providers/Microsoft.MachineLearningServices/workspaces/ws1"
+             "/computes/ci-alice")
+    message = (f"The client 'c' with object id 'o1' does not have authorization to perform action "
+               f"'Microsoft.MachineLearningServices/workspaces/computes/write' over scope '{scope}' or the scope is "
+               "invalid. If access was recently granted, please refresh your credentials.")
+    err = mapped(arm_error(403, "AuthorizationFailed", message))
+    assert type(err) is PermissionDenied and (err.status, err.code) == (403, "AuthorizationFailed")
+    assert err.message.startswith("Could not create compute instance 'ci-alice': permission denied. ")
+    assert "the action Microsoft.MachineLearningServices/workspaces/computes/write" in err.message
+    assert "assign the built-in role AzureML Compute Operator, which grants it," in err.message
+    assert "on workspace ws1 (resource group rg1)" in err.message and "Ask an admin" in err.message

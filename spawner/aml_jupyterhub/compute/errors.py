@@ -18,6 +18,8 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
+from .permissions import advice
+
 
 class ComputeError(Exception):
     """Base class. ``code`` is AML's error code when there was one."""
@@ -147,6 +149,10 @@ def map_sdk_error(exc: BaseException, *, action: str, name: str | None = None) -
                 code=code, status=status,
             )
         if status == 403:
+            todo = advice(message) if code == "AuthorizationFailed" else None
+            if todo is not None:
+                return PermissionDenied(f"Could not {what}: permission denied. {todo}",
+                                        code=code, status=status)
             return PermissionDenied(
                 f"Could not {what}: permission denied ({message}). Give the hub's identity a role that allows "
                 "managing compute in the workspace (e.g. AzureML Compute Operator).",

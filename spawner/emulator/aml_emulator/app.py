@@ -19,6 +19,7 @@ from .control import ControlApi
 from .errors import ArmError
 from .faults import Fault
 from .models import Backend
+from .roles import Roles, RolesApi
 from .store import JsonStore
 
 log = logging.getLogger("aml_emulator")
@@ -38,12 +39,16 @@ def make_runtime(config: EmulatorConfig):
     return ProcessRuntime(config.state_dir)
 
 
-def arm_middleware(backend: Backend, request_log: RequestLog, tokens: list[str], aad):
-    """Log, fault-inject and authenticate ARM requests (paths under /subscriptions/)."""
+def arm_middleware(backend: Backend, request_log: RequestLog, tokens: list[str], aad, roles=None):
+    """Log, fault-inject, authenticate and authorize (``roles``: Azure RBAC)
+    ARM requests (paths under /subscriptions/)."""
 
-    def caller_for(token: str) -> dict | None:
+    def caller_for(token: str):
+        """(createdBy of the caller, its RBAC principal), or None for a token ARM would refuse."""
         if token in tokens:
-            return {"userName": "emulator-static-token", "userOrgId": aad.config.tenant_id if aad else None, "userId": None}
+            caller = {"userName": "emulator-static-token", "userOrgId": aad.config.tenant_id if aad else None,
+                      "userId": None}
+            return caller, roles.principal_static() if roles else None
         if aad is None:
             return None
         for audience in ARM_AUDIENCES:
@@ -51,11 +56,12 @@ def arm_middleware(backend: Backend, request_log: RequestLog, tokens: list[str],
                 claims = aad.verify_token(token, audience)
             except Exception:
                 continue
-            return {
+            caller = {
                 "userName": claims.get("upn") or claims.get("appid") or claims.get("sub"),
                 "userOrgId": claims.get("tid"),
                 "userId": claims.get("oid"),
             }
+            return caller, roles.principal_from_claims(claims) if roles else None
         return None
 
     @web.middleware
@@ -75,8 +81,8 @@ def arm_middleware(backend: Backend, request_log: RequestLog, tokens: list[str],
                 ArmError(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
             )
         scheme, _, token = auth.partition(" ")
-        caller = caller_for(token.strip()) if scheme.lower() == "bearer" else None
-        if caller is None:
+        found = caller_for(token.strip()) if scheme.lower() == "bearer" else None
+        if found is None:
             return error_response(
                 ArmError(
                     401,
@@ -84,6 +90,10 @@ def arm_middleware(backend: Backend, request_log: RequestLog, tokens: list[str],
                     "The access token is invalid. Use the emulator's token (see its --arm-token) or one it issued.",
                 )
             )
+        caller, principal = found
+        refusal = roles.check(request.method, request.path, principal) if roles else None
+        if refusal is not None:
+            return error_response(refusal)
         fault = backend.faults.http_fault(request.method, request.path)
         if fault is not None:
             return error_response(fault)
@@ -116,17 +126,20 @@ def create_app(config: EmulatorConfig) -> web.Application:
         hub_app.redirect_uris = [*hub_app.redirect_uris, *(u for u in config.redirect_uris
                                                            if u not in hub_app.redirect_uris)]
     aad = AzureAD(identity, config.state_dir / "aad")
+    roles = Roles(config.workspaces, config.roles, hub_client_id=identity.apps[0].client_id if identity.apps else None)
 
     app = web.Application(
-        middlewares=[request_ids_middleware(), arm_middleware(backend, request_log, config.arm_tokens, aad)],
+        middlewares=[request_ids_middleware(), arm_middleware(backend, request_log, config.arm_tokens, aad, roles)],
         client_max_size=8 * 1024 * 1024,
     )
     app["config"] = config
     app["backend"] = backend
     app["aad"] = aad
     app["request_log"] = request_log
+    app["roles"] = roles
     ArmApi(backend, poll_interval=config.poll_interval, public_url=config.public_url).add_routes(app)
-    ControlApi(backend, request_log).add_routes(app)
+    ControlApi(backend, request_log, on_reset=roles.reset).add_routes(app)
+    RolesApi(roles).add_routes(app)
     aad.add_routes(app)
 
     async def resolve(name: str):

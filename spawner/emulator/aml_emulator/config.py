@@ -46,6 +46,7 @@ class EmulatorConfig:
     faults: list[dict] = field(default_factory=list)
     ca_export: Path | None = None
     redirect_uris: list[str] = field(default_factory=list)
+    roles: dict | None = None  # Azure RBAC: {"assignments": [...], "definitions": [...]}; None: roles.py's default
 
 
 def parse_workspace(text: str) -> Workspace:
@@ -111,6 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--redirect-uri", action="append", default=None, metavar="URL",
                    help="also accept this redirect URI for the first app registration (the local hub's), as an "
                         "admin adds one in Entra ID, e.g. https://localhost:8444/hub/oauth_callback (repeatable)")
+    p.add_argument("--roles", default=None, metavar="JSON_OR_FILE",
+                   help='Azure RBAC role assignments ARM enforces, as JSON or a JSON file: {"assignments": '
+                        '[{"principal": "hub", "role": "AzureML Compute Operator", "scope": "/subscriptions/.../'
+                        'workspaces/W"}], "definitions": [{"name": "My role", "actions": [...], "not_actions": '
+                        '[...]}]}. A principal is an object id, app id, upn, "hub" (the static token and the first '
+                        'app registration\'s app-only tokens) or "static-token"; no scope means every workspace. '
+                        'Roles: AzureML Compute Operator, AzureML Data Scientist, Reader, Contributor, Owner, or '
+                        'custom ones. Default: the hub holds AzureML Compute Operator and Reader on every workspace '
+                        'and Reader on their subscriptions; nobody else holds any. Changeable at run time with PUT '
+                        '/_emulator/roles')
     p.add_argument("--config", type=Path, default=None, help="JSON file with any of these settings (flags win)")
     return p
 
@@ -182,6 +193,15 @@ def load_config(argv: list[str] | None = None) -> EmulatorConfig:
         parts = urlsplit(uri) if isinstance(uri, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
             parser.error(f"--redirect-uri {uri!r} must be an absolute http(s) URL")
+    roles = pick("roles", args.roles)
+    if roles is not None:
+        from .roles import load_settings, parse_settings
+
+        try:
+            cfg.roles = load_settings(roles)
+            parse_settings(cfg.roles, cfg.workspaces)
+        except (OSError, ValueError) as e:  # json.JSONDecodeError is a ValueError
+            parser.error(f"--roles: {e}")
     if cfg.page_size < 1:
         parser.error("--page-size must be at least 1")
     if cfg.poll_interval is not None and cfg.poll_interval <= 0:

@@ -3,7 +3,7 @@
 Not part of Azure. Every answer is JSON; bad input gets 400 with a message.
 
     GET    /_emulator/health
-    POST   /_emulator/reset                   remove every instance, fault and quota override
+    POST   /_emulator/reset                   remove every instance, fault and quota override; roles as at start
     GET    /_emulator/transitions             seconds each transition takes
     PUT    /_emulator/transitions             {"start": 0.5, ...} or {"all": 0}
     GET    /_emulator/faults                  pending faults
@@ -15,6 +15,8 @@ Not part of Azure. Every answer is JSON; bad input gets 400 with a message.
     GET    /_emulator/instances               every instance with its runtime bookkeeping
     POST   /_emulator/instances/{name}/force  {"action": "stop"|"idle_shutdown"|"delete"|"unusable"}
     POST   /_emulator/wait                    returns once no transition is running
+    GET    /_emulator/roles                   role assignments and custom roles in force (see roles.py)
+    PUT    /_emulator/roles                   {"assignments": [{"principal", "role", "scope"}], "definitions": [...]}
 """
 
 from __future__ import annotations
@@ -41,9 +43,10 @@ async def _json_body(request: web.Request):
 
 
 class ControlApi:
-    def __init__(self, backend: Backend, request_log):
+    def __init__(self, backend: Backend, request_log, on_reset=None):
         self.backend = backend
         self.request_log = request_log
+        self.on_reset = on_reset  # what else a reset restores (the role assignments)
 
     def add_routes(self, app: web.Application) -> None:
         r = app.router
@@ -74,6 +77,8 @@ class ControlApi:
     async def reset(self, request):
         await self.backend.reset()
         self.request_log.entries.clear()
+        if self.on_reset is not None:
+            self.on_reset()
         return web.json_response({"status": "reset"})
 
     async def get_transitions(self, request):
