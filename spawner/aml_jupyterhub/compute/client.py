@@ -156,7 +156,7 @@ class ComputeClient:
                 await self._emit(on_progress, observed(poller.status(), _percent(poller), time.monotonic() - started))
         result = await self._call(action, name, poller.result)
         elapsed = time.monotonic() - started
-        self.times.record(action, size, elapsed)
+        await loop.run_in_executor(self.executor, self.times.record, action, size, elapsed)  # a file write
         await self._emit(on_progress, dataclasses.replace(observed(poller.status(), 100, elapsed), state=None))
         return result
 
