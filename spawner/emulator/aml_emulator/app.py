@@ -13,6 +13,7 @@ import time
 
 from aiohttp import web
 
+from .automation import Automation
 from .arm import ArmApi, RequestLog, error_response, request_ids_middleware
 from .config import EmulatorConfig, load_config
 from .control import ControlApi
@@ -126,7 +127,9 @@ def create_app(config: EmulatorConfig) -> web.Application:
     app["aad"] = aad
     app["request_log"] = request_log
     ArmApi(backend, poll_interval=config.poll_interval, public_url=config.public_url).add_routes(app)
-    ControlApi(backend, request_log).add_routes(app)
+    automation = Automation(backend)
+    app["automation"] = automation
+    ControlApi(backend, request_log, automation).add_routes(app)
     aad.add_routes(app)
 
     async def resolve(name: str):
@@ -143,6 +146,7 @@ def create_app(config: EmulatorConfig) -> web.Application:
     async def on_startup(app):
         await runtime.start()
         await backend.load()
+        automation.start()
         swept = await runtime.sweep({inst.name for inst in backend.instances.values()})
         if swept:
             log.warning("removed %d emulated instance(s) no instance of this emulator's state knows (their state "
@@ -156,6 +160,7 @@ def create_app(config: EmulatorConfig) -> web.Application:
 
     async def on_cleanup(app):
         # Machines outlive the emulator (as VMs outlive ARM); only stop our tasks.
+        await automation.close()
         backend.cancel_transitions()
         await runtime.close()
 
