@@ -57,7 +57,10 @@ class Automation:
             await asyncio.sleep(self.interval)
             try:
                 async with self._lock:
+                    before = self._idle_books()
                     await self._tick()
+                    if self._idle_books() != before:  # activity seen: keep it across an emulator restart
+                        self.backend.save()
             except asyncio.CancelledError:
                 raise
             except Exception:  # one bad look must not end idle shutdown for good
@@ -90,6 +93,9 @@ class Automation:
             done += await self._tick(settle=True)
             self.backend.save()
             return done
+
+    def _idle_books(self) -> str:
+        return json.dumps({i.name: i.automation.get("idle") for i in self.backend.instances.values()}, sort_keys=True)
 
     def _next_event(self) -> float | None:
         """The next moment after now when something may fall due. An idle
@@ -153,7 +159,7 @@ class Automation:
         book["schedules_at"] = now
 
         # idle shutdown: only while Running with an idle time
-        if inst.state != "Running" or inst.busy:
+        if inst.state != "Running" or inst.busy or not inst.idle_minutes:
             return done
         since = f"{(inst.last_operation or {}).get('operationName')}@{(inst.last_operation or {}).get('operationTime')}"
         sample = None
