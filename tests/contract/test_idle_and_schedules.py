@@ -24,7 +24,7 @@ from azure.ai.ml.entities import (
 )
 
 from aml_emulator.aad import IdentityConfig
-from tests.harness.emulator import instance
+from tests.harness.emulator import EmulatorProcess, instance
 from tests.harness.kernel import start_busy
 from tests.harness.login import browser, open_with_login
 from tests.harness.net import free_port
@@ -249,3 +249,39 @@ def test_clock_endpoint_refuses_going_back(emu):
     for body in ({"advance_seconds": -1}, {}, {"advance_seconds": "soon"}):
         r = emu.control("POST", "/_emulator/clock", json=body)
         assert r.status_code == 400 and "advance_seconds" in r.json()["error"]
+
+
+def test_schedules_added_later_by_begin_update_are_carried_out(emu):
+    ml = emu.ml_client()
+    ml.compute.begin_create_or_update(ComputeInstance(name="ci-later", size="Standard_DS1_v2")).result()
+    ci = ml.compute.get("ci-later")
+    ci.schedules = ComputeSchedules(compute_start_stop=[
+        ComputeStartStopSchedule(action="Stop", trigger=CronTrigger(expression="30 18 * * *"))])
+    ml.compute.begin_update(ci).result()
+    assert [s.action for s in ml.compute.get("ci-later").schedules.compute_start_stop] == ["Stop"]
+    advance(emu, seconds_until(emu, 18, 30))
+    op = last_op(ml, "ci-later")
+    assert (op["state"], op["operation_trigger"]) == ("Stopped", "Schedule")
+
+
+def test_clock_and_idle_time_survive_an_emulator_restart(tmp_path):
+    emu = EmulatorProcess(tmp_path / "emu", ["--transition", "all=0.2", "--poll-interval", "0.2"]).start()
+    try:
+        ml = emu.ml_client()
+        ml.compute.begin_create_or_update(ComputeInstance(
+            name="ci-restart", size="Standard_DS1_v2", idle_time_before_shutdown_minutes=15)).result()
+        advance(emu, 10 * 60)
+        before = emu.control("GET", "/_emulator/clock").json()
+        emu.stop()
+        emu.start()
+        after = emu.control("GET", "/_emulator/clock").json()
+        assert after["offset_seconds"] == before["offset_seconds"] and after["epoch"] >= before["epoch"]
+        advance(emu, 4 * 60)  # 14 minutes idle in all
+        assert last_op(emu.ml_client(), "ci-restart")["state"] == "Running"
+        advance(emu, 2 * 60)
+        assert last_op(emu.ml_client(), "ci-restart")["operation_trigger"] == "IdleShutdown"
+    finally:
+        try:
+            emu.reset()
+        finally:
+            emu.stop()
