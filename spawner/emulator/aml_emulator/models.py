@@ -27,8 +27,9 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 
-from . import catalog, idle, rules
+from . import catalog, rules
 from .clock import Clock
+from .idle import after_setting_change
 from .errors import ArmError, not_found
 from .faults import FaultPlan
 from .runtime.base import InstanceRuntime, RuntimeFailure, RuntimeInstance
@@ -492,7 +493,7 @@ class Backend:
         minutes = rules.parse_idle_minutes(value)
         rules.check_idle_time_given(minutes)
         inst.idle_minutes = minutes
-        inst.automation["idle"] = idle.after_setting_change(inst.automation.get("idle") or {}, minutes, self.clock.now())
+        inst.automation["idle"] = after_setting_change(inst.automation.get("idle") or {}, minutes, self.clock.now())
         inst.modified_on = utcnow_iso()
         self.save()
         return inst
