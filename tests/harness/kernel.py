@@ -3,6 +3,7 @@ JupyterLab does: the round trip every test of "the server works" ends with."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 import uuid
@@ -48,3 +49,47 @@ async def execute(api_url: str, token: str, code: str, *, username: str = "", ss
             async with s.delete(f"{api_url}/kernels/{kernel['id']}"):
                 pass
     return result
+
+
+async def start_busy(api_url: str, token: str = "", code: str = "import time; time.sleep(600)",
+                     page_url: str | None = None) -> str:
+    """Start a kernel at ``api_url`` and leave it executing ``code`` (a long
+    cell, by default); return the kernel's id once the server reports it
+    ``busy``. Shut it down with ``DELETE {api_url}/kernels/{id}``.
+
+    Without a token the server checks XSRF, as for a browser: ``page_url`` (a
+    page of that server, e.g. its ``/lab``) gives the ``_xsrf`` cookie to echo."""
+    headers = {"Authorization": f"token {token}"} if token else {}
+    jar = aiohttp.CookieJar(unsafe=True)  # the server is at an IP address
+    async with aiohttp.ClientSession(headers=headers, cookie_jar=jar, timeout=aiohttp.ClientTimeout(total=120)) as s:
+        post_headers = {}
+        if page_url:
+            async with s.get(page_url) as r:
+                assert r.status == 200, await r.text()
+            xsrf = next((c.value for c in jar if c.key == "_xsrf"), None)
+            assert xsrf, f"{page_url} set no _xsrf cookie"
+            post_headers["X-XSRFToken"] = xsrf
+        async with s.post(f"{api_url}/kernels", json={"name": "python3"}, headers=post_headers) as r:
+            assert r.status == 201, await r.text()
+            kernel_id = (await r.json())["id"]
+        ws_url = api_url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+        msg_id = uuid.uuid4().hex
+        async with s.ws_connect(f"{ws_url}/kernels/{kernel_id}/channels") as ws:
+            await ws.send_json({
+                "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "",
+                           "session": msg_id, "version": "5.3", "date": ""},
+                "parent_header": {}, "metadata": {}, "channel": "shell",
+                "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+                            "allow_stdin": False, "stop_on_error": True},
+            })
+            async for msg in ws:  # the cell runs on after the socket closes
+                data = json.loads(msg.data) if msg.type == aiohttp.WSMsgType.TEXT else {}
+                if (data.get("parent_header", {}).get("msg_id") == msg_id and data.get("msg_type") == "status"
+                        and data["content"]["execution_state"] == "busy"):
+                    break
+        for _ in range(100):  # until the server's own model says so (what idle detection reads)
+            async with s.get(f"{api_url}/kernels/{kernel_id}") as r:
+                if (await r.json()).get("execution_state") == "busy":
+                    return kernel_id
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"kernel {kernel_id} never reported busy")

@@ -13,6 +13,7 @@ import time
 
 from aiohttp import web
 
+from .automation import Automation
 from .arm import ArmApi, RequestLog, error_response, request_ids_middleware
 from .config import EmulatorConfig, load_config
 from .control import ControlApi
@@ -138,7 +139,9 @@ def create_app(config: EmulatorConfig) -> web.Application:
     app["request_log"] = request_log
     app["roles"] = roles
     ArmApi(backend, poll_interval=config.poll_interval, public_url=config.public_url).add_routes(app)
-    ControlApi(backend, request_log, on_reset=roles.reset).add_routes(app)
+    automation = Automation(backend)
+    app["automation"] = automation
+    ControlApi(backend, request_log, automation, on_reset=roles.reset).add_routes(app)
     RolesApi(roles).add_routes(app)
     aad.add_routes(app)
 
@@ -156,6 +159,7 @@ def create_app(config: EmulatorConfig) -> web.Application:
     async def on_startup(app):
         await runtime.start()
         await backend.load()
+        automation.start()
         swept = await runtime.sweep({inst.name for inst in backend.instances.values()})
         if swept:
             log.warning("removed %d emulated instance(s) no instance of this emulator's state knows (their state "
@@ -169,6 +173,7 @@ def create_app(config: EmulatorConfig) -> web.Application:
 
     async def on_cleanup(app):
         # Machines outlive the emulator (as VMs outlive ARM); only stop our tasks.
+        await automation.close()
         backend.cancel_transitions()
         await runtime.close()
 

@@ -37,7 +37,7 @@ ROUTES = [
     ("operation", re.compile(_LOC + r"/computeOperationsStatus/(?P<op>[^/]+)/?$", re.I)),
 ]
 
-ACTIONS = {"start", "stop", "restart", "resize", "listnodes", "listkeys", "enablesso"}
+ACTIONS = {"start", "stop", "restart", "resize", "listnodes", "listkeys", "enablesso", "updateidleshutdownsetting"}
 
 
 def arm_json(body, status: int = 200, headers: dict | None = None) -> web.Response:
@@ -181,6 +181,16 @@ class ArmApi:
                 body = None
             target = body.get("targetVMSize") if isinstance(body, dict) else None
             return self.accepted(request, await self.backend.resize(workspace, name, target))
+        if action == "updateidleshutdownsetting":  # not wrapped by azure-ai-ml: {"idleTimeBeforeShutdown": "PT30M"}
+            try:
+                body = await request.json()
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                body = None
+            if not isinstance(body, dict):
+                raise bad_request('The request body must be {"idleTimeBeforeShutdown": "PT<minutes>M"}.',
+                                  code="BadRequest")
+            self.backend.update_idle_shutdown(workspace, name, body.get("idleTimeBeforeShutdown"))
+            return web.Response(status=200)  # the service answers 200 with no body
         inst = self.backend.instance(workspace, name)
         if action == "listnodes":
             return arm_json(render.nodes(inst))

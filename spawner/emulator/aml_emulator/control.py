@@ -17,10 +17,13 @@ Not part of Azure. Every answer is JSON; bad input gets 400 with a message.
     POST   /_emulator/wait                    returns once no transition is running
     GET    /_emulator/roles                   role assignments and custom roles in force (see roles.py)
     PUT    /_emulator/roles                   {"assignments": [{"principal", "role", "scope"}], "definitions": [...]}
+    GET    /_emulator/clock                   the emulator's now (idle shutdown and schedules run on it)
+    POST   /_emulator/clock                   {"advance_seconds": N}: move it forward, running what falls due
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import asdict
 
@@ -43,9 +46,10 @@ async def _json_body(request: web.Request):
 
 
 class ControlApi:
-    def __init__(self, backend: Backend, request_log, on_reset=None):
+    def __init__(self, backend: Backend, request_log, automation=None, on_reset=None):
         self.backend = backend
         self.request_log = request_log
+        self.automation = automation
         self.on_reset = on_reset  # what else a reset restores (the role assignments)
 
     def add_routes(self, app: web.Application) -> None:
@@ -63,6 +67,8 @@ class ControlApi:
         r.add_get("/_emulator/instances", self.get_instances)
         r.add_post("/_emulator/instances/{name}/force", self.force)
         r.add_post("/_emulator/wait", self.wait)
+        r.add_get("/_emulator/clock", self.get_clock)
+        r.add_post("/_emulator/clock", self.advance_clock)
 
     async def health(self, request):
         return web.json_response(
@@ -151,3 +157,22 @@ class ControlApi:
     async def wait(self, request):
         await self.backend.wait_idle()
         return web.json_response({"status": "idle"})
+
+    def _clock_body(self) -> dict:
+        clock = self.backend.clock
+        now = clock.now()
+        return {"now": dt.datetime.fromtimestamp(now, dt.timezone.utc).isoformat(), "epoch": now,
+                "offset_seconds": clock.offset}
+
+    async def get_clock(self, request):
+        return web.json_response(self._clock_body())
+
+    async def advance_clock(self, request):
+        body = await _json_body(request)
+        seconds = body.get("advance_seconds") if isinstance(body, dict) else None
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+            return _bad('expected {"advance_seconds": N} with N >= 0 (the clock only moves forward)')
+        if self.automation is None:
+            return _bad("this emulator runs no idle shutdown or schedules")
+        done = await self.automation.advance(float(seconds))
+        return web.json_response({**self._clock_body(), "done": done})

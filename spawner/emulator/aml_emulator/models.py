@@ -28,6 +28,8 @@ import uuid
 from dataclasses import asdict, dataclass, field
 
 from . import catalog, rules
+from .clock import Clock
+from .idle import after_setting_change
 from .errors import ArmError, not_found
 from .faults import FaultPlan
 from .runtime.base import InstanceRuntime, RuntimeFailure, RuntimeInstance
@@ -118,6 +120,7 @@ class Instance:
     connectivity: dict | None = None
     runtime_data: dict = field(default_factory=dict)
     pending: dict | None = None  # {"kind", "op_id", "due"} while a transition runs
+    automation: dict = field(default_factory=dict)  # idle and schedule bookkeeping (``automation``)
 
     def runtime_view(self) -> RuntimeInstance:
         # ``data`` is shared, not copied: what the runtime records is persisted with us.
@@ -158,6 +161,7 @@ class Backend:
         self.quota_overrides: dict[str, dict] = {}  # location -> {"total": n, family: n}
         self._tasks: dict[tuple, asyncio.Task] = {}
         self._lock = asyncio.Lock()
+        self.clock = Clock()  # when idle shutdown and schedules fall due (tests move it)
 
     # ---- persistence -------------------------------------------------
 
@@ -171,6 +175,7 @@ class Backend:
                 "instances": [asdict(i) for i in self.instances.values()],
                 "operations": [asdict(o) for o in recent],
                 "quota_overrides": self.quota_overrides,
+                "clock_offset": self.clock.offset,
             }
         )
 
@@ -178,6 +183,7 @@ class Backend:
         """Read the store and pick up where a previous emulator left off."""
         data = self.store.load()
         self.quota_overrides = data.get("quota_overrides", {})
+        self.clock.offset = float(data.get("clock_offset", 0.0))
         for raw in data.get("operations", []):
             op = Operation(**raw)
             self.operations[op.id] = op
@@ -282,7 +288,7 @@ class Backend:
         self.operations[op.id] = op
         return op
 
-    def _begin(self, ws: Workspace, inst: Instance, kind: str, state: str) -> Operation:
+    def _begin(self, ws: Workspace, inst: Instance, kind: str, state: str, trigger: str = "User") -> Operation:
         duration = self.transitions[kind] + (self.transitions["setup"] if kind == "create" and inst.setup_scripts else 0)
         op = self._new_operation(ws, inst, kind, duration)
         inst.state = state
@@ -291,7 +297,7 @@ class Backend:
             "operationName": OP_NAMES[kind],
             "operationTime": inst.modified_on,
             "operationStatus": "InProgress",
-            "operationTrigger": "User",
+            "operationTrigger": trigger,  # User, or Schedule / IdleShutdown when the emulator acts
         }
         inst.pending = {"kind": kind, "op_id": op.id, "due": op.started + duration}
         self.save()
@@ -419,6 +425,7 @@ class Backend:
             rules.check_ssh_key_given(ssh_on, key, assigned)
             idle = rules.parse_idle_minutes(pp.get("idleTimeBeforeShutdown"))
             rules.check_subnet_if_private(pp.get("enableNodePublicIp", True), (pp.get("subnet") or {}).get("id"))
+            rules.check_schedules(pp.get("schedules"))
             self.check_quota(ws.location, spec)
             now = utcnow_iso()
             inst = Instance(
@@ -454,13 +461,17 @@ class Backend:
         rules.check_size_unchanged(inst.name, inst.vm_size, pp.get("vmSize"))
         assigned = ((pp.get("personalComputeInstanceSettings") or {}).get("assignedUser")) or None
         rules.check_assignee_unchanged(inst.name, inst.assigned_user, assigned)
+        if "schedules" in pp:  # azure-ai-ml's begin_update sends the instance's schedules
+            rules.check_schedules(pp.get("schedules"))
+            inst.schedules = pp.get("schedules")
         if "tags" in body:
             inst.tags = dict(body.get("tags") or {})
+        if "tags" in body or "schedules" in pp:
             inst.modified_on = utcnow_iso()
             self.save()
         return inst
 
-    async def action(self, ws: Workspace, name: str, action: str) -> Operation:
+    async def action(self, ws: Workspace, name: str, action: str, trigger: str = "User") -> Operation:
         async with self._lock:
             inst = self.instance(ws, name)
             rules.check_not_busy(inst.name, inst.state, inst.busy, action)
@@ -468,7 +479,7 @@ class Backend:
             if action == "start" and inst.release_quota_on_stop:
                 # its cores were given back at stop: it needs them again
                 self.check_quota(inst.location, catalog.SIZES[inst.vm_size.lower()], exclude=inst)
-            return self._begin(ws, inst, action, ACTION_STATES[action])
+            return self._begin(ws, inst, action, ACTION_STATES[action], trigger)
 
     async def resize(self, ws: Workspace, name: str, target) -> Operation:
         async with self._lock:
@@ -481,6 +492,17 @@ class Backend:
             inst.pending["vm_size"] = spec.name
             self.save()
             return op
+
+    def update_idle_shutdown(self, ws: Workspace, name: str, value) -> Instance:
+        """POST updateIdleShutdownSetting: a new idle time (15 min - 3 days)."""
+        inst = self.instance(ws, name)
+        minutes = rules.parse_idle_minutes(value)
+        rules.check_idle_time_given(minutes)
+        inst.idle_minutes = minutes
+        inst.automation["idle"] = after_setting_change(inst.automation.get("idle") or {}, minutes, self.clock.now())
+        inst.modified_on = utcnow_iso()
+        self.save()
+        return inst
 
     def set_sso(self, inst: Instance, enabled: bool, caller_oid: str | None) -> None:
         rules.check_sso_change(inst.assigned_user, caller_oid)
@@ -514,9 +536,7 @@ class Backend:
             raise KeyError(name)
         ws = self.workspaces[inst.workspace]
         if what in ("stop", "idle_shutdown"):
-            await self.action(ws, inst.name, "stop")
-            if what == "idle_shutdown":
-                inst.last_operation["operationTrigger"] = "IdleShutdown"
+            await self.action(ws, inst.name, "stop", "IdleShutdown" if what == "idle_shutdown" else "User")
         elif what == "delete":
             await self.delete(ws, inst.name, "Delete")
         elif what == "unusable":
@@ -559,6 +579,7 @@ class Backend:
         self.operations.clear()
         self.quota_overrides.clear()
         self.faults.clear()
+        self.clock.offset = 0.0  # nothing is left that an earlier time could confuse
         self.save()
 
     # ---- application endpoints ---------------------------------------

@@ -21,6 +21,18 @@ def _iso(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat()
 
 
+def schedules(inst: Instance) -> dict:
+    """As sent, plus what the service adds to each schedule: a stable ``id``
+    and ``provisioningStatus`` (read-only; the SDK reads both back)."""
+    items = []
+    for i, item in enumerate((inst.schedules or {}).get("computeStartStop") or []):
+        if isinstance(item, dict):
+            sid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{'/'.join(inst.workspace)}/{inst.name.lower()}/schedule/{i}"))
+            item = {**item, "id": sid, "provisioningStatus": "Completed"}
+        items.append(item)
+    return {**(inst.schedules or {}), "computeStartStop": items}
+
+
 def workspace(ws: Workspace) -> dict:
     return {
         "id": ws.arm_id,
@@ -96,7 +108,7 @@ def compute_instance(inst: Instance, ws: Workspace | None, app_base: str) -> dic
         "releaseQuotaOnStop": inst.release_quota_on_stop,
         "enableOSPatching": False,
         "osImageMetadata": {"currentImageVersion": "25.01.31", "latestImageVersion": "25.01.31", "isLatestOsImageVersion": True},
-        "schedules": inst.schedules or {"computeStartStop": []},
+        "schedules": schedules(inst),
         "setupScripts": inst.setup_scripts,
         "customServices": None,
         "dataDisks": None,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from . import catalog
+from . import catalog, schedules
 from .errors import ArmError, bad_request, conflict
 
 # the state each action needs the instance to be in
@@ -75,6 +75,26 @@ def parse_idle_minutes(value) -> int | None:
             detail_code="InvalidIdleTimeBeforeShutdown",
         )
     return minutes
+
+
+def check_idle_time_given(minutes: int | None) -> None:
+    # updateIdleShutdownSetting must say what the idle time becomes
+    if minutes is None:
+        raise bad_request(
+            'The body must give idleTimeBeforeShutdown, e.g. {"idleTimeBeforeShutdown": "PT30M"} '
+            "(15 minutes to 3 days).",
+            detail_code="InvalidIdleTimeBeforeShutdown",
+        )
+
+
+def check_schedules(value) -> list[schedules.Schedule]:
+    """``schedules`` of a PUT body: at most 4 start/stop schedules, each with
+    a valid cron expression or recurrence and a supported time zone.
+    [The detail code is ours; the reference gives no real refusal.]"""
+    try:
+        return schedules.parse_all(value)
+    except ValueError as e:
+        raise bad_request(f"Invalid compute instance schedules: {e}.", detail_code="InvalidComputeSchedules") from None
 
 
 def check_vm_size(location: str, vm_size: str | None) -> catalog.VmSizeSpec:

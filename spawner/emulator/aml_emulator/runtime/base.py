@@ -81,6 +81,13 @@ class InstanceRuntime(abc.ABC):
         first use with ``base_url=base_path`` (e.g. ``/instances/ci-alice/``), and
         return the plain-HTTP origin the emulator proxies to (``http://host:port``)."""
 
+    async def lab_origin(self, inst: RuntimeInstance) -> tuple[str, str] | None:
+        """Where AML's own JupyterLab answers on the machine, as (origin,
+        base path), if it runs; None if it was never started (or the machine
+        is down). Never starts it: idle detection only looks (see ``idle``).
+        Default: it never runs."""
+        return None
+
     async def start(self) -> None:
         """At emulator start, before any request: make what the runtime keeps ready (default: nothing)."""
 

@@ -495,6 +495,13 @@ class DockerRuntime(InstanceRuntime):
         container = await self._run(self._get_container, inst)
         return container is not None and container.status == "running"
 
+    async def lab_origin(self, inst: RuntimeInstance) -> tuple[str, str] | None:
+        # recorded when it was started; a container that stopped since answers no probe
+        info = inst.data.get("jupyter") or {}
+        if not info.get("origin"):
+            return None
+        return info["origin"], info.get("base_path") or "/"
+
     async def application_url(self, inst: RuntimeInstance, base_path: str) -> str:
         base_path = normalize_base_path(base_path)
         async with self._lock(inst):

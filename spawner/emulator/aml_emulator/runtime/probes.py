@@ -72,6 +72,34 @@ async def http_ok(url: str, timeout: float = 3) -> bool:
         return False
 
 
+async def jupyter_activity(origin: str, base_path: str, timeout: float = 5) -> dict | None:
+    """What a Jupyter server says of its kernels and terminals, as AML's idle
+    detection reads it: ``{"kernels": [...], "terminals": [...]}`` from
+    ``api/kernels`` and ``api/terminals``; None if it does not answer.
+
+    ``no_track_activity`` keeps these reads from counting as activity of the
+    server's own (API) idle clock. A server without terminals (404) has none.
+    """
+    base = origin.rstrip("/") + "/" + base_path.strip("/")
+    base = base.rstrip("/") + "/api/"
+    out = {}
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+            for what in ("kernels", "terminals"):
+                async with session.get(f"{base}{what}", params={"no_track_activity": "1"},
+                                       allow_redirects=False) as resp:
+                    if resp.status == 404 and what == "terminals":
+                        out[what] = []
+                        continue
+                    if resp.status != 200:
+                        return None
+                    body = await resp.json(content_type=None)
+                    out[what] = body if isinstance(body, list) else []
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError):
+        return None
+    return out
+
+
 async def wait_for_http(url: str, timeout: float, alive=None) -> None:
     """Wait until GET url answers 200 (``alive`` as in wait_for_ssh_banner)."""
     deadline = time.monotonic() + timeout

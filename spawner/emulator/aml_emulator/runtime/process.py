@@ -324,6 +324,13 @@ class ProcessRuntime(InstanceRuntime):
             raise RuntimeFailure(f"could not remove the disk of instance {inst.name} ({idir})")
         inst.data.clear()
 
+    async def lab_origin(self, inst: RuntimeInstance) -> tuple[str, str] | None:
+        info = inst.data.get("jupyter") or {}
+        pid = info.get("pid")
+        if not (_alive(pid) and "jupyterlab" in _cmdline(pid)):
+            return None
+        return f"http://{LOOPBACK}:{info.get('port')}", info.get("base_path") or "/"
+
     async def application_url(self, inst: RuntimeInstance, base_path: str) -> str:
         base_path = normalize_base_path(base_path)
         async with self._lock(inst):
