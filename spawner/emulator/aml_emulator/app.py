@@ -19,6 +19,7 @@ from .control import ControlApi
 from .errors import ArmError
 from .faults import Fault
 from .models import Backend
+from .recorder import ResponseRecorder, recording_middleware
 from .store import JsonStore
 
 log = logging.getLogger("aml_emulator")
@@ -117,8 +118,11 @@ def create_app(config: EmulatorConfig) -> web.Application:
                                                            if u not in hub_app.redirect_uris)]
     aad = AzureAD(identity, config.state_dir / "aad")
 
+    middlewares = [request_ids_middleware(), arm_middleware(backend, request_log, config.arm_tokens, aad)]
+    if config.record_responses:
+        middlewares.insert(0, recording_middleware(ResponseRecorder(config.record_responses)))
     app = web.Application(
-        middlewares=[request_ids_middleware(), arm_middleware(backend, request_log, config.arm_tokens, aad)],
+        middlewares=middlewares,
         client_max_size=8 * 1024 * 1024,
     )
     app["config"] = config

@@ -211,11 +211,26 @@ class ArmApi:
         return arm_json(render.operation(operation), 200, headers)
 
 
+def _guid_or_none(value: str | None) -> str | None:
+    try:
+        return str(uuid.UUID(value)) if value else None
+    except ValueError:
+        return None
+
+
 def request_ids_middleware():
+    """ARM's request ids on every response: its own ``x-ms-request-id``, and
+    ``x-ms-correlation-request-id``, the client's when it sent a GUID (ARM
+    carries it through), otherwise a new one."""
+
     @web.middleware
     async def middleware(request, handler):
         response = await handler(request)
         response.headers.setdefault("x-ms-request-id", str(uuid.uuid4()))
+        response.headers.setdefault(
+            "x-ms-correlation-request-id",
+            _guid_or_none(request.headers.get("x-ms-correlation-request-id")) or str(uuid.uuid4()),
+        )
         client_id = request.headers.get("x-ms-client-request-id")
         if client_id:
             response.headers.setdefault("x-ms-client-request-id", client_id)
