@@ -73,6 +73,8 @@ class OperationTimeout(ComputeError):
     pass
 
 
+# e.g. StartComputeInstanceOnlyAllowedInStoppedState: group 1 is the state the action needs
+_WRONG_STATE = re.compile(r"^[A-Za-z]+ComputeInstanceOnlyAllowedIn([A-Za-z]+)State$")
 _QUOTA_NUMBERS = re.compile(r"Current Limit: (\d+), Current Usage: (\d+), Additional Required: (\d+)")
 
 
@@ -150,6 +152,15 @@ def map_sdk_error(exc: BaseException, *, action: str, name: str | None = None) -
             return SizeNotOffered(
                 f"Could not {what}: that VM size is not offered in the workspace's region. Pick another size. "
                 f"Azure said: {message}",
+                code=code, status=status,
+            )
+        wrong_state = _WRONG_STATE.match(code or "")
+        if wrong_state:
+            # AML's 409 for an action the instance's state does not allow (start
+            # while Running...): not another operation in progress, so not Busy
+            return InvalidRequest(
+                f"Could not {what}: it must be {wrong_state.group(1)} for that ({message}). Reload the page to "
+                "see what state it is in now, then try again.",
                 code=code, status=status,
             )
         if isinstance(exc, ResourceExistsError) or status == 409:
