@@ -19,22 +19,12 @@ from tests.harness import arm_contract
 from tests.harness.emulator import FAST, EmulatorProcess
 
 
-def _spec_problems(records: list[dict]) -> list[str]:
-    out = []
-    for r in records:
-        problems = arm_contract.check_response(r["method"], r["path"], r["status"], r["headers"], r["body"])
-        if problems:
-            query = f"?{r['query']}" if r.get("query") else ""
-            out.append(f"{r['method']} {r['path']}{query} -> {r['status']}:\n    " + "\n    ".join(problems))
-    return out
-
-
 @pytest.fixture(autouse=True)
 def arm_responses_match_the_spec():
     yield
     # everything sent since the previous test's check, this test's fixtures' teardown included
     # (this fixture is set up first, so torn down last)
-    problems = [p for emu in EmulatorProcess.every() for p in _spec_problems(emu.new_responses())]
+    problems = [p for emu in EmulatorProcess.every() for p in arm_contract.problems_in(emu.new_responses())]
     if problems:
         pytest.fail(
             f"{len(problems)} ARM response(s) of the emulator do not match AML's published definitions "

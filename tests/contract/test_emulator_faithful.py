@@ -5,6 +5,7 @@ life, api-versions, request ids, refusals and the async-operation status."""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 
@@ -156,3 +157,18 @@ def test_the_status_of_a_running_operation_says_only_in_progress(emu):
     done = status_of(emu, url)
     assert done["status"] == "Succeeded" and done["percentComplete"] == 100 and done["endTime"]
     assert done["id"] == running["id"] and done["startTime"] == running["startTime"]
+
+
+def test_every_arm_response_is_recorded_with_its_headers_and_body(emu):
+    # read the file itself: new_responses() is the suite's hook's to consume
+    before = emu.responses_path.stat().st_size
+    r = emu.arm("GET", compute_path(emu, "ci-unknown"))
+    emu.control("GET", "/_emulator/instances")  # not ARM: not recorded
+    with open(emu.responses_path, "rb") as f:
+        f.seek(before)
+        lines = f.read().splitlines()
+    [record] = [json.loads(line) for line in lines]
+    assert (record["method"], record["path"], record["status"]) == ("GET", compute_path(emu, "ci-unknown"), 404)
+    assert record["query"] == "api-version=2023-08-01-preview"
+    assert record["headers"]["x-ms-request-id"] == r.headers["x-ms-request-id"]
+    assert record["body"] == r.json()

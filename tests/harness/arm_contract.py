@@ -304,3 +304,15 @@ def check_response(method: str, path: str, status: int, headers: dict, body) -> 
         if not isinstance(error, dict) or not error.get("code") or not error.get("message"):
             problems.append("error: an ARM error body carries error.code and error.message")
     return problems
+
+
+def problems_in(records: list[dict]) -> list[str]:
+    """One text per recorded response (``--record-responses`` lines) that does
+    not match: the request, its status and each problem."""
+    out = []
+    for r in records:
+        problems = check_response(r["method"], r["path"], r["status"], r["headers"], r["body"])
+        if problems:
+            query = f"?{r['query']}" if r.get("query") else ""
+            out.append(f"{r['method']} {r['path']}{query} -> {r['status']}:\n    " + "\n    ".join(problems))
+    return out

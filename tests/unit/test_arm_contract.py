@@ -152,3 +152,14 @@ def test_check_response_refuses_what_arm_never_sends():
     assert any("has no body" in p
                for p in contract.check_response("POST", path + "/start", 202,
                                                 arm_headers(**{"Azure-AsyncOperation": "https://h/x"}), {"a": 1}))
+
+
+def test_recorded_responses_are_reported_with_their_request():
+    good = {"method": "GET", "path": WS + "/computes/compute123", "query": "api-version=2023-08-01-preview",
+            "status": 200, "headers": arm_headers(), "body": running_instance()}
+    bad = copy.deepcopy(good)
+    bad["body"]["properties"]["properties"]["connectivityEndpoints"]["privateSshPort"] = 22
+    assert contract.problems_in([good]) == []
+    [report] = contract.problems_in([good, bad])
+    assert report.startswith(f"GET {WS}/computes/compute123?api-version=2023-08-01-preview -> 200:")
+    assert "unknown property 'privateSshPort'" in report
