@@ -3,13 +3,34 @@
 ``emulator`` is a real emulator process, session-scoped (starting it costs
 about a second); ``emu`` is the same emulator, reset after each test so tests
 cannot see each other's instances, faults or quotas.
+
+``arm_responses_match_the_spec`` (autouse) checks every ARM response any
+harness emulator sent against Azure's published definitions
+(tests.harness.arm_contract) when each test ends, and fails the test naming
+the request and what is wrong: the suite trusts the emulator to answer as
+AML does, so an answer AML would not give is a failure wherever it appears.
 """
 
 from __future__ import annotations
 
 import pytest
 
+from tests.harness import arm_contract
 from tests.harness.emulator import FAST, EmulatorProcess
+
+
+@pytest.fixture(autouse=True)
+def arm_responses_match_the_spec():
+    yield
+    # everything sent since the previous test's check, this test's fixtures' teardown included
+    # (this fixture is set up first, so torn down last)
+    problems = [p for emu in EmulatorProcess.every() for p in arm_contract.problems_in(emu.new_responses())]
+    if problems:
+        pytest.fail(
+            f"{len(problems)} ARM response(s) of the emulator do not match AML's published definitions "
+            "(tests/contract/aml_rest_spec; check in tests/harness/arm_contract.py):\n" + "\n".join(problems[:20]),
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")

@@ -38,11 +38,11 @@ async def test_lifecycle_and_progress(emu):
     assert info.is_running and info.vm_size == "Standard_DS2_v2" and info.tags == {"user": "alice"}
     assert info.ssh_user == "azureuser" and info.public_ip == "127.0.0.1" and info.ssh_port
     assert info.lab_url.endswith("/instances/ci-cc/lab")
-    # progress: the create phase, the poller's status, a rising percentage, then done
+    # progress: the create phase, the poller's status (AML gives no percentage while it runs), then done at 100
     assert events[0].operation == "create" and events[0].state == "Creating"
+    assert any(e.status == "InProgress" for e in events)
     percents = [e.percent for e in events if e.percent is not None]
-    assert percents == sorted(percents) and percents[-1] == 100
-    assert any(e.status == "InProgress" and 0 < (e.percent or 0) < 100 for e in events)
+    assert not any(0 < p < 100 for p in percents) and percents[-1] == 100 and events[-1].percent == 100
     elapsed = [e.elapsed for e in events]
     assert elapsed == sorted(elapsed)
 

@@ -3,8 +3,10 @@ reading what it holds."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 import requests
@@ -27,12 +29,23 @@ FAST = [
 
 
 class EmulatorProcess:
-    """A running ``python -m aml_emulator`` and ways to talk to it."""
+    """A running ``python -m aml_emulator`` and ways to talk to it.
+
+    Every one records each ARM response it sends (``--record-responses``) to
+    ``responses_path``; ``new_responses()`` hands over those not yet read, so
+    the suite's hook (tests/conftest.py) checks all of them against Azure's
+    definitions. ``EmulatorProcess.every()`` lists those this run made.
+    """
+
+    _made: "weakref.WeakSet[EmulatorProcess]" = weakref.WeakSet()
 
     def __init__(self, state_dir: Path, extra_args=(), port: int | None = None):
         self.state_dir = Path(state_dir)
         self.port = port or free_port()
         self.extra_args = list(extra_args)
+        self.responses_path = self.state_dir / "arm-responses.jsonl"
+        self._responses_read = 0  # bytes of responses_path already handed over
+        EmulatorProcess._made.add(self)
         self.base_url = f"https://127.0.0.1:{self.port}"
         self.token = DEFAULT_TOKEN
         self.proc: subprocess.Popen | None = None
@@ -50,13 +63,30 @@ class EmulatorProcess:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "aml_emulator", "--port", str(self.port),
-                 "--state-dir", str(self.state_dir), *self.extra_args],
+                 "--state-dir", str(self.state_dir), "--record-responses", str(self.responses_path),
+                 *self.extra_args],
                 stdout=log, stderr=subprocess.STDOUT,
             )
         # until the emulator has made its CA file, requests cannot load it: "not yet"
         wait_for_http(f"{self.base_url}/_emulator/health", timeout=timeout, verify=self.ca_file,
                       proc=self.proc, log=self.log_tail, interval=0.1)
         return self
+
+    @classmethod
+    def every(cls) -> list["EmulatorProcess"]:
+        return list(cls._made)
+
+    def new_responses(self) -> list[dict]:
+        """The ARM responses recorded since the last call (whole lines only)."""
+        try:
+            with open(self.responses_path, "rb") as f:
+                f.seek(self._responses_read)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        complete = data[: data.rfind(b"\n") + 1]
+        self._responses_read += len(complete)
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
     def stop(self, kill: bool = False) -> None:
         if self.proc and self.proc.poll() is None:

@@ -89,6 +89,17 @@ def test_a_conflict_is_busy_with_amls_words():
     assert err.message == "Could not stop compute instance 'ci-alice': Another operation is in progress."
 
 
+def test_an_action_the_state_forbids_is_not_busy():
+    # AML's answer to starting a Running instance: 409, its own code at the top of the error
+    exc = arm_error(409, "StartComputeInstanceOnlyAllowedInStoppedState",
+                    "Start compute instance is only allowed when it is Stopped; 'ci-alice' is Running.",
+                    cls=core.ResourceExistsError)
+    err = mapped(exc, action="start")
+    assert type(err) is InvalidRequest and err.code == "StartComputeInstanceOnlyAllowedInStoppedState"
+    assert err.message.startswith("Could not start compute instance 'ci-alice': it must be Stopped for that (")
+    assert "'ci-alice' is Running." in err.message and "Reload the page" in err.message
+
+
 def test_quota_with_amls_numbers():
     message = ("Operation could not be completed as it results in exceeding approved standardDSv2Family Cores quota. "
                "Current Limit: 24, Current Usage: 20, Additional Required: 8.")

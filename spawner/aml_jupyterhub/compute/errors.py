@@ -103,6 +103,10 @@ def quota_numbers(message: str) -> str:
     return ""
 
 
+# e.g. StartComputeInstanceOnlyAllowedInStoppedState: group 1 is the state the action needs
+_WRONG_STATE = re.compile(r"^[A-Za-z]+ComputeInstanceOnlyAllowedIn([A-Za-z]+)State$")
+
+
 def _arm_code_and_message(exc: HttpResponseError) -> tuple[str | None, str]:
     err = getattr(exc, "error", None)
     code = getattr(err, "code", None)
@@ -177,6 +181,15 @@ def map_sdk_error(exc: BaseException, *, action: str, name: str | None = None) -
             return SizeNotOffered(
                 f"Could not {what}: that VM size is not offered in the workspace's region. Pick another size. "
                 f"Azure said: {message}",
+                code=code, status=status,
+            )
+        wrong_state = _WRONG_STATE.match(code or "")
+        if wrong_state:
+            # AML's 409 for an action the instance's state does not allow (start
+            # while Running...): not another operation in progress, so not Busy
+            return InvalidRequest(
+                f"Could not {what}: it must be {wrong_state.group(1)} for that ({message}). Reload the page to "
+                "see what state it is in now, then try again.",
                 code=code, status=status,
             )
         if isinstance(exc, ResourceExistsError) or status == 409:

@@ -21,6 +21,7 @@ from .errors import ArmError
 from .faults import Fault
 from .models import Backend
 from .roles import Roles, RolesApi
+from .recorder import ResponseRecorder, recording_middleware
 from .store import JsonStore
 
 log = logging.getLogger("aml_emulator")
@@ -129,8 +130,11 @@ def create_app(config: EmulatorConfig) -> web.Application:
     aad = AzureAD(identity, config.state_dir / "aad")
     roles = Roles(config.workspaces, config.roles, hub_client_id=identity.apps[0].client_id if identity.apps else None)
 
+    middlewares = [request_ids_middleware(), arm_middleware(backend, request_log, config.arm_tokens, aad, roles)]
+    if config.record_responses:
+        middlewares.insert(0, recording_middleware(ResponseRecorder(config.record_responses)))
     app = web.Application(
-        middlewares=[request_ids_middleware(), arm_middleware(backend, request_log, config.arm_tokens, aad, roles)],
+        middlewares=middlewares,
         client_max_size=8 * 1024 * 1024,
     )
     app["config"] = config

@@ -3,8 +3,10 @@
 It parses requests, calls the backend (``models``) and answers with the bodies
 ``render`` makes; the state and AML's rules live elsewhere.
 
-Paths are matched case-insensitively, as ARM does, and any api-version is
-accepted (azure-ai-ml 1.35 sends 2023-08-01-preview). Long operations answer
+Paths are matched case-insensitively, as ARM does. An api-version the
+provider does not publish is refused as ARM refuses it (400
+NoRegisteredProviderFound); azure-ai-ml 1.35 sends 2023-08-01-preview (and
+2024-04-01-preview for enableSso). Long operations answer
 201/202 with an absolute ``Azure-AsyncOperation`` URL and a retry interval, so
 the SDK's poller never falls back to its 30 s default.
 """
@@ -38,6 +40,25 @@ ROUTES = [
 ]
 
 ACTIONS = {"start", "stop", "restart", "resize", "listnodes", "listkeys", "enablesso", "updateidleshutdownsetting"}
+
+# The published Microsoft.MachineLearningServices versions the reference
+# names (shared/reference/aml-compute-contract.md): 2023-08-01-preview is what
+# azure-ai-ml 1.35 sends for computes, sizes, usages and workspaces (and the
+# hub's own resize call, through the SDK's client), 2024-04-01-preview its
+# enableSso; 2021-07-01 the oldest with updateIdleShutdownSetting; 2024-04-01,
+# 2025-09-01 and 2025-12-01 stable ones.
+SUPPORTED_API_VERSIONS = ("2021-07-01", "2023-08-01-preview", "2024-04-01", "2024-04-01-preview",
+                          "2025-09-01", "2025-12-01")
+
+
+def resource_type(path: str, action: bool = False) -> str:
+    """The provider's resource type a path names, as ARM spells it in errors:
+    ``workspaces``, ``workspaces/computes``, ``locations/vmSizes``... (every
+    other segment after the provider; an action, e.g. ``/start``, is none)."""
+    tail = re.split(PROVIDER + "/", path, maxsplit=1, flags=re.I)[-1].strip("/").split("/")
+    if action:
+        tail = tail[:-1]
+    return "/".join(tail[0::2])
 
 
 def arm_json(body, status: int = 200, headers: dict | None = None) -> web.Response:
@@ -91,8 +112,9 @@ class ArmApi:
             + urlencode({"api-version": request.query.get("api-version", "2023-08-01-preview")})
         )
 
-    def render_instance(self, request: web.Request, inst: Instance) -> dict:
-        return render.compute_instance(inst, self.backend.workspaces.get(inst.workspace), self.app_base(request))
+    def render_instance(self, request: web.Request, inst: Instance, just_created: bool = False) -> dict:
+        return render.compute_instance(inst, self.backend.workspaces.get(inst.workspace), self.app_base(request),
+                                       just_created)
 
     def accepted(self, request: web.Request, op: Operation, status: int = 202, body=None) -> web.Response:
         headers = {"Azure-AsyncOperation": self.op_url(request, op), **self.retry_headers()}
@@ -112,11 +134,28 @@ class ArmApi:
             for name, pattern in ROUTES:
                 m = pattern.match(request.path)
                 if m:
+                    self._check_api_version(request, m.groupdict(), action=name == "compute_action")
                     handler = getattr(self, f"on_{name}")
                     return await handler(request, **m.groupdict())
             raise ArmError(404, "InvalidResourceType", f"The resource type could not be found for '{request.path}'.")
         except ArmError as err:
             return error_response(err)
+
+    def _check_api_version(self, request: web.Request, parts: dict, action: bool) -> None:
+        version = request.query["api-version"]
+        if version.lower() in SUPPORTED_API_VERSIONS:
+            return
+        location = parts.get("loc")
+        if location is None:
+            ws = self.backend.workspaces.get((parts["sub"].lower(), parts["rg"].lower(), parts["ws"].lower()))
+            location = ws.location if ws else "global"
+        locations = sorted({w.location for w in self.backend.workspaces.values()})
+        raise ArmError(
+            400, "NoRegisteredProviderFound",
+            f"No registered resource provider found for location '{location}' and API version '{version}' for type "
+            f"'{resource_type(request.path, action)}'. The supported api-versions are '{', '.join(SUPPORTED_API_VERSIONS)}'. "
+            f"The supported locations are '{', '.join(locations)}'.",
+        )
 
     def _method(self, request: web.Request, allowed: tuple) -> None:
         if request.method not in allowed:
@@ -156,10 +195,9 @@ class ArmApi:
             except (json.JSONDecodeError, UnicodeDecodeError):
                 raise bad_request("The request body is not valid JSON.", code="BadRequest") from None
             inst, op, created = await self.backend.create_or_update(workspace, name, body, request["caller"])
-            rendered = self.render_instance(request, inst)
             if created:
-                return self.accepted(request, op, 201, rendered)
-            return arm_json(rendered, 200)
+                return self.accepted(request, op, 201, self.render_instance(request, inst, just_created=True))
+            return arm_json(self.render_instance(request, inst), 200)
         op = await self.backend.delete(workspace, name, request.query.get("underlyingResourceAction", "Delete"))
         if op is None:
             return web.Response(status=204)
@@ -224,11 +262,26 @@ class ArmApi:
         return arm_json(render.operation(operation), 200, headers)
 
 
+def _guid_or_none(value: str | None) -> str | None:
+    try:
+        return str(uuid.UUID(value)) if value else None
+    except ValueError:
+        return None
+
+
 def request_ids_middleware():
+    """ARM's request ids on every response: its own ``x-ms-request-id``, and
+    ``x-ms-correlation-request-id``, the client's when it sent a GUID (ARM
+    carries it through), otherwise a new one."""
+
     @web.middleware
     async def middleware(request, handler):
         response = await handler(request)
         response.headers.setdefault("x-ms-request-id", str(uuid.uuid4()))
+        response.headers.setdefault(
+            "x-ms-correlation-request-id",
+            _guid_or_none(request.headers.get("x-ms-correlation-request-id")) or str(uuid.uuid4()),
+        )
         client_id = request.headers.get("x-ms-client-request-id")
         if client_id:
             response.headers.setdefault("x-ms-client-request-id", client_id)

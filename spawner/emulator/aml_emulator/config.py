@@ -47,6 +47,7 @@ class EmulatorConfig:
     ca_export: Path | None = None
     redirect_uris: list[str] = field(default_factory=list)
     roles: dict | None = None  # Azure RBAC: {"assignments": [...], "definitions": [...]}; None: roles.py's default
+    record_responses: Path | None = None
 
 
 def parse_workspace(text: str) -> Workspace:
@@ -122,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
                         'custom ones. Default: the hub holds AzureML Compute Operator and Reader on every workspace '
                         'and Reader on their subscriptions; nobody else holds any. Changeable at run time with PUT '
                         '/_emulator/roles')
+    p.add_argument("--record-responses", type=Path, default=None, metavar="FILE",
+                   help="append every ARM response (method, path, status, headers, body) to FILE as JSON lines, "
+                        "for tests that check them against Azure's definitions (default: off)")
     p.add_argument("--config", type=Path, default=None, help="JSON file with any of these settings (flags win)")
     return p
 
@@ -189,6 +193,8 @@ def load_config(argv: list[str] | None = None) -> EmulatorConfig:
     ca_export = pick("ca_export", args.ca_export)
     cfg.ca_export = Path(ca_export) if ca_export else None
     cfg.redirect_uris = list(pick("redirect_uris", args.redirect_uri, []))
+    record = pick("record_responses", args.record_responses)
+    cfg.record_responses = Path(record) if record else None
     for uri in cfg.redirect_uris:
         parts = urlsplit(uri) if isinstance(uri, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:

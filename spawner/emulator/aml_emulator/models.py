@@ -360,7 +360,7 @@ class Backend:
                 inst.connectivity = asdict(await self.runtime.recover(rt))
             elif kind == "stop":
                 await self.runtime.shutdown(rt)
-                inst.connectivity = None
+                # a stopped instance keeps its addresses (and its SSH port) in AML's answers
             elif kind == "resize":
                 pass  # a stopped machine: only its record changes, at the end
             elif kind == "delete":

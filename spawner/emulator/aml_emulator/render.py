@@ -64,11 +64,8 @@ def operation(op: Operation) -> dict:
         "status": op.status,
         "startTime": _iso(op.started),
     }
-    if op.status == "InProgress":
-        # an estimate from the configured duration, as AML's own is one
-        elapsed = time.time() - op.started
-        body["percentComplete"] = 0 if op.duration <= 0 else min(99, int(100 * elapsed / op.duration))
-    else:
+    # as real AML's: no progress figure while it runs, percentComplete (100) only at the end
+    if op.status != "InProgress":
         body["endTime"] = _iso(op.ended or time.time())
         body["percentComplete"] = 100
     if op.error:
@@ -76,33 +73,40 @@ def operation(op: Operation) -> dict:
     return body
 
 
-def compute_instance(inst: Instance, ws: Workspace | None, app_base: str) -> dict:
-    """A ``computes/{name}`` resource; ``app_base`` is where browsers reach the application endpoints."""
+def compute_instance(inst: Instance, ws: Workspace | None, app_base: str, just_created: bool = False) -> dict:
+    """A ``computes/{name}`` resource; ``app_base`` is where browsers reach the application endpoints.
+
+    As real AML does: the 201 of a create (``just_created``) has no state or
+    last operation yet; until the machine first runs there are no addresses,
+    SSH port or applications (null); a stopped machine keeps its addresses;
+    ``errors`` and ``customServices`` are lists, empty rather than null.
+    """
     arm_id = f"{ws.arm_id if ws else ''}/computes/{inst.name}"
     conn = inst.connectivity or {}
+    ran = inst.connectivity is not None  # the machine has run (and has addresses), now or before a stop
     pp = {
         "vmSize": inst.vm_size,
-        "state": inst.state,
+        "state": None if just_created else inst.state,
         "applicationSharingPolicy": "Personal" if inst.assigned_user else "Shared",
         "computeInstanceAuthorizationType": "personal",
         "enableSSO": inst.enable_sso,
         "sshSettings": {
             "sshPublicAccess": "Enabled" if inst.ssh_public_access else "Disabled",
             "adminUserName": "azureuser",
-            "sshPort": conn.get("ssh_port", 50000),
+            "sshPort": conn.get("ssh_port", 50000) if ran else None,
             "adminPublicKey": inst.admin_public_key,
         },
         "connectivityEndpoints": {
             "publicIpAddress": conn.get("public_ip") if inst.enable_node_public_ip else None,
             "privateIpAddress": conn.get("private_ip"),
-        },
+        } if ran else None,
         "applications": [
             {"displayName": "Jupyter", "endpointUri": f"{app_base}/instances/{inst.name}/tree/"},
             {"displayName": "Jupyter Lab", "endpointUri": f"{app_base}/instances/{inst.name}/lab"},
-        ],
+        ] if ran else None,
         "createdBy": inst.created_by,
-        "errors": inst.errors,
-        "lastOperation": inst.last_operation,
+        "errors": list(inst.errors or []),
+        "lastOperation": None if just_created else inst.last_operation,
         "enableNodePublicIp": inst.enable_node_public_ip,
         "enableRootAccess": inst.enable_root_access,
         "releaseQuotaOnStop": inst.release_quota_on_stop,
@@ -110,14 +114,10 @@ def compute_instance(inst: Instance, ws: Workspace | None, app_base: str) -> dic
         "osImageMetadata": {"currentImageVersion": "25.01.31", "latestImageVersion": "25.01.31", "isLatestOsImageVersion": True},
         "schedules": schedules(inst),
         "setupScripts": inst.setup_scripts,
-        "customServices": None,
+        "customServices": [],
         "dataDisks": None,
         "dataMounts": None,
     }
-    if inst.connectivity and inst.connectivity.get("private_ssh_port") is not None:
-        # Not an AML field: where SSH answers on the private address (22 on a
-        # real instance). Unknown keys are ignored by the SDK.
-        pp["connectivityEndpoints"]["privateSshPort"] = inst.connectivity["private_ssh_port"]
     if inst.subnet_id:
         pp["subnet"] = {"id": inst.subnet_id}
     if inst.idle_minutes is not None:

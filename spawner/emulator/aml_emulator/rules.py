@@ -235,15 +235,17 @@ def check_not_busy(name: str, state: str, busy: bool, action: str) -> None:
 
 
 def check_action(action: str, name: str, state: str) -> None:
-    """start needs Stopped; stop and restart need Running."""
+    """start needs Stopped; stop and restart need Running. AML refuses with 409
+    and the specific code at the top of the error (e.g.
+    StartComputeInstanceOnlyAllowedInStoppedState), not in its details."""
     needed = ACTION_NEEDS.get(action)
     if needed is None:
         raise bad_request(f"Unknown action '{action}'.", code="BadRequest")
     if state != needed:
         verb = action.title()
-        raise bad_request(
+        raise ArmError(
+            409, f"{verb}ComputeInstanceOnlyAllowedIn{needed}State",
             f"{verb} compute instance is only allowed when it is {needed}; '{name}' is {state}.",
-            detail_code=f"{verb}ComputeInstanceOnlyAllowedIn{needed}State",
         )
 
 

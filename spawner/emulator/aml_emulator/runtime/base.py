@@ -30,7 +30,9 @@ class Connectivity:
     public_ip: str
     private_ip: str
     ssh_port: int  # at public_ip; a real instance says 50000
-    private_ssh_port: int = 22  # at private_ip (VNet access)
+    # at private_ip (VNet access): the runtimes' own bookkeeping; AML reports
+    # no such field, so the ARM answers leave it out
+    private_ssh_port: int = 22
 
 
 @dataclass
