@@ -21,14 +21,43 @@ def _iso(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat()
 
 
+# What the service answers for a schedule: its enums in their own spelling
+# (the SDK sends "stop", "cron"...) and only the fields its definitions have
+# (the SDK also nests a triggerType inside cron/recurrence).
+_CANONICAL = {"action": ("Start", "Stop"), "status": ("Enabled", "Disabled"), "triggerType": ("Cron", "Recurrence")}
+_TRIGGER_FIELDS = {"cron": ("startTime", "timeZone", "expression"),
+                   "recurrence": ("frequency", "interval", "startTime", "timeZone", "schedule")}
+
+
+def _canonical(value, choices):
+    if isinstance(value, str):
+        for choice in choices:
+            if value.lower() == choice.lower():
+                return choice
+    return value
+
+
+def _schedule_as_answered(item: dict) -> dict:
+    out = dict(item)
+    for key, choices in _CANONICAL.items():
+        if key in out:
+            out[key] = _canonical(out[key], choices)
+    for key, fields in _TRIGGER_FIELDS.items():
+        if isinstance(out.get(key), dict):
+            out[key] = {k: v for k, v in out[key].items() if k in fields}
+            if key == "recurrence" and "frequency" in out[key]:
+                out[key]["frequency"] = _canonical(out[key]["frequency"], ("Minute", "Hour", "Day", "Week", "Month"))
+    return out
+
+
 def schedules(inst: Instance) -> dict:
-    """As sent, plus what the service adds to each schedule: a stable ``id``
-    and ``provisioningStatus`` (read-only; the SDK reads both back)."""
+    """As sent, in the service's own spelling, plus what the service adds to each schedule: a
+    stable ``id`` and ``provisioningStatus`` (read-only; the SDK reads both back)."""
     items = []
     for i, item in enumerate((inst.schedules or {}).get("computeStartStop") or []):
         if isinstance(item, dict):
             sid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{'/'.join(inst.workspace)}/{inst.name.lower()}/schedule/{i}"))
-            item = {**item, "id": sid, "provisioningStatus": "Completed"}
+            item = {**_schedule_as_answered(item), "id": sid, "provisioningStatus": "Completed"}
         items.append(item)
     return {**(inst.schedules or {}), "computeStartStop": items}
 
