@@ -16,6 +16,7 @@ import shutil
 import pytest
 
 from tests.e2e.demo import Demo
+from tests.harness import arm_contract
 from tests.e2e.stack import ARTIFACTS, ROOT, ComposeStack, Timer, no_docker_reason, upn
 
 USERS = [*(upn(n) for n in ("alice", "bob", "carol", "dave")), "erin@contoso.example"]
@@ -94,6 +95,19 @@ def _dump_logs(s: ComposeStack, when: str) -> str:
     with open(ARTIFACTS / "e2e-compose-logs.txt", "a") as f:
         f.write(f"\n######## {when}\n{text}")
     return text
+
+
+@pytest.fixture(autouse=True)
+def stack_arm_responses_match_the_spec(request):
+    """As tests/conftest.py does for the harness's emulators: every ARM answer the stack's emulator
+    gave during the test (the hub's SDK calls included) is checked against AML's definitions."""
+    yield
+    if "stack" not in request.fixturenames:
+        return
+    problems = arm_contract.problems_in(request.getfixturevalue("stack").new_arm_responses())
+    if problems:
+        pytest.fail(f"{len(problems)} ARM response(s) of the stack's emulator do not match AML's published "
+                    "definitions (tests/harness/arm_contract.py):\n" + "\n".join(problems[:20]), pytrace=False)
 
 
 @pytest.hookimpl(hookwrapper=True)

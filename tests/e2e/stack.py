@@ -47,6 +47,7 @@ DOMAIN = "aml-local.example"  # the packaged test identities' UPN domain
 INSTANCE_LABEL = "aml-jupyterhub.instance"  # on the containers and volumes the emulator makes
 CADDY_ROOT_IN_VOLUME = "/data/caddy/pki/authorities/local/root.crt"
 EMULATOR_CA_IN_CONTAINER = "/srv/emulator/ca.pem"
+ARM_RESPONSES_IN_CONTAINER = "/srv/emulator/arm-responses.jsonl"  # the emulator's --record-responses
 
 
 def upn(name: str) -> str:
@@ -156,6 +157,8 @@ class ComposeStack:
         self.env.pop("COMPOSE_FILE", None)
         self.env.pop("COMPOSE_PROFILES", None)  # from the env file
         self.up_once = False
+        self._responses_read = 0  # bytes of the emulator's response record already checked
+        self.arm_responses_checked = 0
 
     # -- files -----------------------------------------------------------------
 
@@ -165,6 +168,8 @@ class ComposeStack:
             "HTTP_PORT": str(self.http_port), "HTTPS_PORT": str(self.https_port),
             "EMULATOR_PORT": str(self.emulator_port), "EMULATOR_PUBLIC_URL": self.emulator_url,
             "STACK_NETWORK": self.network,
+            # every ARM answer the stack's emulator gives, checked against AML's definitions (conftest)
+            "EMULATOR_EXTRA_ARGS": f"--record-responses {ARM_RESPONSES_IN_CONTAINER}",
         }))
         # a YAML flow mapping is JSON: no YAML library needed
         self.override_file.write_text(json.dumps(
@@ -222,6 +227,19 @@ class ComposeStack:
             r = self.compose("logs", "--no-color", f"--tail={tail}", service, timeout=60, check=False)
             parts.append(f"===== {service} (last {tail} lines) =====\n{r.stdout}{r.stderr}")
         return "\n".join(parts)
+
+    def new_arm_responses(self) -> list[dict]:
+        """The ARM responses the emulator recorded since the last call (none while it is not running)."""
+        r = self.compose("exec", "-T", "emulator", "tail", "-c", f"+{self._responses_read + 1}",
+                         ARM_RESPONSES_IN_CONTAINER, timeout=60, check=False)
+        if r.returncode != 0:
+            return []
+        data = r.stdout.encode()
+        complete = data[: data.rfind(b"\n") + 1]
+        self._responses_read += len(complete)
+        records = [json.loads(line) for line in complete.splitlines() if line.strip()]
+        self.arm_responses_checked += len(records)
+        return records
 
     # -- what the stack made -------------------------------------------------------
 

@@ -484,6 +484,8 @@ def test_jupyterlab_open_across_a_hub_restart_needs_no_reload(stack, admin, time
 
 
 def test_compose_down_and_up_keeps_users_tokens_and_files(stack, admin, kept_text, timer):
+    # the earlier tests' ARM traffic was recorded and checked against AML's definitions (conftest)
+    assert stack.arm_responses_checked > 0, "the stack's emulator recorded no ARM response: nothing was checked"
     ensure_running(admin, ALICE)
     root_before = stack.caddy_root.read_text()
     with timer.phase("docker compose down (volumes kept) + up --wait"):
