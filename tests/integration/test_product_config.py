@@ -10,6 +10,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -147,11 +148,19 @@ def test_a_config_error_waits_when_asked_and_ends_on_sigterm(tmp_path):
     env.update(example_env(), HUB_DATA_DIR=str(tmp_path / "data"), AML_WORKSPAC="x", HUB_ON_CONFIG_ERROR="wait")
     proc = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(ROOT / "hub" / "jupyterhub_config.py")],
                             cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)  # until the hub's stderr ends
+    reader.start()
     try:
-        time.sleep(4)
-        assert proc.poll() is None, "the hub exited instead of waiting"
+        # it says why (however long its start takes on a busy machine), then it stays
+        wait_until(lambda: any("not starting; fix .env" in line for line in lines) or proc.poll() is not None,
+                   120, "the hub to report the configuration error")
+        time.sleep(2)
+        assert proc.poll() is None, "the hub exited instead of waiting:\n" + "".join(lines)
     finally:
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=10)
+        proc.wait(timeout=10)
+        reader.join(10)
+    err = "".join(lines)
     assert "AML_WORKSPAC is not a setting of aml-jupyterhub. Did you mean AML_WORKSPACE?" in err
     assert "not starting; fix .env" in err and "Traceback" not in err
