@@ -14,15 +14,18 @@ import asyncio
 import math
 import time
 
-# phase -> (start %, end %, typical seconds on Azure)
+from .timings import TYPICAL_SECONDS
+
+# phase -> (start %, end %, typical seconds on Azure); the AML operations'
+# figures are timings' (one source for the estimate and the poll schedule)
 PHASES = {
     "prepare": (0, 5, 2),
-    "create": (5, 70, 300),
-    "start": (5, 70, 120),
-    "wait": (5, 70, 120),
-    "delete": (5, 70, 60),
-    "stop": (5, 30, 60),
-    "resize": (30, 50, 120),
+    "create": (5, 70, TYPICAL_SECONDS["create"]),
+    "start": (5, 70, TYPICAL_SECONDS["start"]),
+    "wait": (5, 70, TYPICAL_SECONDS["start"]),
+    "delete": (5, 70, TYPICAL_SECONDS["delete"]),
+    "stop": (5, 30, TYPICAL_SECONDS["stop"]),
+    "resize": (30, 50, TYPICAL_SECONDS["resize"]),
     "connect": (70, 78, 10),
     "install": (78, 88, 90),
     "launch": (88, 99, 20),
