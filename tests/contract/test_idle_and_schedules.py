@@ -220,7 +220,12 @@ def test_one_advance_over_a_night_runs_both_schedules_in_order(emu):
             ComputeStartStopSchedule(action="Stop", trigger=CronTrigger(expression="0 18 * * *")),
             ComputeStartStopSchedule(action="Start", trigger=CronTrigger(expression="0 8 * * *")),
         ]))).result()
-    done = advance(emu, seconds_until(emu, 17) + 16 * 3600)  # from before 18:00 to after 08:00
+    # The suite's clock is wherever earlier tests left it: go to 17:01 first, so
+    # that the one long advance below crosses exactly one night (from 17:01 it
+    # ends 09:01; started from, say, 17:30 a single "until 17:00 + 16 h" would
+    # cross two nights).
+    advance(emu, seconds_until(emu, 17))
+    done = advance(emu, 16 * 3600)  # 17:01 -> 09:01: 18:00 Stop, then 08:00 Start
     assert [d["action"] for d in done["done"]] == ["Stop", "Start"]
     assert last_op(ml, "ci-night")["state"] == "Running"
 
