@@ -49,8 +49,9 @@ test-unit: venv
 test-contract: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS) tests/contract
 
+# make bench (every suite), or e.g. make bench SUITES="dataplane realtime"
 bench: venv
-	$(BIN)/python -m tests.bench
+	$(BIN)/python -m tests.bench $(SUITES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

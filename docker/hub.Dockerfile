@@ -7,6 +7,8 @@
 # cookie secret and the hub's SSH key live there and survive upgrades.
 #
 # Three stages, so no pip, npm or build tool ends up in the final image.
+# The same image runs the proxy's container (`aml-jupyterhub-proxy`: the
+# proxy and the SSH tunnels, see compose.yaml).
 
 # -- Python: a venv with the spawner, JupyterHub and the Azure AD login ---------
 FROM debian:bookworm-slim AS python-build
@@ -55,14 +57,16 @@ LABEL org.opencontainers.image.title="aml-jupyterhub" \
       org.opencontainers.image.licenses="BSD-3-Clause"
 
 # python3 for the venv (same interpreter path as in the build stage), nodejs
-# for the proxy, tini as PID 1 (reaps the proxy, forwards docker stop's SIGTERM)
+# for the proxy, the OpenSSH client for the tunnels (aml-jupyterhub-proxy),
+# tini as PID 1 (reaps children, forwards docker stop's SIGTERM)
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      python3 nodejs tini ca-certificates \
+      python3 nodejs openssh-client tini ca-certificates \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
  && useradd --uid 1000 --user-group --no-create-home --home-dir /srv/jupyterhub \
       --shell /usr/sbin/nologin jupyterhub \
- && install -d -m 0750 -o jupyterhub -g jupyterhub /srv/jupyterhub
+ && install -d -m 0750 -o jupyterhub -g jupyterhub /srv/jupyterhub \
+ && install -d -m 0700 -o jupyterhub -g jupyterhub /srv/proxy-secrets /run/aml-tunnels
 
 COPY --from=python-build /opt/venv /opt/venv
 COPY --from=chp-build /opt/chp /opt/chp

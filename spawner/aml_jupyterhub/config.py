@@ -225,6 +225,17 @@ class AMLSettings(LoggingConfigurable):
     install_timeout = Float(900, config=True, help="Seconds allowed for installing JupyterHub on the instance.")
     tunnel_bind_ip = Unicode("127.0.0.1", config=True, help="Hub-side address the SSH tunnel to the server listens on.")
     tunnel_connect_ip = Unicode("", config=True, help="Address the proxy uses to reach the tunnel. Default: tunnel_bind_ip.")
+    tunnel_service_url = Unicode(
+        "",
+        config=True,
+        help="""The tunnel service (``aml-jupyterhub-proxy``, the tunnels container in compose.yaml) that carries
+        proxy-mode servers' SSH tunnels as OpenSSH processes, so that users' traffic does not pass through the hub
+        and a hub restart leaves it alone, e.g. http://tunnels:8002. Empty: the tunnels live in the hub process
+        (a hub run on its own, without the proxy service).""",
+    )
+    tunnel_service_token = Unicode(
+        "", config=True, help="The tunnel service's token (the proxy's; the hub configuration reads it from its file)."
+    )
 
     # ---- timing and limits ---------------------------------------------
 

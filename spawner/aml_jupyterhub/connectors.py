@@ -32,6 +32,7 @@ import jupyterhub
 from . import builders, remote
 from .errors import spawn_error
 from .ssh import Connection, SSHError, SSHTarget, public_key_text, read_key
+from .tunnels import TunnelSpec, tunnel_name
 
 if TYPE_CHECKING:
     from .aml_spawner import AMLSpawner
@@ -202,7 +203,14 @@ class ProxyConnector:
             state.remote_port = found.port
             sp.emit("launch", f"Starting the Jupyter server (JupyterHub {found.version}) on {info.name}.")
             tunnel = sp.hub_connect_url is None  # the instance cannot reach the hub's own address
-            if tunnel:
+            service = self._tunnel_service
+            if service is not None:
+                # both tunnels as OpenSSH processes in the proxy's container, before the server
+                # starts (its environment names the reverse tunnel's port)
+                state.api_port = found.api_port if tunnel else 0
+                state.local_port = await service.open(self._tunnel_name, self._tunnel_spec(),
+                                                      self._key.export_private_key().decode(), state.local_port)
+            elif tunnel:
                 state.api_port = await conn.forward_remote(*builders.hub_api_address(sp.hub.api_url),
                                                            state.api_port or 0)
                 self._api_tunnel = True
@@ -212,7 +220,9 @@ class ProxyConnector:
                                       tunnel_port=state.api_port if tunnel else None)
             argv = builders.server_argv(sp.cmd, sp.get_args(), found.python)
             state.pid, state.pid_start = await remote.launch(conn, self._server_key, argv, env)
-            state.local_port = await conn.forward_local(state.remote_port, state.local_port or 0, sp.tunnel_bind_ip)
+            if service is None:
+                state.local_port = await conn.forward_local(state.remote_port, state.local_port or 0,
+                                                            sp.tunnel_bind_ip)
             await self._wait_listening(conn)
         except SSHError as e:
             raise spawn_error(f"Could not start Jupyter on your compute instance: {e}", reason="ssh",
@@ -225,11 +235,63 @@ class ProxyConnector:
         sp = self.spawner
         return f"{sp.user.name}-{sp.name or 'default'}"
 
+    # ---- the tunnel service (tunnels outside the hub) --------------------------
+
+    @property
+    def _tunnel_service(self):
+        sp = self.spawner
+        if not sp.tunnel_service_url:
+            return None
+        return sp.fleet.tunnel_client(sp.tunnel_service_url, sp.tunnel_service_token)
+
+    @property
+    def _tunnel_name(self) -> str:
+        return tunnel_name(self.spawner.user.name, self.spawner.name)
+
+    def _tunnel_spec(self) -> TunnelSpec:
+        sp, state = self.spawner, self.spawner.server_state
+        hub_host, hub_port = builders.hub_api_address(sp.hub.api_url) if state.api_port else ("", 0)
+        return TunnelSpec(host=state.ssh_host, port=state.ssh_port, user=sp.ssh_user, host_key=state.host_key,
+                          remote_port=state.remote_port, api_port=state.api_port, hub_host=hub_host,
+                          hub_port=hub_port)
+
+    async def _ensure_service_tunnel(self, service) -> None:
+        """The server's tunnels are open in the service (found there after a
+        hub restart; opened again after a restart of the proxy's container)."""
+        sp, state = self.spawner, self.spawner.server_state
+        spec = self._tunnel_spec()
+        found = await service.find(self._tunnel_name)
+        if found is not None and found.get("spec") == spec.to_json():
+            state.local_port = int(found["local_port"])
+            return
+        key = await self._connection_key()
+        state.local_port = await service.open(self._tunnel_name, spec, key.export_private_key().decode(),
+                                              state.local_port)
+        sp.log.info("[%s] tunnel to %s opened again in the tunnel service (port %s)", self._log_name,
+                    state.instance_name, state.local_port)
+
+    async def _close_service_tunnel(self) -> None:
+        service = self._tunnel_service
+        if service is None:
+            return
+        try:
+            await service.close(self._tunnel_name)
+        except SSHError as e:
+            self.spawner.log.warning("[%s] could not close the tunnel: %s", self._log_name, e)
+
+    @property
+    def _tunnel_host(self) -> str:
+        service = self._tunnel_service
+        if service is not None:
+            return service.host
+        sp = self.spawner
+        return sp.tunnel_connect_ip or sp.tunnel_bind_ip
+
     def url(self) -> str | None:
         sp = self.spawner
         if not sp.server_state.local_port:
             return None
-        return f"http://{sp.tunnel_connect_ip or sp.tunnel_bind_ip}:{sp.server_state.local_port}"
+        return f"http://{self._tunnel_host}:{sp.server_state.local_port}"
 
     async def _wait_listening(self, conn: Connection) -> None:
         """Until the server accepts connections through the tunnel, or its process ends."""
@@ -238,7 +300,8 @@ class ProxyConnector:
         while time.monotonic() < deadline:
             try:
                 reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(sp.tunnel_bind_ip, state.local_port), 5
+                    asyncio.open_connection(self._tunnel_host if self._tunnel_service else sp.tunnel_bind_ip,
+                                            state.local_port), 5
                 )
                 writer.write(b"GET " + sp.server_prefix.encode() + b"api HTTP/1.0\r\n\r\n")
                 await writer.drain()
@@ -276,7 +339,7 @@ class ProxyConnector:
                                              host_key=state.host_key or None, timeout=sp.ssh_connect_timeout)
                 try:
                     # the user's way in first: it needs nothing but this connection
-                    if state.remote_port:
+                    if state.remote_port and self._tunnel_service is None:
                         state.local_port = await conn.forward_local(state.remote_port, state.local_port,
                                                                     sp.tunnel_bind_ip)
                 except (SSHError, OSError):
@@ -286,7 +349,11 @@ class ProxyConnector:
                 self._api_tunnel = False
                 sp.log.info("[%s] re-attached to %s (tunnel on port %s)", self._log_name, state.instance_name,
                             state.local_port)
-            if sp.hub_connect_url is None and state.api_port and not self._api_tunnel:
+            service = self._tunnel_service
+            if service is not None:
+                if state.remote_port:
+                    await self._ensure_service_tunnel(service)
+            elif sp.hub_connect_url is None and state.api_port and not self._api_tunnel:
                 # The server was started with this port in its hub API URL. An
                 # instance-side sshd may hold it a while after the old connection
                 # died; then the next poll tries again.
@@ -315,6 +382,7 @@ class ProxyConnector:
                 await remote.stop(conn, state.pid)
             except (SSHError, OSError) as e:
                 sp.log.info("[%s] could not stop the server process over SSH (%s)", self._log_name, e)
+        await self._close_service_tunnel()
         self.conn = None
         if conn is not None:
             await conn.close()
@@ -328,6 +396,7 @@ class ProxyConnector:
         pid, state.pid = state.pid, 0
 
         async def end() -> None:
+            await self._close_service_tunnel()
             if conn is None:
                 return
             if pid:

@@ -6,7 +6,7 @@
 - the thread pool for the blocking Azure SDK, and the compute clients, one
   per workspace and endpoint (``clients``);
 - the reconcilers, one per workspace (see ``reconciler``);
-- redirect mode's endpoint (``redirector``);
+- redirect mode's endpoint (``redirector``), and the tunnel service's client;
 - *settling*: making an instance that no server uses any more stop (or go,
   per ``stop_action``), retried in the background until AML says it is done.
   A stop that failed, a server that ended on its own, a start that failed
@@ -31,6 +31,7 @@ from . import ownership
 from .compute import ComputeClient, InstanceFailed, NotFound, shared_executor
 from .reconciler import Action, Reconciler
 from .redirector import Redirector
+from .tunnel_client import TunnelClient
 
 log = logging.getLogger("aml_jupyterhub.fleet")
 
@@ -80,6 +81,14 @@ class Fleet:
         self._background: set[asyncio.Task] = set()
         self.sizes: dict = {}  # (workspace..., endpoint) -> (time, {size name: VmSize})
         self.redirector = Redirector()  # redirect mode's endpoint, one per hub process
+        self._tunnel_clients: dict[tuple, TunnelClient] = {}
+
+    def tunnel_client(self, url: str, token: str) -> TunnelClient:
+        """The client of the tunnel service at ``url`` (one per service, shared by every server)."""
+        key = (url, token)
+        if key not in self._tunnel_clients:
+            self._tunnel_clients[key] = TunnelClient(url, token)
+        return self._tunnel_clients[key]
 
     def executor(self, threads: int) -> concurrent.futures.ThreadPoolExecutor:
         """The process's pool for blocking SDK calls (``compute.shared_executor``), made with the

@@ -129,6 +129,39 @@ def scrub_secrets(environ) -> None:
         environ.pop(name, None)
 
 
+def proxy_token(values: dict) -> str:
+    """The token shared with the proxy's container (made here if the proxy has not yet)."""
+    from .proxy_service import shared_token
+
+    path = Path(values["HUB_PROXY_TOKEN_FILE"])
+    try:
+        return shared_token(path)
+    except OSError as e:
+        raise ConfigError(f"HUB_PROXY_TOKEN_FILE={path} cannot be read or made: {e.strerror or e}. Mount the "
+                          "proxy-secrets volume there (compose.yaml does), shared with the proxy's container.") from None
+
+
+def configure_proxy(c, values: dict, sec: dict) -> None:
+    """The proxy: the proxy's own container when HUB_PROXY_API_URL is set
+    (JupyterHub's external proxy: the hub neither starts nor stops it, so its
+    routes and connections outlive a hub restart), else one the hub starts."""
+    api = values["HUB_PROXY_API_URL"]
+    if not api:
+        c.ConfigurableHTTPProxy.auth_token = sec["proxy_token"]
+        c.ConfigurableHTTPProxy.pid_file = str(Path(values["HUB_DATA_DIR"]) / "proxy.pid")
+        return
+    c.ConfigurableHTTPProxy.should_start = False
+    c.ConfigurableHTTPProxy.api_url = api
+    c.ConfigurableHTTPProxy.auth_token = proxy_token(values)
+    # the proxy (and the tunnels' way back) reach the hub from another container
+    c.JupyterHub.hub_bind_url = "http://0.0.0.0:8081"
+    c.JupyterHub.hub_connect_url = values["HUB_INTERNAL_URL"] or "http://hub:8081"
+    # JupyterHub compares the proxy's routes with its servers at every activity
+    # update: after a restart of the proxy's container (routes are in its
+    # memory) they are back within this many seconds, not the default 300
+    c.JupyterHub.last_activity_interval = 60
+
+
 def apply_essentials(c) -> None:
     """What any hub running AMLSpawner needs besides the spawner's settings
     (a hand-written jupyterhub_config.py calls this too):
@@ -178,8 +211,7 @@ def configure(c, values: dict, environ=None) -> None:
     from jupyterhub.crypto import CryptKeeper
 
     CryptKeeper.instance().keys = [bytes.fromhex(sec["crypt_key"])]
-    c.ConfigurableHTTPProxy.auth_token = sec["proxy_token"]
-    c.ConfigurableHTTPProxy.pid_file = str(data / "proxy.pid")
+    configure_proxy(c, values, sec)
     c.JupyterHub.pid_file = str(data / "jupyterhub.pid")
     c.JupyterHub.cleanup_servers = False  # servers (and their instances) survive hub restarts
     c.JupyterHub.allow_named_servers = True
@@ -235,6 +267,8 @@ def configure(c, values: dict, environ=None) -> None:
     s.secrets_dir = str(data / "secrets")
     s.operation_times_file = str(data / "operation-times.json")
     s.ssh_key_file = str(data / "ssh" / "id_ed25519")  # version 0.1's shared key, for its instances
+    if values["AML_TUNNEL_SERVICE_URL"]:
+        s.tunnel_service_token = proxy_token(values)
     apply_essentials(c)
 
     # ---- idle culler: idle servers stop, so their instances stop

@@ -33,8 +33,9 @@ for py in %(pythons)s; do
   [ -x "$py" ] || continue
   v=$("$py" -c 'import jupyterhub; print(jupyterhub.__version__)' 2>/dev/null) || continue
   if [ "$v" = "$want" ]; then
-    port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    printf '{"python": "%%s", "version": "%%s", "port": %%s}\n' "$py" "$v" "$port"
+    # two free ports at once (so not the same one): the server's, and one for a reverse tunnel to the hub
+    ports=$("$py" -c 'import socket; a, b = socket.socket(), socket.socket(); a.bind(("127.0.0.1", 0)); b.bind(("127.0.0.1", 0)); print(a.getsockname()[1], b.getsockname()[1])')
+    printf '{"python": "%%s", "version": "%%s", "port": %%s, "api_port": %%s}\n' "$py" "$v" ${ports%% *} ${ports#* }
     exit 0
   fi
   found="$found $py=$v"
@@ -107,10 +108,11 @@ class Probe:
     python: str
     version: str
     port: int
+    api_port: int = 0  # free too: the instance's end of a reverse tunnel, when the tunnel service makes it
 
 
 async def probe(conn: Connection, version: str, pythons: list[str]) -> Probe | None:
-    """Find a Python with jupyterhub==version on the instance, and a free port."""
+    """Find a Python with jupyterhub==version on the instance, and two free ports."""
     script = _PROBE % {"version": _q(version), "pythons": _pythons_arg(pythons)}
     result = await conn.run(script, timeout=60)
     try:
@@ -119,7 +121,8 @@ async def probe(conn: Connection, version: str, pythons: list[str]) -> Probe | N
         raise SSHError(f"could not read the instance's Python setup: {result.stdout!r} {result.stderr!r}") from None
     if not data.get("python"):
         return None
-    return Probe(python=data["python"], version=data["version"], port=int(data["port"]))
+    return Probe(python=data["python"], version=data["version"], port=int(data["port"]),
+                 api_port=int(data.get("api_port") or 0))
 
 
 async def install(conn: Connection, command_template: str, version: str, timeout: float) -> None:

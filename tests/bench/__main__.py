@@ -1,6 +1,6 @@
 """``make bench``: performance figures, printed (never asserted in tests).
 
-    python -m tests.bench [compute] [spawn] [realtime] [storm] [stack] [reconcile] [--rounds N] [--spawns N] [--users N] [--servers N]
+    python -m tests.bench [compute] [spawn] [realtime] [storm] [dataplane] [stack] [reconcile] [--rounds N] [--spawns N] [--users N] [--servers N]
 
 compute: the compute client against the emulator with every transition set to
 zero seconds: ARM requests and wall time for create-to-running, stop, start
@@ -11,6 +11,10 @@ realtime: spawns on Azure ML's real durations (--timing azure, scaled) with no
 Retry-After: how late the hub notices Running, the hub's own delay from there
 to JupyterLab answering, status reads per spawn.
 storm: many users spawning at once; the hub API's latency meanwhile.
+dataplane: proxy mode's bytes: download throughput through the proxy and
+tunnels vs straight from the server (a ratio, side by side), the hub API's
+p99 while 4 users download, and what a hub kill and restart cuts; the tunnel
+service (the product's layout) next to tunnels in the hub process.
 stack: image sizes, `docker compose up` to a healthy hub, the hub's memory
 with many running servers (images must be built: make image).
 reconcile: ARM requests per hour to watch --servers running servers, with the
@@ -65,7 +69,7 @@ async def bench_compute(rounds: int) -> None:
     print(f"slowest operation: {worst:.2f} s (a poll waiting for the SDK's 30 s default would show here)")
 
 
-SUITES = ["compute", "spawn", "realtime", "storm", "stack", "reconcile"]
+SUITES = ["compute", "spawn", "realtime", "storm", "dataplane", "stack", "reconcile"]
 
 
 def main(argv=None) -> int:
@@ -91,6 +95,10 @@ def main(argv=None) -> int:
             hub.bench_real_timing()
         elif suite == "storm":
             hub.bench_storm(args.users)
+        elif suite == "dataplane":
+            from tests.bench import dataplane
+
+            dataplane.bench_dataplane()
         elif suite == "stack":
             from tests.bench import stack
 

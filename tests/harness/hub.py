@@ -79,13 +79,16 @@ class Hub:
     """
 
     def __init__(self, workdir: Path, emulator=None, extra_config: str = "", slow_spawn_timeout: float = 0,
-                 login: dict | str | None = None):
+                 login: dict | str | None = None, proxy=None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.emulator = emulator
-        self.port = free_port()
-        self.hub_port = free_port()
-        self.proxy_api_port = free_port()
+        # proxy: a started tests.harness.proxyservice.ProxyService, the product's proxy
+        # container (its proxy and tunnels outlive this hub); None: the hub starts its own CHP
+        self.proxy = proxy
+        self.port = proxy.port if proxy else free_port()
+        self.hub_port = proxy.hub_port if proxy else free_port()
+        self.proxy_api_port = proxy.api_port if proxy else free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.token = secrets.token_hex(16)
         self.proxy_token = secrets.token_hex(16)
@@ -129,6 +132,16 @@ class Hub:
         return (f"c.JupyterHub.authenticator_class = {cls.__module__ + '.' + cls.__qualname__!r}\n"
                 + config_lines(cls.__name__, traits))
 
+    def proxy_config(self) -> str:
+        if self.proxy is None:
+            return (f'c.ConfigurableHTTPProxy.command = ["{chp_command()}"]\n'
+                    f'c.ConfigurableHTTPProxy.auth_token = "{self.proxy_token}"\n'
+                    f'c.ConfigurableHTTPProxy.pid_file = "{self.workdir}/proxy.pid"\n')
+        return (f"c.ConfigurableHTTPProxy.should_start = False\n"
+                f'c.ConfigurableHTTPProxy.auth_token = "{self.proxy.token}"\n'
+                f'c.AMLSpawner.tunnel_service_url = "{self.proxy.tunnel_url}"\n'
+                f'c.AMLSpawner.tunnel_service_token = "{self.proxy.token}"\n')
+
     def spawner_config(self) -> str:
         if self.emulator is None:
             return ""
@@ -170,10 +183,7 @@ class Hub:
             c.JupyterHub.allow_named_servers = True
             c.JupyterHub.last_activity_interval = 5
             c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": {self.slow_spawn_timeout}}}
-            c.ConfigurableHTTPProxy.command = ["{chp_command()}"]
             c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{self.proxy_api_port}"
-            c.ConfigurableHTTPProxy.auth_token = "{self.proxy_token}"
-            c.ConfigurableHTTPProxy.pid_file = "{self.workdir}/proxy.pid"
             c.JupyterHub.services = [{{"name": "tester", "api_token": "{self.token}"}}]
             c.JupyterHub.load_roles = [{{
                 "name": "tester",
@@ -182,7 +192,7 @@ class Hub:
                 "services": ["tester"],
             }}]
             """
-        ) + self.login_config() + self.spawner_config() + textwrap.dedent(self.extra_config)
+        ) + self.proxy_config() + self.login_config() + self.spawner_config() + textwrap.dedent(self.extra_config)
         path = self.workdir / "jupyterhub_config.py"
         path.write_text(cfg)
         return path

@@ -93,3 +93,63 @@ async def start_busy(api_url: str, token: str = "", code: str = "import time; ti
                     return kernel_id
             await asyncio.sleep(0.1)
     raise AssertionError(f"kernel {kernel_id} never reported busy")
+
+
+def _execute_request(code: str, msg_id: str) -> dict:
+    return {
+        "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "", "session": msg_id,
+                   "version": "5.3", "date": ""},
+        "parent_header": {}, "metadata": {}, "channel": "shell",
+        "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+                    "allow_stdin": False, "stop_on_error": True},
+    }
+
+
+class KernelChannel:
+    """One kernel and one open websocket to it, kept open across calls, as an
+    open JupyterLab keeps it: ``async with KernelChannel(api, token) as k:
+    await k.run("1+1")``. ``k.ws.closed`` says whether the socket was lost."""
+
+    def __init__(self, api_url: str, token: str, ssl_context: ssl.SSLContext | None = None):
+        self.api_url, self.token, self.ssl_context = api_url, token, ssl_context
+
+    async def __aenter__(self) -> "KernelChannel":
+        connector = aiohttp.TCPConnector(ssl=self.ssl_context) if self.ssl_context else None
+        self.session = aiohttp.ClientSession(headers={"Authorization": f"token {self.token}"}, connector=connector,
+                                             timeout=aiohttp.ClientTimeout(total=120))
+        async with self.session.post(f"{self.api_url}/kernels", json={"name": "python3"}) as r:
+            assert r.status == 201, await r.text()
+            self.kernel_id = (await r.json())["id"]
+        ws_url = self.api_url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+        self.ws = await self.session.ws_connect(f"{ws_url}/kernels/{self.kernel_id}/channels", heartbeat=None)
+        return self
+
+    async def run(self, code: str, timeout: float = 60) -> str:
+        """``code``'s text/plain result, on this same socket."""
+        msg_id = uuid.uuid4().hex
+        await self.ws.send_json(_execute_request(code, msg_id))
+
+        async def result() -> str:
+            async for msg in self.ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    raise AssertionError(f"websocket ended before a result: {msg.type} {msg.data!r}")
+                data = json.loads(msg.data)
+                if data.get("parent_header", {}).get("msg_id") != msg_id:
+                    continue
+                if data["msg_type"] == "execute_result":
+                    return data["content"]["data"]["text/plain"]
+                if data["msg_type"] == "error":
+                    raise AssertionError(data["content"])
+            raise AssertionError(f"websocket closed before a result (close code {self.ws.close_code})")
+
+        return await asyncio.wait_for(result(), timeout)
+
+    async def __aexit__(self, *exc) -> None:
+        try:
+            await self.ws.close()
+            async with self.session.delete(f"{self.api_url}/kernels/{self.kernel_id}"):
+                pass
+        except aiohttp.ClientError:
+            pass
+        finally:
+            await self.session.close()

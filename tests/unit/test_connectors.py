@@ -44,7 +44,8 @@ async def test_redirect_refuses_an_instance_without_a_jupyterlab_endpoint():
 def proxy_spawner(**state):
     return SimpleNamespace(server_state=ServerState(instance_name="jhabc", mode="proxy", **state),
                            tunnel_bind_ip="127.0.0.1", tunnel_connect_ip="", ssh_address="public", ssh_port=0,
-                           ssh_user="azureuser", _log_name="alice", log=None)
+                           ssh_user="azureuser", _log_name="alice", log=None, tunnel_service_url="",
+                           tunnel_service_token="")
 
 
 def test_proxy_url_is_the_tunnel_once_there_is_one():
@@ -55,6 +56,15 @@ def test_proxy_url_is_the_tunnel_once_there_is_one():
     assert c.url() == "http://127.0.0.1:40123"
     sp.tunnel_connect_ip = "hub"
     assert c.url() == "http://hub:40123"
+
+
+def test_with_the_tunnel_service_the_url_is_the_services_host():
+    from aml_jupyterhub.fleet import Fleet
+
+    sp = proxy_spawner(local_port=40123)
+    sp.fleet = Fleet()
+    sp.tunnel_service_url, sp.tunnel_service_token = "http://tunnels:8002", "t"
+    assert ProxyConnector(sp).url() == "http://tunnels:40123"
 
 
 @pytest.mark.asyncio

@@ -254,3 +254,50 @@ def test_the_hub_starts_a_proxy_that_defaults_to_the_hub_unless_another_is_confi
     assert with_default_target(["configurable-http-proxy"], hub) == ["configurable-http-proxy", "--default-target", hub]
     for own in (["chp", "--default-target", "http://x:1"], ["chp", "--default-target=http://x:1"]):
         assert with_default_target(own, hub) == own  # an admin's own default target is kept
+
+
+def test_with_the_proxy_container_the_hub_neither_starts_a_proxy_nor_keeps_tunnels(tmp_path):
+    token_file = tmp_path / "proxy-secrets" / "token"
+    c = Config()
+    configure(c, load_settings({**example_env(), "HUB_DATA_DIR": str(tmp_path / "data"),
+                                "AML_PROFILES_FILE": str(ROOT / "hub" / "profiles.json"),
+                                "HUB_PROXY_API_URL": "http://proxy:8001", "AML_TUNNEL_SERVICE_URL": "http://tunnels:8002",
+                                "HUB_PROXY_TOKEN_FILE": str(token_file)}), environ={})
+    token = token_file.read_text().strip()
+    p = c.ConfigurableHTTPProxy
+    assert (p.should_start, p.api_url, p.auth_token) == (False, "http://proxy:8001", token)
+    assert "pid_file" not in p
+    assert (c.JupyterHub.hub_bind_url, c.JupyterHub.hub_connect_url) == ("http://0.0.0.0:8081", "http://hub:8081")
+    assert c.JupyterHub.last_activity_interval == 60  # routes back within a minute of a proxy restart
+    assert (c.AMLSpawner.tunnel_service_url, c.AMLSpawner.tunnel_service_token) == ("http://tunnels:8002", token)
+    # the hub's own proxy token (for a proxy it starts) is another secret, not this one
+    assert (tmp_path / "data" / "secrets" / "proxy_token").read_text().strip() != token
+
+
+def test_without_the_proxy_container_the_hub_starts_its_own_proxy(tmp_path):
+    c = Config()
+    configure(c, load_settings({**example_env(), "HUB_DATA_DIR": str(tmp_path),
+                                "AML_PROFILES_FILE": str(ROOT / "hub" / "profiles.json")}), environ={})
+    assert "should_start" not in c.ConfigurableHTTPProxy and c.JupyterHub.hub_bind_url == "http://127.0.0.1:8081"
+    assert c.ConfigurableHTTPProxy.pid_file == str(tmp_path / "proxy.pid")
+    assert "tunnel_service_url" not in c.AMLSpawner or not c.AMLSpawner.tunnel_service_url
+
+
+def test_compose_runs_the_proxy_container_and_points_the_hub_and_caddy_at_it():
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    services = compose["services"]
+    proxy, tunnels, hub = services["proxy"], services["tunnels"], services["hub"]
+    for side in (proxy, tunnels):
+        assert side["command"][0] == "aml-jupyterhub-proxy" and side["image"] == hub["image"]
+        assert "proxy-secrets:/srv/proxy-secrets" in side["volumes"]
+        assert not any(v.startswith("hub-data") for v in side["volumes"])  # the hub's secrets and keys stay the hub's
+        assert hub["depends_on"][[k for k, v in services.items() if v is side][0]]["condition"] == "service_healthy"
+    assert "proxy-secrets:/srv/proxy-secrets" in hub["volumes"]
+    # the internet-facing proxy holds no tunnel (no instance key); the tunnels' keys live in a tmpfs
+    assert "--no-tunnels" in proxy["command"] and "tmpfs" not in proxy
+    assert tunnels["command"][1:3] == ["--chp", ""] and tunnels["tmpfs"][0].startswith("/run/aml-tunnels:mode=0700")
+    assert hub["environment"]["HUB_PROXY_API_URL"].endswith("http://proxy:8001}")
+    assert hub["environment"]["AML_TUNNEL_SERVICE_URL"].endswith("http://tunnels:8002}")
+    assert "reverse_proxy proxy:8000" in (ROOT / "docker" / "Caddyfile").read_text()

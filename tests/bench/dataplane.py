@@ -1,0 +1,200 @@
+"""Proxy mode's data plane: how fast a user's bytes go, and what the hub
+feels of it, with the tunnels in the proxy's container (OpenSSH, the
+product's layout) and, side by side in the same run, in the hub process (a
+hub run without the proxy container, and every hub before 0.2).
+
+Instances are the emulator's process runtime (local processes with their own
+sshd), so "straight from the server" is the notebook server's own port on
+this machine: the ratio is what the tunnel and proxy cost, not the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+from tests.bench.common import percentile
+from tests.harness.emulator import EmulatorProcess
+from tests.harness.hub import Hub, spawn_ready
+from tests.harness.kernel import KernelChannel, execute
+from tests.harness.proxyservice import ProxyService
+
+MB = 1 << 20
+SIZE_MB = 64
+
+
+def _download(session: requests.Session, url: str) -> float:
+    """MB/s of one GET of ``url``, read to the end."""
+    t0 = time.perf_counter()
+    got = 0
+    with session.get(url, stream=True, timeout=120) as r:
+        r.raise_for_status()
+        for chunk in r.iter_content(1 << 16):
+            got += len(chunk)
+    assert got == SIZE_MB * MB, got
+    return got / MB / (time.perf_counter() - t0)
+
+
+def _make_file(hub: Hub, user: str) -> None:
+    code = f"import os; open('bench.bin', 'wb').write(os.urandom({SIZE_MB * MB})); 0"
+    assert asyncio.run(execute(f"{hub.url}/user/{user}/api", hub.token, code)) == "0"
+
+
+def _server_port(hub: Hub, user: str) -> int:
+    model = hub.api("GET", f"/users/{user}").json()["servers"][""]
+    return int(model["state"]["remote_port"])
+
+
+def _session(hub: Hub) -> requests.Session:
+    s = requests.Session()
+    s.trust_env = False
+    s.headers["Authorization"] = f"token {hub.token}"
+    return s
+
+
+def _api_latencies(hub: Hub, seconds: float) -> list[float]:
+    s = _session(hub)
+    out = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t0 = time.perf_counter()
+        r = s.get(f"{hub.url}/hub/api/users/bench0", timeout=30)
+        out.append((time.perf_counter() - t0) * 1000)
+        assert r.status_code == 200
+        time.sleep(0.02)
+    return out
+
+
+def _latency_under_load(hub: Hub, users: list[str], seconds: float = 8) -> tuple[list[float], float]:
+    """The hub API's latencies while every user downloads in a loop; their total MB/s."""
+    stop = threading.Event()
+    moved = []
+
+    def download_loop(user: str) -> None:
+        s = _session(hub)
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            _download(s, f"{hub.url}/user/{user}/files/bench.bin")
+            moved.append((SIZE_MB, time.perf_counter() - t0))
+
+    threads = [threading.Thread(target=download_loop, args=(u,)) for u in users]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    try:
+        latencies = _api_latencies(hub, seconds)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(120)
+    return latencies, sum(m for m, _ in moved) / (time.perf_counter() - t0)
+
+
+def _kill_and_restart(hub: Hub, user: str) -> tuple[int, float, str]:
+    """The hub killed and started again while ``user``'s kernel websocket is
+    open and their server is asked every 50 ms: (websockets lost, longest run
+    of failed requests in seconds, the kernel's answer afterwards)."""
+    failures: list[tuple[float, bool]] = []
+    stop = threading.Event()
+
+    def ask() -> None:
+        s = _session(hub)
+        while not stop.is_set():
+            try:
+                ok = s.get(f"{hub.url}/user/{user}/api/status", timeout=10).status_code == 200
+            except requests.RequestException:
+                ok = False
+            failures.append((time.perf_counter(), ok))
+            time.sleep(0.05)
+
+    async def across() -> tuple[int, str]:
+        async with KernelChannel(f"{hub.url}/user/{user}/api", hub.token) as kernel:
+            await kernel.run("x = 1; x")
+            hub.kill()
+            await asyncio.to_thread(hub.start)
+            try:
+                answer = await kernel.run("x + 1", timeout=30)
+            except (AssertionError, asyncio.TimeoutError) as e:
+                answer = f"lost ({str(e)[:60]})"
+            return (1 if kernel.ws.closed else 0), answer
+
+    asker = threading.Thread(target=ask)
+    asker.start()
+    try:
+        lost, answer = asyncio.run(across())
+        hub.wait_for(lambda: hub.user_get(user, "api/status").status_code == 200, 120, what="the server again")
+    finally:
+        stop.set()
+        asker.join(30)
+    longest, run_start = 0.0, None
+    for t, ok in failures:
+        if not ok and run_start is None:
+            run_start = t
+        elif ok and run_start is not None:
+            longest, run_start = max(longest, t - run_start), None
+    return lost, longest, answer
+
+
+def bench_dataplane(rounds: int = 3, users: int = 4) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        emu = EmulatorProcess(tmp / "emu", ["--transition", "all=0.2", "--poll-interval", "0.2"]).start()
+        proxy = ProxyService(tmp / "proxy").start()
+        layouts = {
+            "tunnel service (ssh in the proxy's container)": Hub(tmp / "hub-svc", emu, "c.Spawner.poll_interval = 3600\n",
+                                                                 proxy=proxy),
+            "tunnels in the hub process (asyncssh)": Hub(tmp / "hub-inhub", emu, "c.Spawner.poll_interval = 3600\n"),
+        }
+        try:
+            for hub in layouts.values():
+                hub.start()
+                for i in range(users):
+                    spawn_ready(hub, f"bench{i}")
+                _make_file(hub, "bench0")
+                for i in range(1, users):
+                    _make_file(hub, f"bench{i}")
+            # one download of each kind per round, interleaved, so the machine's noise hits them alike
+            speeds: dict[str, list[float]] = {"straight": [], **{name: [] for name in layouts}}
+            any_hub = next(iter(layouts.values()))
+            straight_url = (f"http://127.0.0.1:{_server_port(any_hub, 'bench0')}/user/bench0/files/bench.bin")
+            for _ in range(rounds):
+                speeds["straight"].append(_download(_session(any_hub), straight_url))
+                for name, hub in layouts.items():
+                    speeds[name].append(_download(_session(hub), f"{hub.url}/user/bench0/files/bench.bin"))
+            base = statistics.median(speeds["straight"])
+            print(f"one {SIZE_MB} MB download, median of {rounds}, interleaved")
+            print(f"  {'straight from the notebook server':<48} {base:7.0f} MB/s")
+            for name in layouts:
+                got = statistics.median(speeds[name])
+                print(f"  {'through CHP and ' + name:<48} {got:7.0f} MB/s  ratio {got / base:.2f}")
+            print("  direct mode (AML_CONNECT_MODE=direct, no tunnel): not built yet")
+
+            print(f"hub API latency (GET /hub/api/users/bench0), idle and while {users} users download in a loop")
+            for name, hub in layouts.items():
+                idle = _api_latencies(hub, 3)
+                busy, total = _latency_under_load(hub, [f"bench{i}" for i in range(users)])
+                print(f"  {name:<48} idle p50 {percentile(idle, 50):5.1f} ms p99 {percentile(idle, 99):5.1f} ms | "
+                      f"loaded p50 {percentile(busy, 50):5.1f} ms p99 {percentile(busy, 99):6.1f} ms "
+                      f"({total:.0f} MB/s moved)")
+
+            print("the hub killed and started again, a kernel websocket open, the server asked every 50 ms")
+            for name, hub in layouts.items():
+                lost, gap, answer = _kill_and_restart(hub, "bench1")
+                print(f"  {name:<48} websockets lost {lost}, longest failing stretch {gap:4.1f} s, "
+                      f"the kernel afterwards: {answer}")
+        finally:
+            for hub in layouts.values():
+                for i in range(users):
+                    hub.api("DELETE", f"/users/bench{i}/server")
+            time.sleep(3)
+            for hub in layouts.values():
+                hub.stop()
+            proxy.stop()
+            emu.reset()
+            emu.stop()
