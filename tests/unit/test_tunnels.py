@@ -36,6 +36,7 @@ def test_the_way_in_trusts_only_the_pinned_key_and_ends_when_its_forward_fails()
     assert option(argv, "GlobalKnownHostsFile") == "/dev/null" and option(argv, "HostKeyAlias") == "instance"
     assert option(argv, "ExitOnForwardFailure") == "yes" and option(argv, "BatchMode") == "yes"
     assert option(argv, "IdentityAgent") == "none" and option(argv, "LogLevel") == "ERROR"
+    assert option(argv, "Ciphers").split(",")[0] == "aes128-gcm@openssh.com"  # the fastest with AES-NI
 
 
 def test_the_way_back_is_a_reverse_forward_to_the_hub_that_says_when_it_is_granted():
