@@ -14,41 +14,8 @@ import aiohttp
 async def execute(api_url: str, token: str, code: str, *, username: str = "", ssl_context: ssl.SSLContext | None = None):
     """Start a kernel at ``api_url`` (``.../user/<name>/api``), run ``code``,
     return its ``text/plain`` result; the kernel is shut down after."""
-    headers = {"Authorization": f"token {token}"}
-    connector = aiohttp.TCPConnector(ssl=ssl_context) if ssl_context else None
-    async with aiohttp.ClientSession(headers=headers, connector=connector,
-                                     timeout=aiohttp.ClientTimeout(total=120)) as s:
-        async with s.post(f"{api_url}/kernels", json={"name": "python3"}) as r:
-            assert r.status == 201, await r.text()
-            kernel = await r.json()
-        ws_url = api_url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
-        ws_url += f"/kernels/{kernel['id']}/channels"
-        msg_id = uuid.uuid4().hex
-        result = None
-        try:
-            async with s.ws_connect(ws_url) as ws:
-                await ws.send_json({
-                    "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": username,
-                               "session": msg_id, "version": "5.3", "date": ""},
-                    "parent_header": {}, "metadata": {}, "channel": "shell",
-                    "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-                                "allow_stdin": False, "stop_on_error": True},
-                })
-                async for msg in ws:
-                    if msg.type != aiohttp.WSMsgType.TEXT:
-                        raise AssertionError(f"websocket ended before a result: {msg.type} {msg.data!r}")
-                    data = json.loads(msg.data)
-                    if data.get("parent_header", {}).get("msg_id") != msg_id:
-                        continue
-                    if data["msg_type"] == "execute_result":
-                        result = data["content"]["data"]["text/plain"]
-                        break
-                    if data["msg_type"] == "error":
-                        raise AssertionError(data["content"])
-        finally:
-            async with s.delete(f"{api_url}/kernels/{kernel['id']}"):
-                pass
-    return result
+    async with KernelChannel(api_url, token, ssl_context, username=username) as kernel:
+        return await kernel.run(code, timeout=120)
 
 
 async def start_busy(api_url: str, token: str = "", code: str = "import time; time.sleep(600)",
@@ -75,13 +42,7 @@ async def start_busy(api_url: str, token: str = "", code: str = "import time; ti
         ws_url = api_url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
         msg_id = uuid.uuid4().hex
         async with s.ws_connect(f"{ws_url}/kernels/{kernel_id}/channels") as ws:
-            await ws.send_json({
-                "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "",
-                           "session": msg_id, "version": "5.3", "date": ""},
-                "parent_header": {}, "metadata": {}, "channel": "shell",
-                "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-                            "allow_stdin": False, "stop_on_error": True},
-            })
+            await ws.send_json(_execute_request(code, msg_id))
             async for msg in ws:  # the cell runs on after the socket closes
                 data = json.loads(msg.data) if msg.type == aiohttp.WSMsgType.TEXT else {}
                 if (data.get("parent_header", {}).get("msg_id") == msg_id and data.get("msg_type") == "status"
@@ -95,9 +56,9 @@ async def start_busy(api_url: str, token: str = "", code: str = "import time; ti
     raise AssertionError(f"kernel {kernel_id} never reported busy")
 
 
-def _execute_request(code: str, msg_id: str) -> dict:
+def _execute_request(code: str, msg_id: str, username: str = "") -> dict:
     return {
-        "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "", "session": msg_id,
+        "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": username, "session": msg_id,
                    "version": "5.3", "date": ""},
         "parent_header": {}, "metadata": {}, "channel": "shell",
         "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
@@ -110,8 +71,8 @@ class KernelChannel:
     open JupyterLab keeps it: ``async with KernelChannel(api, token) as k:
     await k.run("1+1")``. ``k.ws.closed`` says whether the socket was lost."""
 
-    def __init__(self, api_url: str, token: str, ssl_context: ssl.SSLContext | None = None):
-        self.api_url, self.token, self.ssl_context = api_url, token, ssl_context
+    def __init__(self, api_url: str, token: str, ssl_context: ssl.SSLContext | None = None, *, username: str = ""):
+        self.api_url, self.token, self.ssl_context, self.username = api_url, token, ssl_context, username
 
     async def __aenter__(self) -> "KernelChannel":
         connector = aiohttp.TCPConnector(ssl=self.ssl_context) if self.ssl_context else None
@@ -127,7 +88,7 @@ class KernelChannel:
     async def run(self, code: str, timeout: float = 60) -> str:
         """``code``'s text/plain result, on this same socket."""
         msg_id = uuid.uuid4().hex
-        await self.ws.send_json(_execute_request(code, msg_id))
+        await self.ws.send_json(_execute_request(code, msg_id, self.username))
 
         async def result() -> str:
             async for msg in self.ws:
