@@ -105,6 +105,17 @@ class AMLSpawner(AMLSettings, Spawner):
             self._connectors[mode] = CONNECTORS[mode](self)
         return self._connectors[mode]
 
+    # ---- internal TLS ---------------------------------------------------
+
+    async def create_certs(self):
+        """With internal TLS, JupyterHub asks for the server's certificate
+        before start(); its address is not known then. The connector makes it
+        once the instance runs (``servertls``) and sets ``cert_paths``."""
+        return {}
+
+    async def move_certs(self, paths):
+        return {}
+
     # ---- helpers --------------------------------------------------------
 
     @property
@@ -310,6 +321,7 @@ class AMLSpawner(AMLSettings, Spawner):
 
     async def _start(self):
         self.emit("prepare", "Checking your options.")
+        self.connector.check_settings()
         menu = await self._menu()
         try:
             profile, project = choose(menu, self.user_options)

@@ -56,9 +56,10 @@ def server_env(env: dict, *, hub_api_url: str, tunnel_port: int | None) -> dict:
     since the instance cannot reach the hub's own address. None values dropped."""
     env = dict(env)
     if tunnel_port:
-        api_path = urlparse(hub_api_url).path
+        hub = urlparse(hub_api_url)
         old = env["JUPYTERHUB_API_URL"]
-        new = f"http://127.0.0.1:{tunnel_port}{api_path}"
+        # https when the hub runs with internal TLS: its certificate names 127.0.0.1 too
+        new = f"{hub.scheme or 'http'}://127.0.0.1:{tunnel_port}{hub.path}"
         for key in ("JUPYTERHUB_API_URL", "JUPYTERHUB_ACTIVITY_URL"):
             if env.get(key, "").startswith(old):
                 env[key] = new + env[key][len(old):]

@@ -188,12 +188,15 @@ class AMLSettings(LoggingConfigurable):
     # ---- connection -----------------------------------------------------
 
     connect_mode = Choice(
-        ("proxy", "redirect"),
+        ("proxy", "direct", "redirect"),
         "proxy",
         config=True,
         help=""""proxy": the hub starts jupyterhub-singleuser on the instance over SSH and proxies to
-        it (all hub features). "redirect": the instance is created on behalf of the user (needs
-        auth_state with the Azure AD oid) and the user is sent to the instance's own JupyterLab.""",
+        it through SSH tunnels (all hub features; the hub needs only the instance's SSH port).
+        "direct": started the same way, but the proxy routes straight to the instance's private IP with
+        JupyterHub's internal TLS (all hub features; the hub must be in the instances' VNet and reachable
+        from it). "redirect": the instance is created on behalf of the user (needs auth_state with the
+        Azure AD oid) and the user is sent to the instance's own JupyterLab.""",
     )
     ssh_key_file = Unicode(
         "aml-jupyterhub-ssh/id_ed25519",

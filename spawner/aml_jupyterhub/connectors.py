@@ -1,8 +1,10 @@
 """How a user reaches the server on their instance: one connector per mode.
 
-Both connectors answer the same small interface, so the spawner has no
+Every connector answers the same small interface, so the spawner has no
 ``if mode == ...`` of its own:
 
+- ``check_settings()``: refuses settings that cannot work in the mode, before
+  anything is asked of Azure;
 - ``access(project, name, creating)``: the connector's part of the instance
   spec (the SSH public key the hub will use, or the user the instance is
   assigned to);
@@ -14,8 +16,14 @@ Both connectors answer the same small interface, so the spawner has no
 
 :class:`ProxyConnector` runs jupyterhub-singleuser on the instance over SSH
 and tunnels to it (every hub feature works: the culler, named servers, the
-hub's API). :class:`RedirectConnector` sends the user to AML's own JupyterLab
-on an instance assigned to them.
+hub's API). :class:`DirectConnector` starts it the same way, but the proxy
+routes to the instance's private IP with internal TLS (a hub in the
+instances' VNet). :class:`RedirectConnector` sends the user to AML's own
+JupyterLab on an instance assigned to them.
+
+With the hub's internal TLS on (``c.JupyterHub.internal_ssl``), the server
+speaks TLS in either SSH mode, with a certificate made for the address the
+proxy uses (``servertls``).
 
 A connector reads the spawner's settings and saved state (``spawner``) and
 keeps only what lives in this hub process (the SSH connection).
@@ -29,7 +37,7 @@ from typing import TYPE_CHECKING, Awaitable
 
 import jupyterhub
 
-from . import builders, remote
+from . import builders, remote, servertls
 from .errors import spawn_error
 from .ssh import Connection, SSHError, SSHTarget, public_key_text, read_key
 from .tunnels import TunnelSpec, tunnel_name
@@ -49,6 +57,9 @@ class RedirectConnector:
 
     def __init__(self, spawner: "AMLSpawner"):
         self.spawner = spawner
+
+    def check_settings(self) -> None:
+        return None
 
     async def access(self, project: "Project", name: str, *, creating: bool) -> dict:
         """The instance is assigned to the user's Azure AD identity (AML's
@@ -109,6 +120,10 @@ class ProxyConnector:
     @property
     def _log_name(self) -> str:
         return self.spawner._log_name
+
+    def check_settings(self) -> None:
+        """Before anything is asked of Azure: a spawn error if the hub's settings cannot work in this mode."""
+        return None
 
     # ---- keys ------------------------------------------------------------
 
@@ -202,33 +217,68 @@ class ProxyConnector:
                     raise SSHError(f"JupyterHub {version} is still not found after installing it")
             state.remote_port = found.port
             sp.emit("launch", f"Starting the Jupyter server (JupyterHub {found.version}) on {info.name}.")
-            tunnel = sp.hub_connect_url is None  # the instance cannot reach the hub's own address
-            service = self._tunnel_service
-            if service is not None:
-                # both tunnels as OpenSSH processes in the proxy's container, before the server
-                # starts (its environment names the reverse tunnel's port)
-                state.api_port = found.api_port if tunnel else 0
-                state.local_port = await service.open(self._tunnel_name, self._tunnel_spec(),
-                                                      self._key.export_private_key().decode(), state.local_port)
-            elif tunnel:
-                state.api_port = await conn.forward_remote(*builders.hub_api_address(sp.hub.api_url),
-                                                           state.api_port or 0)
-                self._api_tunnel = True
-            sp.port = state.remote_port
-            sp.ip = "127.0.0.1"
+            await self._open_ways(info, conn, found)
+            if sp.internal_ssl:
+                await self._push_tls(conn, found.python)
             env = builders.server_env(sp.get_env(), hub_api_url=sp.hub.api_url,
-                                      tunnel_port=state.api_port if tunnel else None)
+                                      tunnel_port=state.api_port if self._hub_tunnel else None)
             argv = builders.server_argv(sp.cmd, sp.get_args(), found.python)
             state.pid, state.pid_start = await remote.launch(conn, self._server_key, argv, env)
-            if service is None:
-                state.local_port = await conn.forward_local(state.remote_port, state.local_port or 0,
-                                                            sp.tunnel_bind_ip)
+            await self._after_launch(conn)
             await self._wait_listening(conn)
         except SSHError as e:
             raise spawn_error(f"Could not start Jupyter on your compute instance: {e}", reason="ssh",
                               status_code=500) from None
         sp.emit("launch", "Jupyter server is up; connecting you.", fraction=1.0)
         return self.url()
+
+    @property
+    def _hub_tunnel(self) -> bool:
+        """Whether the server reaches the hub's API through a reverse tunnel
+        (the instance cannot reach the hub's own address)."""
+        return self.spawner.hub_connect_url is None
+
+    async def _open_ways(self, info, conn: Connection, found) -> None:
+        """Before the server starts: the tunnels to it and back to the hub
+        (as OpenSSH processes in the tunnel service, or in this process)."""
+        sp, state = self.spawner, self.spawner.server_state
+        service = self._tunnel_service
+        if service is not None:
+            # both tunnels in the proxy's container, before the server starts
+            # (its environment names the reverse tunnel's port)
+            state.api_port = found.api_port if self._hub_tunnel else 0
+            state.local_port = await service.open(self._tunnel_name, self._tunnel_spec(),
+                                                  self._key.export_private_key().decode(), state.local_port)
+        elif self._hub_tunnel:
+            state.api_port = await conn.forward_remote(*builders.hub_api_address(sp.hub.api_url),
+                                                       state.api_port or 0)
+            self._api_tunnel = True
+        sp.port = state.remote_port
+        sp.ip = "127.0.0.1"
+
+    async def _after_launch(self, conn: Connection) -> None:
+        sp, state = self.spawner, self.spawner.server_state
+        if self._tunnel_service is None:
+            state.local_port = await conn.forward_local(state.remote_port, state.local_port or 0, sp.tunnel_bind_ip)
+
+    @property
+    def _route_host(self) -> str:
+        """The host the proxy (and the hub) reach the server at."""
+        return self._tunnel_host
+
+    async def _push_tls(self, conn: Connection, python: str) -> None:
+        """Internal TLS: the server's own certificate, for the address the proxy
+        uses, made now (not by JupyterHub before start(): see servertls) and
+        sent to the instance; the hub keeps no copy of its key."""
+        sp, state = self.spawner, self.spawner.server_state
+        names = servertls.alt_names([self._route_host])
+        record = f"server-{tunnel_name(sp.user.name, sp.name)}"
+        tls = await asyncio.to_thread(servertls.make_server_tls, sp.internal_certs_location, record, names,
+                                      sp.internal_trust_bundles[servertls.NOTEBOOKS_CA])
+        paths = await remote.put_tls(conn, self._server_key, python,
+                                     {"key": tls.key, "cert": tls.cert, "ca": tls.ca})
+        sp.cert_paths = {"keyfile": paths["key"], "certfile": paths["cert"], "cafile": paths["ca"]}
+        state.scheme = "https"
 
     @property
     def _server_key(self) -> str:
@@ -288,10 +338,15 @@ class ProxyConnector:
         return sp.tunnel_connect_ip or sp.tunnel_bind_ip
 
     def url(self) -> str | None:
-        sp = self.spawner
-        if not sp.server_state.local_port:
+        state = self.spawner.server_state
+        if not state.local_port:
             return None
-        return f"http://{self._tunnel_host}:{sp.server_state.local_port}"
+        return f"{state.scheme or 'http'}://{self._tunnel_host}:{state.local_port}"
+
+    def _check_address(self) -> tuple[str, int]:
+        """Where the hub itself connects to check that the server listens."""
+        sp, state = self.spawner, self.spawner.server_state
+        return (self._tunnel_host if self._tunnel_service else sp.tunnel_bind_ip), state.local_port
 
     async def _wait_listening(self, conn: Connection) -> None:
         """Until the server accepts connections through the tunnel, or its process ends."""
@@ -299,10 +354,11 @@ class ProxyConnector:
         deadline = time.monotonic() + sp.http_timeout
         while time.monotonic() < deadline:
             try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(self._tunnel_host if self._tunnel_service else sp.tunnel_bind_ip,
-                                            state.local_port), 5
-                )
+                reader, writer = await asyncio.wait_for(asyncio.open_connection(*self._check_address()), 5)
+                if state.scheme == "https":
+                    # it takes the connection; JupyterHub's own check then speaks TLS with the hub's certificate
+                    writer.close()
+                    return
                 writer.write(b"GET " + sp.server_prefix.encode() + b"api HTTP/1.0\r\n\r\n")
                 await writer.drain()
                 head = await asyncio.wait_for(reader.read(12), 5)
@@ -338,31 +394,39 @@ class ProxyConnector:
                 conn = await Connection.open(target, await self._connection_key(),
                                              host_key=state.host_key or None, timeout=sp.ssh_connect_timeout)
                 try:
-                    # the user's way in first: it needs nothing but this connection
-                    if state.remote_port and self._tunnel_service is None:
-                        state.local_port = await conn.forward_local(state.remote_port, state.local_port,
-                                                                    sp.tunnel_bind_ip)
+                    await self._reopen_way_in(conn)
                 except (SSHError, OSError):
                     await conn.close()
                     raise
                 await self._set_connection(conn)
                 self._api_tunnel = False
-                sp.log.info("[%s] re-attached to %s (tunnel on port %s)", self._log_name, state.instance_name,
+                sp.log.info("[%s] re-attached to %s (server at port %s)", self._log_name, state.instance_name,
                             state.local_port)
-            service = self._tunnel_service
-            if service is not None:
-                if state.remote_port:
-                    await self._ensure_service_tunnel(service)
-            elif sp.hub_connect_url is None and state.api_port and not self._api_tunnel:
-                # The server was started with this port in its hub API URL. An
-                # instance-side sshd may hold it a while after the old connection
-                # died; then the next poll tries again.
-                try:
-                    await conn.forward_remote(*builders.hub_api_address(sp.hub.api_url), state.api_port)
-                    self._api_tunnel = True
-                except SSHError as e:
-                    sp.log.warning("[%s] reverse tunnel to the hub API not back yet: %s", self._log_name, e)
+            await self._keep_ways(conn)
             return conn
+
+    async def _reopen_way_in(self, conn: Connection) -> None:
+        # the user's way in first: it needs nothing but this connection
+        sp, state = self.spawner, self.spawner.server_state
+        if state.remote_port and self._tunnel_service is None:
+            state.local_port = await conn.forward_local(state.remote_port, state.local_port, sp.tunnel_bind_ip)
+
+    async def _keep_ways(self, conn: Connection) -> None:
+        """The tunnels are there (opened again where they were lost)."""
+        sp, state = self.spawner, self.spawner.server_state
+        service = self._tunnel_service
+        if service is not None:
+            if state.remote_port:
+                await self._ensure_service_tunnel(service)
+        elif self._hub_tunnel and state.api_port and not self._api_tunnel:
+            # The server was started with this port in its hub API URL. An
+            # instance-side sshd may hold it a while after the old connection
+            # died; then the next poll tries again.
+            try:
+                await conn.forward_remote(*builders.hub_api_address(sp.hub.api_url), state.api_port)
+                self._api_tunnel = True
+            except SSHError as e:
+                sp.log.warning("[%s] reverse tunnel to the hub API not back yet: %s", self._log_name, e)
 
     async def server_alive(self) -> bool | None:
         sp, state = self.spawner, self.spawner.server_state
@@ -380,6 +444,8 @@ class ProxyConnector:
             try:
                 conn = await self.reattach()
                 await remote.stop(conn, state.pid)
+                if state.scheme == "https":
+                    await remote.remove_tls(conn, self._server_key)
             except (SSHError, OSError) as e:
                 sp.log.info("[%s] could not stop the server process over SSH (%s)", self._log_name, e)
         await self._close_service_tunnel()
@@ -394,19 +460,87 @@ class ProxyConnector:
         sp, state = self.spawner, self.spawner.server_state
         conn, self.conn = self.conn, None
         pid, state.pid = state.pid, 0
+        tls = state.scheme == "https"
+        server_key = self._server_key if tls else ""
 
         async def end() -> None:
             await self._close_service_tunnel()
             if conn is None:
                 return
-            if pid:
-                try:
+            try:
+                if pid:
                     await remote.stop(conn, pid)
-                except (SSHError, OSError) as e:
-                    sp.log.info("[%s] could not stop the half-started server (%s)", self._log_name, e)
+                if tls:
+                    await remote.remove_tls(conn, server_key)
+            except (SSHError, OSError) as e:
+                sp.log.info("[%s] could not stop the half-started server (%s)", self._log_name, e)
             await conn.close()
 
         return end()
 
 
-CONNECTORS = {c.mode: c for c in (ProxyConnector, RedirectConnector)}
+class DirectConnector(ProxyConnector):
+    """Direct mode, for a hub in the instances' VNet: SSH only to start and
+    watch the server, which listens on the instance's private IP with the
+    hub's internal TLS (its certificate made for that IP and pushed over SSH;
+    it accepts only clients with a certificate of the hub's CAs: the hub and
+    the proxy). The proxy routes straight to it; the server calls the hub's
+    own address. No tunnel, so no byte passes through an SSH process."""
+
+    mode = "direct"
+
+    @property
+    def _hub_tunnel(self) -> bool:
+        return False
+
+    @property
+    def _tunnel_service(self):
+        return None  # the proxy reaches the server itself
+
+    def check_settings(self) -> None:
+        if not self.spawner.internal_ssl:
+            raise spawn_error(
+                "Direct mode needs JupyterHub's internal TLS, which is off: the server would listen on the "
+                "network unencrypted. Ask an admin to set c.JupyterHub.internal_ssl = True (the product's "
+                "configuration does with AML_CONNECT_MODE=direct).",
+                reason="config", status_code=500,
+            )
+
+    async def connect(self, info) -> str:
+        if not info.private_ip:
+            raise spawn_error(
+                f"Compute instance {info.name} has no private IP address; direct mode needs instances in a VNet "
+                "the hub is in (AML_SUBNET_ID). Ask an admin.",
+                reason="no_address", status_code=500,
+            )
+        return await super().connect(info)
+
+    async def _open_ways(self, info, conn: Connection, found) -> None:
+        sp, state = self.spawner, self.spawner.server_state
+        state.server_ip = info.private_ip
+        state.local_port = state.remote_port  # the port the proxy routes to is the server's own
+        sp.ip, sp.port = state.server_ip, state.remote_port
+
+    async def _after_launch(self, conn: Connection) -> None:
+        return None
+
+    @property
+    def _route_host(self) -> str:
+        return self.spawner.server_state.server_ip
+
+    @property
+    def _tunnel_host(self) -> str:
+        return self.spawner.server_state.server_ip
+
+    def _check_address(self) -> tuple[str, int]:
+        state = self.spawner.server_state
+        return state.server_ip, state.remote_port
+
+    async def _reopen_way_in(self, conn: Connection) -> None:
+        return None
+
+    async def _keep_ways(self, conn: Connection) -> None:
+        return None
+
+
+CONNECTORS = {c.mode: c for c in (ProxyConnector, DirectConnector, RedirectConnector)}

@@ -153,6 +153,9 @@ def configure_proxy(c, values: dict, sec: dict) -> None:
     c.ConfigurableHTTPProxy.should_start = False
     c.ConfigurableHTTPProxy.api_url = api
     c.ConfigurableHTTPProxy.auth_token = proxy_token(values)
+    # where the hub shares the proxy's internal TLS certificates (direct mode), and
+    # withdraws them when it starts without: the proxy's container follows
+    c.HubDefaultProxy.tls_share_dir = str(Path(values["HUB_PROXY_TOKEN_FILE"]).parent / "internal-ssl")
     # the proxy (and the tunnels' way back) reach the hub from another container
     c.JupyterHub.hub_bind_url = "http://0.0.0.0:8081"
     c.JupyterHub.hub_connect_url = values["HUB_INTERNAL_URL"] or "http://hub:8081"
@@ -160,6 +163,32 @@ def configure_proxy(c, values: dict, sec: dict) -> None:
     # update: after a restart of the proxy's container (routes are in its
     # memory) they are back within this many seconds, not the default 300
     c.JupyterHub.last_activity_interval = 60
+
+
+def https(url: str) -> str:
+    return "https://" + url[len("http://"):] if url.startswith("http://") else url
+
+
+def configure_internal_tls(c, values: dict, data: Path) -> None:
+    """Direct mode: JupyterHub's internal TLS. The hub makes the CAs and
+    certificates (in its data volume); the hub's API, the proxy's API and
+    every server then speak TLS and take only clients with one of them.
+    Servers call the hub's API at HUB_VNET_IP (their VNet), in local mode at
+    hub:8081 (the emulator's instances share the compose network)."""
+    vnet = values["HUB_VNET_IP"]
+    if not vnet and not values["LOCAL_MODE"]:
+        raise ConfigError("AML_CONNECT_MODE=direct needs HUB_VNET_IP: the hub VM's private IP in the instances' "
+                          "VNet, where servers reach the hub's API (and COMPOSE_FILE=compose.yaml:"
+                          "docker/compose.direct.yaml, which publishes port 8081 there).")
+    c.JupyterHub.internal_ssl = True
+    c.JupyterHub.internal_certs_location = str(data / "internal-ssl")
+    # the names the hub and the proxy are reached at, in the certificates the hub makes for them
+    c.JupyterHub.trusted_alt_names = ["DNS:hub", "DNS:proxy", *([f"IP:{vnet}"] if vnet else [])]
+    c.AMLSpawner.hub_connect_url = f"https://{vnet}:8081" if vnet else "https://hub:8081"
+    if values["HUB_PROXY_API_URL"]:
+        c.JupyterHub.hub_bind_url = "https://0.0.0.0:8081"
+        c.JupyterHub.hub_connect_url = https(values["HUB_INTERNAL_URL"] or "http://hub:8081")
+        c.ConfigurableHTTPProxy.api_url = https(values["HUB_PROXY_API_URL"])
 
 
 def apply_essentials(c) -> None:
@@ -212,6 +241,9 @@ def configure(c, values: dict, environ=None) -> None:
 
     CryptKeeper.instance().keys = [bytes.fromhex(sec["crypt_key"])]
     configure_proxy(c, values, sec)
+    direct = values["AML_CONNECT_MODE"] == "direct"
+    if direct:
+        configure_internal_tls(c, values, data)
     c.JupyterHub.pid_file = str(data / "jupyterhub.pid")
     c.JupyterHub.cleanup_servers = False  # servers (and their instances) survive hub restarts
     c.JupyterHub.allow_named_servers = True
@@ -277,7 +309,9 @@ def configure(c, values: dict, environ=None) -> None:
         every = max(60, min(600, cull // 6))
         c.JupyterHub.services = [{
             "name": "idle-culler",
-            "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={cull}", f"--cull-every={every}"],
+            "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={cull}", f"--cull-every={every}",
+                        # with internal TLS the hub's API wants a client certificate (the culler runs in the hub)
+                        *(["--ssl-enabled", f"--internal-certs-location={data / 'internal-ssl'}"] if direct else [])],
         }]
         c.JupyterHub.load_roles = [{
             "name": "idle-culler",

@@ -16,7 +16,8 @@ without compose, and the tests).
 
 CHP gets only the token (in its environment, which is how it reads it) and
 PATH. It is started again if it ends (the hub puts its routes back at its
-next check).
+next check). It follows the hub's internal TLS (direct mode) by itself:
+see ``tls_published``.
 """
 
 from __future__ import annotations
@@ -83,15 +84,26 @@ class ErrorPageHandler(web.RequestHandler):
     itself) while it does not. CHP passes on the status and body only; a 503
     is what JupyterLab retries."""
 
-    def initialize(self, hub_url: str):
+    def initialize(self, hub_url: str, cert_dir: str = ""):
         self.hub_url = hub_url.rstrip("/")
+        self.cert_dir = cert_dir
+
+    def _hub(self) -> tuple[str, dict]:
+        """The hub's address and, with its internal TLS, the proxy's client certificate (the hub wants one)."""
+        if not tls_published(self.cert_dir):
+            return self.hub_url, {}
+        d = self.cert_dir
+        return hub_target(self.hub_url, True), {"client_key": f"{d}/proxy-client.key",
+                                                "client_cert": f"{d}/proxy-client.crt",
+                                                "ca_certs": f"{d}/proxy-client-ca.crt"}
 
     async def get(self, code):
         status = int(code) if code.isdigit() and 400 <= int(code) <= 599 else 503
         query = f"?{self.request.query}" if self.request.query else ""
+        hub, tls = self._hub()
         try:
-            response = await AsyncHTTPClient().fetch(f"{self.hub_url}/hub/error/{status}{query}", request_timeout=3,
-                                                     connect_timeout=2, raise_error=False)
+            response = await AsyncHTTPClient().fetch(f"{hub}/hub/error/{status}{query}", request_timeout=3,
+                                                     connect_timeout=2, raise_error=False, **tls)
         except OSError:
             response = None
         self.set_status(status)
@@ -103,34 +115,90 @@ class ErrorPageHandler(web.RequestHandler):
         self.finish(HUB_AWAY_PAGE)
 
 
-def chp_command(args) -> list[str]:
+# JupyterHub's internal TLS (direct mode): the hub, which keeps the CA keys,
+# puts the proxy's certificates in --internal-ssl's directory when it starts
+# with internal TLS (and removes them when it starts without): CHP's API
+# certificate and whom it trusts as API clients, its client certificate for
+# the targets (the hub, the servers) and whom it trusts as targets. It writes
+# READY last, holding a digest of the set; CHP reads TLS files only when it
+# starts, so it is started again whenever READY changes or goes.
+TLS_FILES = ("proxy-api.key", "proxy-api.crt", "proxy-api-ca.crt",
+             "proxy-client.key", "proxy-client.crt", "proxy-client-ca.crt")
+TLS_READY = "READY"
+
+
+def tls_args(cert_dir: str) -> list[str]:
+    """configurable-http-proxy's options for internal TLS, as JupyterHub gives them to a CHP it starts."""
+    d = Path(cert_dir)
+    return [
+        "--api-ssl-key", str(d / "proxy-api.key"), "--api-ssl-cert", str(d / "proxy-api.crt"),
+        "--api-ssl-ca", str(d / "proxy-api-ca.crt"), "--api-ssl-request-cert", "--api-ssl-reject-unauthorized",
+        "--client-ssl-key", str(d / "proxy-client.key"), "--client-ssl-cert", str(d / "proxy-client.crt"),
+        "--client-ssl-ca", str(d / "proxy-client-ca.crt"), "--client-ssl-request-cert",
+        "--client-ssl-reject-unauthorized",
+    ]
+
+
+def tls_published(cert_dir: str) -> str:
+    """The digest in READY: the hub's certificate set now ("" when the hub runs without internal TLS)."""
+    if not cert_dir:
+        return ""
+    try:
+        return (Path(cert_dir) / TLS_READY).read_text().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return ""
+
+
+def hub_target(hub_url: str, tls: bool) -> str:
+    """The hub's address for CHP: https with internal TLS (the hub then takes nothing else)."""
+    if tls and hub_url.startswith("http://"):
+        return "https://" + hub_url[len("http://"):]
+    return hub_url
+
+
+def chp_command(args, tls: bool = False) -> list[str]:
     return [
         args.chp, "--ip", "0.0.0.0", "--port", str(args.port),
         "--api-ip", "0.0.0.0", "--api-port", str(args.api_port),
         # what has no route (yet) goes to the hub, which sends it on once the
         # route is there; errors go to ErrorPageHandler (the hub's pages, or one of its own while the hub is away)
-        "--default-target", args.hub_url,
+        "--default-target", hub_target(args.hub_url, tls),
         "--error-target", f"http://127.0.0.1:{args.tunnel_api_port}/error",
         "--log-level", args.chp_log_level,
+        *(tls_args(args.internal_ssl) if tls else []),
     ]
+
+
+async def _tls_changes(args, published: str) -> None:
+    """Returns once the hub's certificate set differs from ``published``."""
+    while tls_published(args.internal_ssl) == published:
+        await asyncio.sleep(2)
 
 
 async def keep_chp_running(args, token: str, stopping: asyncio.Event) -> None:
     env = {"PATH": os.environ.get("PATH", ""), "CONFIGPROXY_AUTH_TOKEN": token}
     delay = 1.0
     while not stopping.is_set():
-        proc = await asyncio.create_subprocess_exec(*chp_command(args), env=env)
-        log.info("configurable-http-proxy started (pid %d) on port %d, API on %d", proc.pid, args.port, args.api_port)
+        published = tls_published(args.internal_ssl)
+        proc = await asyncio.create_subprocess_exec(*chp_command(args, tls=bool(published)), env=env)
+        log.info("configurable-http-proxy started (pid %d) on port %d, API on %d%s", proc.pid, args.port,
+                 args.api_port, ", with the hub's internal TLS" if published else "")
         waiter = asyncio.ensure_future(proc.wait())
         stopper = asyncio.ensure_future(stopping.wait())
-        await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
-        if stopping.is_set():
-            stopper.cancel()
+        changed = asyncio.ensure_future(_tls_changes(args, published))
+        await asyncio.wait([waiter, stopper, changed], return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        if stopping.is_set() or changed.done():
             if proc.returncode is None:
                 proc.terminate()
                 await proc.wait()
-            return
-        stopper.cancel()
+            if stopping.is_set():
+                return
+            # the hub started with (other) certificates, or without: its routes come back with its next check
+            log.info("the hub's internal TLS certificates changed; starting configurable-http-proxy again")
+            delay = 1.0
+            continue
+        changed.cancel()
         log.error("configurable-http-proxy ended (exit %s); starting it again in %.0f s", proc.returncode, delay)
         await asyncio.sleep(delay)
         delay = min(30.0, delay * 2)
@@ -139,7 +207,7 @@ async def keep_chp_running(args, token: str, stopping: asyncio.Event) -> None:
 async def serve(args) -> None:
     token = shared_token(Path(args.token_file))
     registry = TunnelRegistry(Path(args.state_dir), bind_ip=args.tunnel_ip, ssh=args.ssh) if args.tunnels else None
-    pages = [(r"/error/([0-9]+)", ErrorPageHandler, {"hub_url": args.hub_url})]
+    pages = [(r"/error/([0-9]+)", ErrorPageHandler, {"hub_url": args.hub_url, "cert_dir": args.internal_ssl})]
     server = HTTPServer(make_app(registry, token, pages))
     server.listen(args.tunnel_api_port, args.tunnel_api_ip)
     log.info("%s on %s:%d", "tunnel service" if registry else "error pages and health", args.tunnel_api_ip,
@@ -167,6 +235,9 @@ def parse_args(argv=None):
     p.add_argument("--api-port", type=int, default=8001, help="configurable-http-proxy's API port")
     p.add_argument("--chp", default="configurable-http-proxy",
                    help="the configurable-http-proxy command; empty: run only the tunnel service")
+    p.add_argument("--internal-ssl", default="/srv/proxy-secrets/internal-ssl", metavar="DIR",
+                   help="where a hub with internal TLS puts the proxy's certificates: CHP uses them (and the "
+                        "hub's https address) while they are there, and starts again when they change or go")
     p.add_argument("--chp-log-level", default="info", choices=["debug", "info", "warn", "error"])
     p.add_argument("--no-tunnels", dest="tunnels", action="store_false",
                    help="no tunnel service here (the proxy's container: instance keys never reach it)")

@@ -78,6 +78,31 @@ kill -KILL $pid 2>/dev/null || true
 """
 
 
+# The server's TLS files (internal TLS): key, certificate and trust bundle in the
+# server's directory, 0600 in a 0700 directory; the absolute paths come back
+# for the server's environment. Read as JSON from stdin: never on a command line.
+_PUT_TLS = r"""
+set -e
+d=%(dir)s/tls
+mkdir -p "$d"
+chmod 700 %(base)s %(dir)s "$d"
+umask 077
+%(python)s -c '
+import json, os, sys
+d = sys.argv[1]
+paths = {}
+for name, text in json.load(sys.stdin).items():
+    path = os.path.join(d, name + ".pem")
+    fd = os.open(path + ".new", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(path + ".new", path)
+    paths[name] = os.path.abspath(path)
+print(json.dumps(paths))
+' "$d"
+"""
+
+
 def _q(text: str) -> str:
     return shlex.quote(text)
 
@@ -151,6 +176,25 @@ async def launch(conn: Connection, server_key: str, argv: list[str], env: dict[s
     result = await conn.run(script, input=env_file(env), timeout=60)
     pid, start = result.stdout.strip().splitlines()[-1].split()
     return int(pid), int(start)
+
+
+async def put_tls(conn: Connection, server_key: str, python: str, files: dict[str, str]) -> dict[str, str]:
+    """Write ``files`` (name -> PEM text) to the server's TLS directory on the
+    instance; their absolute paths there, by name."""
+    script = _PUT_TLS % {"dir": server_dir(server_key), "base": BASE_DIR, "python": _q(python)}
+    result = await conn.run(script, input=json.dumps(files), timeout=60)
+    try:
+        paths = json.loads(result.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise SSHError(f"could not write the server's TLS files: {result.stdout!r} {result.stderr!r}") from None
+    if set(paths) != set(files):
+        raise SSHError(f"the server's TLS files were not all written: {sorted(paths)}")
+    return paths
+
+
+async def remove_tls(conn: Connection, server_key: str) -> None:
+    """The server's key and certificate off the instance (after its server stopped)."""
+    await conn.run(f"rm -rf {server_dir(server_key)}/tls", timeout=30, check=False)
 
 
 async def alive(conn: Connection, pid: int, start: int = 0) -> bool:

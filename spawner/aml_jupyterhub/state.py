@@ -29,13 +29,15 @@ class ServerState:
     ssh_key: str = ""  # "instance" (its own key), "shared" (0.1's key), "" (0.1: either)
     # -- one run of the server
     resource_id: str = ""
-    mode: str = ""  # proxy or redirect: how this run was connected
+    mode: str = ""  # proxy, direct or redirect: how this run was connected
     vm_size: str = ""
     profile: str = ""
     ssh_host: str = ""
     ssh_port: int = 0
     host_key: str = ""  # the instance's SSH host key, pinned for the run
     remote_port: int = 0
+    server_ip: str = ""  # direct mode: the instance's private IP, which the proxy routes to
+    scheme: str = ""  # "https" when the server was started with internal TLS ("" is http)
     api_port: int = 0  # the instance's end of the reverse tunnel to the hub's API
     local_port: int = 0  # the hub's end of the tunnel to the server
     pid: int = 0

@@ -11,7 +11,7 @@ realtime: spawns on Azure ML's real durations (--timing azure, scaled) with no
 Retry-After: how late the hub notices Running, the hub's own delay from there
 to JupyterLab answering, status reads per spawn.
 storm: many users spawning at once; the hub API's latency meanwhile.
-dataplane: proxy mode's bytes: download throughput through the proxy and
+dataplane: users' bytes (proxy mode's two layouts, direct mode): download throughput through the proxy and
 tunnels vs straight from the server (a ratio, side by side), the hub API's
 p99 while 4 users download, and what a hub kill and restart cuts; the tunnel
 service (the product's layout) next to tunnels in the hub process.

@@ -1,7 +1,8 @@
-"""Proxy mode's data plane: how fast a user's bytes go, and what the hub
-feels of it, with the tunnels in the proxy's container (OpenSSH, the
-product's layout) and, side by side in the same run, in the hub process (a
-hub run without the proxy container, and every hub before 0.2).
+"""The data plane: how fast a user's bytes go, and what the hub feels of
+it, side by side in one run: proxy mode with the tunnels in the proxy's
+container (OpenSSH, the product's layout), proxy mode with the tunnels in the
+hub process (a hub run without the proxy container, and every hub before
+0.2), and direct mode (CHP straight to the server, internal TLS).
 
 Instances are the emulator's process runtime (local processes with their own
 sshd), so "straight from the server" is the notebook server's own port on
@@ -153,10 +154,22 @@ def bench_dataplane(rounds: int = 3, users: int = 4) -> None:
         tmp = Path(tmp)
         emu = EmulatorProcess(tmp / "emu", ["--transition", "all=0.2", "--poll-interval", "0.2"]).start()
         proxy = ProxyService(tmp / "proxy").start()
+        direct_proxy = ProxyService(tmp / "proxy-direct").start()  # compose's layout in direct mode too
+        direct_certs = tmp / "hub-direct" / "internal-ssl"
         layouts = {
             "tunnel service (ssh in the tunnels container)": Hub(tmp / "hub-svc", emu, "c.Spawner.poll_interval = 3600\n",
                                                                  proxy=proxy),
             "tunnels in the hub process (asyncssh)": Hub(tmp / "hub-inhub", emu, "c.Spawner.poll_interval = 3600\n"),
+            "direct mode (internal TLS, no tunnel)": Hub(tmp / "hub-direct", emu, f"""
+                c.Spawner.poll_interval = 3600
+                c.JupyterHub.internal_ssl = True
+                c.JupyterHub.internal_certs_location = "{direct_certs}"
+                c.ConfigurableHTTPProxy.api_url = "https://127.0.0.1:{direct_proxy.api_port}"
+                c.HubDefaultProxy.tls_share_dir = "{direct_proxy.tls_dir}"
+                c.AMLSpawner.tunnel_service_url = ""
+                c.AMLSpawner.connect_mode = "direct"
+                c.AMLSpawner.ssh_address = "private"
+            """, proxy=direct_proxy),
         }
         try:
             for hub in layouts.values():
@@ -174,21 +187,34 @@ def bench_dataplane(rounds: int = 3, users: int = 4) -> None:
                 t for t in proxy.tunnels().values() if t["name"].startswith("bench0-")]
             tunnel_only = f"http://127.0.0.1:{tunnel['local_port']}/user/bench0/files/bench.bin"
             speeds["the tunnel service's ssh alone (no CHP)"] = []
+            # the direct-mode server's own port over TLS, with the proxy's certificate: what CHP costs there
+            direct_hub = layouts["direct mode (internal TLS, no tunnel)"]
+            straight_tls = _session(direct_hub)
+            straight_tls.cert = (str(direct_certs / "proxy-client" / "proxy-client.crt"),
+                                 str(direct_certs / "proxy-client" / "proxy-client.key"))
+            straight_tls.verify = str(direct_certs / "proxy-client-ca_trust.crt")
+            straight_tls_url = (f"https://127.0.0.1:{_server_port(direct_hub, 'bench0')}/user/bench0/files/bench.bin")
+            speeds["straight over TLS"] = []
             for _ in range(rounds):
                 speeds["straight"].append(_download(_session(any_hub), straight_url))
+                speeds["straight over TLS"].append(_download(straight_tls, straight_tls_url))
                 speeds["the tunnel service's ssh alone (no CHP)"].append(
                     _download(_session(layouts[next(iter(layouts))]), tunnel_only))
                 for name, hub in layouts.items():
                     speeds[name].append(_download(_session(hub), f"{hub.url}/user/bench0/files/bench.bin"))
             base = statistics.median(speeds.pop("straight"))
+            base_tls = statistics.median(speeds.pop("straight over TLS"))
             print(f"one {SIZE_MB} MB download, median of {rounds}, interleaved (client, proxy, tunnel, sshd and "
                   "server share this machine's cores)")
             print(f"  {'straight from the notebook server':<58} {base:7.0f} MB/s")
+            print(f"  {'straight from it over internal TLS (as CHP reaches it)':<58} {base_tls:7.0f} MB/s  ratio "
+                  f"{base_tls / base:.2f}")
             for name, values in speeds.items():
-                label = name if name.startswith("the tunnel") else "through CHP and " + name
+                label = name if name.startswith("the tunnel") else (
+                    "through CHP, " + name if name.startswith("direct") else "through CHP and " + name)
                 got = statistics.median(values)
-                print(f"  {label:<58} {got:7.0f} MB/s  ratio {got / base:.2f}")
-            print("  direct mode (AML_CONNECT_MODE=direct, no tunnel): not built yet")
+                print(f"  {label:<58} {got:7.0f} MB/s  ratio {got / base:.2f}"
+                      + (f" ({got / base_tls:.2f} of straight over TLS)" if name.startswith("direct") else ""))
 
             rate = 25
             print(f"hub API latency (GET /hub/api/users/bench0), idle and while {users} users download in a loop "
@@ -223,5 +249,6 @@ def bench_dataplane(rounds: int = 3, users: int = 4) -> None:
             for hub in layouts.values():
                 hub.stop()
             proxy.stop()
+            direct_proxy.stop()
             emu.reset()
             emu.stop()

@@ -23,6 +23,7 @@ class ProxyService:
         self.port, self.api_port, self.tunnel_api_port = free_port(), free_port(), free_port()
         self.hub_port = hub_port or free_port()  # the hub that will use it binds this
         self.token_file = self.workdir / "proxy-secrets" / "token"
+        self.tls_dir = self.workdir / "proxy-secrets" / "internal-ssl"  # a hub with internal TLS shares certs here
         self.state_dir = self.workdir / "tunnels"
         self.log_path = self.workdir / "proxy.log"
         self.proc: subprocess.Popen | None = None
@@ -48,7 +49,7 @@ class ProxyService:
                 "--hub-url", f"http://127.0.0.1:{self.hub_port}", "--port", str(self.port),
                 "--api-port", str(self.api_port), "--chp", chp_command(), "--tunnel-api-ip", "127.0.0.1",
                 "--tunnel-api-port", str(self.tunnel_api_port), "--tunnel-ip", "127.0.0.1",
-                "--state-dir", str(self.state_dir)]
+                "--state-dir", str(self.state_dir), "--internal-ssl", str(self.tls_dir)]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "CONFIGPROXY_"))}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
@@ -65,6 +66,12 @@ class ProxyService:
     def ssh_pids(self) -> list[int]:
         """The ssh processes this service runs (its children)."""
         out = subprocess.run(["pgrep", "-P", str(self.proc.pid), "-x", "ssh"], capture_output=True, text=True)
+        return sorted(int(p) for p in out.stdout.split())
+
+    def chp_pids(self) -> list[int]:
+        """The configurable-http-proxy processes this service runs (its children)."""
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid), "-f", "configurable-http-proxy"],
+                             capture_output=True, text=True)
         return sorted(int(p) for p in out.stdout.split())
 
     def log_tail(self, n: int = 6000) -> str:

@@ -46,6 +46,13 @@ def test_hub_api_address(url, expected):
     assert hub_api_address(url) == expected
 
 
+def test_with_internal_tls_the_tunnelled_api_url_stays_https():
+    env = {"JUPYTERHUB_API_URL": "https://hub:8081/hub/api", "JUPYTERHUB_ACTIVITY_URL": "https://hub:8081/hub/api/x"}
+    out = server_env(env, hub_api_url="https://hub:8081/hub/api", tunnel_port=41000)
+    assert out["JUPYTERHUB_API_URL"] == "https://127.0.0.1:41000/hub/api"
+    assert out["JUPYTERHUB_ACTIVITY_URL"] == "https://127.0.0.1:41000/hub/api/x"
+
+
 def test_server_env_points_the_api_at_the_tunnel():
     env = {"JUPYTERHUB_API_URL": "http://10.0.0.1:8081/hub/api",
            "JUPYTERHUB_ACTIVITY_URL": "http://10.0.0.1:8081/hub/api/users/alice/activity",

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 from jupyterhub.spawner import SpawnException
 
-from aml_jupyterhub.connectors import CONNECTORS, ProxyConnector, RedirectConnector
+from aml_jupyterhub.connectors import CONNECTORS, DirectConnector, ProxyConnector, RedirectConnector
 from aml_jupyterhub.state import ServerState
 
 def user(auth_state):
@@ -16,8 +16,40 @@ def user(auth_state):
 
 
 def test_one_connector_per_mode():
-    assert set(CONNECTORS) == {"proxy", "redirect"}
+    assert set(CONNECTORS) == {"proxy", "direct", "redirect"}
     assert CONNECTORS["proxy"].checks_the_server and not CONNECTORS["redirect"].checks_the_server
+    assert CONNECTORS["direct"].checks_the_server
+
+
+def test_direct_mode_refuses_to_run_without_internal_tls_before_anything_is_done():
+    sp = proxy_spawner()
+    sp.internal_ssl = False
+    with pytest.raises(SpawnException, match="internal TLS"):
+        DirectConnector(sp).check_settings()
+    sp.internal_ssl = True
+    DirectConnector(sp).check_settings()
+    ProxyConnector(sp).check_settings()  # proxy mode runs with or without it
+
+
+@pytest.mark.asyncio
+async def test_direct_mode_refuses_an_instance_without_a_private_ip():
+    sp = proxy_spawner()
+    sp.internal_ssl = True
+    with pytest.raises(SpawnException, match="no private IP address"):
+        await DirectConnector(sp).connect(SimpleNamespace(name="jhabc", private_ip=None, public_ip="20.1.2.3"))
+
+
+def test_direct_url_is_the_servers_own_address_over_https_and_needs_no_tunnel():
+    sp = proxy_spawner(server_ip="10.0.0.7", remote_port=41234, local_port=41234, scheme="https")
+    sp.tunnel_service_url = "http://tunnels:8002"  # ignored: nothing is tunnelled in direct mode
+    c = DirectConnector(sp)
+    assert c.url() == "https://10.0.0.7:41234"
+    assert c._check_address() == ("10.0.0.7", 41234) and c._tunnel_service is None and not c._hub_tunnel
+
+
+def test_a_proxy_mode_server_started_with_internal_tls_is_routed_over_https():
+    sp = proxy_spawner(local_port=40123, scheme="https")
+    assert ProxyConnector(sp).url() == "https://127.0.0.1:40123"
 
 
 @pytest.mark.asyncio

@@ -129,7 +129,7 @@ def test_missing_required_setting_named(missing):
 
 
 @pytest.mark.parametrize("env,text", [
-    ({"AML_CONNECT_MODE": "tunnel"}, "AML_CONNECT_MODE='tunnel' is not valid: use one of proxy, redirect"),
+    ({"AML_CONNECT_MODE": "tunnel"}, "AML_CONNECT_MODE='tunnel' is not valid: use one of proxy, direct, redirect"),
     ({"AAD_ALLOW_ALL": "maybe"}, "use true or false"),
     ({"HUB_IDLE_CULL_TIMEOUT": "soon"}, "HUB_IDLE_CULL_TIMEOUT='soon' is not a number"),
     ({"AML_CALL_TIMEOUT": "soon"}, "AML_CALL_TIMEOUT='soon' is not a number"),
@@ -301,3 +301,60 @@ def test_compose_runs_the_proxy_container_and_points_the_hub_and_caddy_at_it():
     assert hub["environment"]["HUB_PROXY_API_URL"].endswith("http://proxy:8001}")
     assert hub["environment"]["AML_TUNNEL_SERVICE_URL"].endswith("http://tunnels:8002}")
     assert "reverse_proxy proxy:8000" in (ROOT / "docker" / "Caddyfile").read_text()
+
+
+def direct_config(tmp_path, **env) -> Config:
+    c = Config()
+    configure(c, load_settings({**example_env(), "HUB_DATA_DIR": str(tmp_path / "data"),
+                                "AML_PROFILES_FILE": str(ROOT / "hub" / "profiles.json"),
+                                "AML_CONNECT_MODE": "direct", **env}), environ={})
+    return c
+
+
+def test_direct_mode_turns_on_internal_tls_for_the_hub_the_proxy_and_the_culler(tmp_path):
+    token_file = tmp_path / "proxy-secrets" / "token"
+    c = direct_config(tmp_path, HUB_PROXY_API_URL="http://proxy:8001", HUB_PROXY_TOKEN_FILE=str(token_file),
+                      HUB_VNET_IP="10.0.0.4")
+    j = c.JupyterHub
+    assert j.internal_ssl is True and j.internal_certs_location == str(tmp_path / "data" / "internal-ssl")
+    assert j.trusted_alt_names == ["DNS:hub", "DNS:proxy", "IP:10.0.0.4"]
+    assert (j.hub_bind_url, j.hub_connect_url) == ("https://0.0.0.0:8081", "https://hub:8081")
+    assert c.ConfigurableHTTPProxy.api_url == "https://proxy:8001"
+    assert c.HubDefaultProxy.tls_share_dir == str(tmp_path / "proxy-secrets" / "internal-ssl")
+    assert c.AMLSpawner.connect_mode == "direct" and c.AMLSpawner.hub_connect_url == "https://10.0.0.4:8081"
+    culler = j.services[0]["command"]
+    assert "--ssl-enabled" in culler and f"--internal-certs-location={tmp_path / 'data' / 'internal-ssl'}" in culler
+
+
+def test_direct_mode_in_local_mode_servers_call_the_hub_on_the_compose_network(tmp_path):
+    c = direct_config(tmp_path)
+    assert c.AMLSpawner.hub_connect_url == "https://hub:8081"
+    assert "tls_share_dir" not in c.HubDefaultProxy  # the hub starts its own proxy and gives it the certificates
+
+
+def test_direct_mode_on_azure_without_the_hubs_vnet_ip_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="HUB_VNET_IP"):
+        c = Config()
+        configure(c, load_settings({**AZURE, "HOST": "hub.example.org", "HUB_DATA_DIR": str(tmp_path),
+                                    "AML_PROFILES_FILE": str(ROOT / "hub" / "profiles.json"),
+                                    "AML_CONNECT_MODE": "direct"}), environ={})
+
+
+def test_proxy_mode_with_the_proxy_container_withdraws_what_direct_mode_shared(tmp_path):
+    token_file = tmp_path / "proxy-secrets" / "token"
+    c = Config()
+    configure(c, load_settings({**example_env(), "HUB_DATA_DIR": str(tmp_path / "data"),
+                                "AML_PROFILES_FILE": str(ROOT / "hub" / "profiles.json"),
+                                "HUB_PROXY_API_URL": "http://proxy:8001", "HUB_PROXY_TOKEN_FILE": str(token_file)}),
+              environ={})
+    assert c.HubDefaultProxy.tls_share_dir == str(tmp_path / "proxy-secrets" / "internal-ssl")
+    assert "internal_ssl" not in c.JupyterHub and c.ConfigurableHTTPProxy.api_url == "http://proxy:8001"
+
+
+def test_the_direct_compose_file_publishes_the_hubs_api_on_the_vnet_address_only():
+    import yaml
+
+    direct = yaml.safe_load((ROOT / "docker" / "compose.direct.yaml").read_text())
+    assert direct["services"]["hub"]["ports"] == [
+        "${HUB_VNET_IP:?direct mode needs HUB_VNET_IP, the hub VM's private IP in the instances' VNet}:8081:8081"]
+    assert set(direct["services"]) == {"hub"}
