@@ -82,9 +82,9 @@ VOLUME /srv/jupyterhub
 EXPOSE 8000
 
 # The hub's own API port (JupyterHub's default hub_bind_url, 127.0.0.1:8081);
-# /hub/health answers without login.
+# /hub/health answers without login (over internal TLS in direct mode: aml_jupyterhub.health).
 HEALTHCHECK --interval=2s --timeout=5s --start-period=60s --retries=3 \
-  CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8081/hub/health', timeout=4)"]
+  CMD ["python3", "-m", "aml_jupyterhub.health"]
 
 ENTRYPOINT ["tini", "--"]
 CMD ["jupyterhub", "-f", "/etc/jupyterhub/jupyterhub_config.py"]

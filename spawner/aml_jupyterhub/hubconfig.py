@@ -311,7 +311,7 @@ def configure(c, values: dict, environ=None) -> None:
             "name": "idle-culler",
             "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={cull}", f"--cull-every={every}",
                         # with internal TLS the hub's API wants a client certificate (the culler runs in the hub)
-                        *(["--ssl-enabled", f"--internal-certs-location={data / 'internal-ssl'}"] if direct else [])],
+                        *(["--ssl-enabled=True", f"--internal-certs-location={data / 'internal-ssl'}"] if direct else [])],
         }]
         c.JupyterHub.load_roles = [{
             "name": "idle-culler",

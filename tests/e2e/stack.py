@@ -135,8 +135,9 @@ class ComposeStack:
 
     services = ("caddy", "hub", "emulator")
 
-    def __init__(self, workdir: Path, project: str | None = None):
+    def __init__(self, workdir: Path, project: str | None = None, settings: dict[str, str] | None = None):
         self.workdir = Path(workdir)
+        self.settings = dict(settings or {})  # .env settings over the e2e run's own
         self.workdir.mkdir(parents=True, exist_ok=True)
         token = secrets.token_hex(3)
         self.project = project or f"aml-e2e-{token}"
@@ -170,6 +171,7 @@ class ComposeStack:
             "STACK_NETWORK": self.network,
             # every ARM answer the stack's emulator gives, checked against AML's definitions (conftest)
             "EMULATOR_EXTRA_ARGS": f"--record-responses {ARM_RESPONSES_IN_CONTAINER}",
+            **self.settings,
         }))
         # a YAML flow mapping is JSON: no YAML library needed
         self.override_file.write_text(json.dumps(

@@ -323,7 +323,7 @@ def test_direct_mode_turns_on_internal_tls_for_the_hub_the_proxy_and_the_culler(
     assert c.HubDefaultProxy.tls_share_dir == str(tmp_path / "proxy-secrets" / "internal-ssl")
     assert c.AMLSpawner.connect_mode == "direct" and c.AMLSpawner.hub_connect_url == "https://10.0.0.4:8081"
     culler = j.services[0]["command"]
-    assert "--ssl-enabled" in culler and f"--internal-certs-location={tmp_path / 'data' / 'internal-ssl'}" in culler
+    assert "--ssl-enabled=True" in culler and f"--internal-certs-location={tmp_path / 'data' / 'internal-ssl'}" in culler
 
 
 def test_direct_mode_in_local_mode_servers_call_the_hub_on_the_compose_network(tmp_path):
