@@ -40,7 +40,9 @@ from .form import render_form
 from .profiles import OptionsError, Project, choose, menu_for, parse_profiles, parse_projects
 from .progress import ProgressLog, fmt_elapsed, fraction_done, time_left
 from .reconciler import Reconciler
+from .ssh import SSHError
 from .state import ServerState
+from .tunnels import tunnel_name
 
 __all__ = ["AMLSpawner", "spawn_error", "start_reconcilers_with_hub"]
 
@@ -191,6 +193,29 @@ class AMLSpawner(AMLSettings, Spawner):
         for project in self._projects():
             if all(project.key):
                 await self._reconciler(project)
+
+    async def close_orphan_tunnels(self, servers_in_use) -> list[str]:
+        """At hub start: close the tunnels in the tunnel service that no server
+        of this hub uses (a hub that died between a server's stop and closing
+        its tunnel leaves one, retried by the service forever). The tunnel
+        service is this hub's alone. ``servers_in_use()``: (user, server) of
+        the servers that run or start, read after the service's list, so a
+        spawn that opens its tunnel meanwhile is never swept."""
+        if not self.tunnel_service_url:
+            return []
+        client = self.fleet.tunnel_client(self.tunnel_service_url, self.tunnel_service_token)
+        try:
+            open_now = await client.list()
+            in_use = {tunnel_name(user, server) for user, server in servers_in_use()}
+            closed = []
+            for name in sorted(set(open_now) - in_use):
+                self.log.warning("closing tunnel %s in the tunnel service: no server of this hub uses it", name)
+                await client.close(name)
+                closed.append(name)
+            return closed
+        except SSHError as e:
+            self.log.warning("could not look for tunnels without a server: %s", e)
+            return []
 
     async def _offered_sizes(self, project: Project):
         key = (*project.key, self.arm_endpoint)
@@ -693,7 +718,8 @@ def _same_size(a: str | None, b: str | None) -> bool:
 def start_reconcilers_with_hub(hub_started_timeout: float = 300) -> None:
     """From jupyterhub_config.py: once the hub has started, start the
     reconciler of every configured workspace, so instances left running are
-    found even when no server is running to start one.
+    found even when no server is running to start one, and close tunnels no
+    server uses.
 
     It waits for the hub to have found its running servers first (JupyterHub
     loads them after reading its config); a reconciler that looked earlier
@@ -716,10 +742,17 @@ def start_reconcilers_with_hub(hub_started_timeout: float = 300) -> None:
             await asyncio.sleep(0.5)
         if not issubclass(app.spawner_class, AMLSpawner):
             return
+        spawner = app.spawner_class(parent=app)
         try:
-            await app.spawner_class(parent=app).start_reconcilers()
+            await spawner.start_reconcilers()
         except Exception:
             app.log.exception("could not start the AML reconcilers; they start with the first server instead")
+
+        def servers_in_use():
+            return [(user.name, sp.name or "") for user in list(app.users.values())
+                    for sp in list(user.spawners.values()) if sp.active]
+
+        await spawner.close_orphan_tunnels(servers_in_use)
 
     fleet_module.shared().run_in_background(boot())
 

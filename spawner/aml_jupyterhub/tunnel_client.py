@@ -58,6 +58,13 @@ class TunnelClient:
             raise TunnelServiceError(f"the tunnel service could not open the tunnel: {data.get('error', code)}")
         return int(data["local_port"])
 
+    async def list(self) -> dict[str, dict]:
+        """Every tunnel open in the service, by name."""
+        code, data = await self._call("GET", "/tunnels")
+        if code != 200:
+            raise TunnelServiceError(f"the tunnel service answered {code}: {data.get('error', '')}")
+        return data.get("tunnels") or {}
+
     async def find(self, name: str) -> dict | None:
         code, data = await self._call("GET", f"/tunnels/{quote(name, safe='')}")
         if code == 404:

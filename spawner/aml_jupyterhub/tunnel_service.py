@@ -78,6 +78,7 @@ class Leg:
         self.stderr: collections.deque[str] = collections.deque(maxlen=12)
         self._closing = False
         self._task: asyncio.Task | None = None
+        self.cannot_run = ""  # why ssh could not even be started (then it is not tried again)
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
@@ -92,7 +93,8 @@ class Leg:
                     *self.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
                     stderr=asyncio.subprocess.PIPE, start_new_session=True, env={"PATH": os.environ.get("PATH", "")})
             except OSError as e:
-                self.stderr.append(f"cannot run ssh: {e}")
+                self.cannot_run = f"cannot run ssh ({self.argv[0]}): {e}"
+                self.stderr.append(self.cannot_run)
                 return
             self.starts += 1
             await self._read_stderr(self.proc)
@@ -179,6 +181,8 @@ class Tunnel:
 
     async def _wait_up(self, leg: Leg, deadline: float) -> None:
         while time.monotonic() < deadline:
+            if leg.cannot_run:
+                raise TunnelError(f"{leg.cannot_run}: is OpenSSH's client in the tunnels container?")
             if leg.starts and not leg.running and leg.proc is not None:
                 raise TunnelError(f"ssh to {self.spec.host}:{self.spec.port} ended: {leg.last_error}")
             if leg.ready_line is None:

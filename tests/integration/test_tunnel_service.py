@@ -170,3 +170,45 @@ def test_an_upgrade_to_the_proxy_container_keeps_a_running_server(emulator, emu,
     finally:
         new.stop()
         proxy.stop()
+
+
+def test_a_restarted_hub_closes_tunnels_that_no_server_of_it_uses(proxy, hub_with, emu):
+    """A hub that died between a server's stop and closing its tunnel leaves
+    the tunnel open, retried by the service forever: the next hub start closes
+    it, and leaves the tunnels of its running servers alone."""
+    hub = hub_with(proxy)
+    spawn_ready(hub, "sven")
+    (name, tunnel), = proxy.tunnels().items()
+    hub.kill()
+    # what such a hub leaves: a tunnel under a name no server has (here: sven's, opened again under another name)
+    (key_file,) = [p for p in (hub.secrets_dir / "instance-keys").rglob("jh*") if p.is_file() and p.suffix != ".pub"]
+    auth = {"Authorization": f"token {proxy.token}"}
+    r = requests.put(f"{proxy.tunnel_url}/tunnels/ghost-00000000",
+                     json={**tunnel["spec"], "api_port": 0, "hub_host": "", "hub_port": 0,  # sven's holds the way back
+                           "private_key": key_file.read_text()}, headers=auth, timeout=60)
+    assert r.status_code == 200, r.text
+    assert set(proxy.tunnels()) == {name, "ghost-00000000"}
+    legs = [leg["pid"] for leg in proxy.tunnels()[name]["legs"]]
+    hub.start()
+    hub.wait_for(lambda: set(proxy.tunnels()) == {name}, 60, what="the ghost tunnel to be closed")
+    assert [leg["pid"] for leg in proxy.tunnels()[name]["legs"]] == legs  # sven's own left alone
+    assert "closing tunnel ghost-00000000" in hub.log_tail(20000)
+    assert hub.user_get("sven", "api/status").status_code == 200
+    assert sorted(proxy.ssh_pids()) == sorted(legs)
+
+
+def test_a_tunnel_service_whose_ssh_cannot_run_says_so_at_once_and_keeps_nothing(tmp_path):
+    from aml_jupyterhub.tunnel_service import TunnelError, TunnelRegistry
+    from aml_jupyterhub.tunnels import TunnelSpec
+
+    async def attempt() -> str:
+        registry = TunnelRegistry(tmp_path / "state", bind_ip="127.0.0.1", ssh=str(tmp_path / "no-ssh-here"))
+        spec = TunnelSpec(host="127.0.0.1", port=22, user="azureuser", host_key="ssh-ed25519 AAAA", remote_port=8888)
+        with pytest.raises(TunnelError) as e:
+            await registry.open("x", spec, "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----")
+        assert registry.tunnels == {} and list((tmp_path / "state").iterdir()) == []
+        return str(e.value)
+
+    message = asyncio.run(attempt())
+    assert message.startswith(f"cannot run ssh ({tmp_path / 'no-ssh-here'})"), message
+    assert "OpenSSH" in message
