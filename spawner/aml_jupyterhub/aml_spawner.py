@@ -23,11 +23,12 @@ from __future__ import annotations
 import asyncio
 import time
 
+from markupsafe import escape
 from jupyterhub.spawner import SpawnException, Spawner
 from tornado import web
 from traitlets import default
 
-from . import builders, naming, ownership
+from . import builders, limits, metrics, naming, ownership
 from . import fleet as fleet_module
 from .clients import compute_client
 from .compute import ComputeClient, ComputeError, ForeignInstance, InstanceFailed, InstanceSpec
@@ -37,6 +38,7 @@ from .errors import spawn_error
 from .fleet import instance_key, settle_once
 from .keys import KeyStore
 from .form import render_form
+from .prices import load_table, with_prices
 from .profiles import OptionsError, Project, choose, menu_for, parse_profiles, parse_projects
 from .progress import ProgressLog, fmt_elapsed, fraction_done, time_left
 from .reconciler import Reconciler
@@ -44,7 +46,7 @@ from .ssh import SSHError
 from .state import ServerState
 from .tunnels import tunnel_name
 
-__all__ = ["AMLSpawner", "spawn_error", "start_reconcilers_with_hub"]
+__all__ = ["AMLSpawner", "announcement_for", "spawn_error", "start_reconcilers_with_hub"]
 
 ALIVE_STATES = frozenset({"Running", "Starting", "Restarting", "Creating", "SettingUp"})
 
@@ -86,6 +88,8 @@ class AMLSpawner(AMLSettings, Spawner):
         self._progress = ProgressLog()
         self._last_arm_check = 0.0
         self._seen_alive_at = 0.0  # when this spawner last saw the instance alive itself (monotonic)
+        self._admitted_size = ""  # the size this start was admitted with by the limits (counted while active)
+        self._runtime_ended = False  # the runtime limit ended this run
 
     def get_state(self):
         return {**super().get_state(), **self.server_state.to_dict()}
@@ -98,6 +102,7 @@ class AMLSpawner(AMLSettings, Spawner):
         """After a stop: forget the run, remember the instance."""
         super().clear_state()
         self.server_state.forget_run()
+        self._admitted_size = ""
 
     @property
     def connector(self):
@@ -222,12 +227,15 @@ class AMLSpawner(AMLSettings, Spawner):
         cached = self.fleet.sizes.get(key)
         if cached and time.monotonic() - cached[0] < self.sizes_cache_seconds:
             return cached[1]
+        client = await self._client(project)
         try:
-            sizes = await (await self._client(project)).list_sizes()
+            # the region once (the price table is per region); then each list is one read
+            region = await client.location()
+            sizes = await client.list_sizes(region)
         except ComputeError as e:
             self.log.warning("could not list VM sizes for %s (showing every profile): %s", project.workspace_name, e)
             return None
-        offered = {s.name.lower(): s for s in sizes}
+        offered = with_prices({s.name.lower(): s for s in sizes}, region, load_table(self.price_table_file or None))
         self.fleet.sizes[key] = (time.monotonic(), offered)
         return offered
 
@@ -310,12 +318,17 @@ class AMLSpawner(AMLSettings, Spawner):
     async def start(self):
         self._progress = ProgressLog()
         self._touched = False  # set once the instance may have been created or started
+        self._admitted_size, self._runtime_ended = "", False
+        self.fleet.notices.pop((self.user.name, self.name or ""), None)
         # Our own deadline, just inside the hub's start_timeout, so the user
         # reads what was still going on instead of an empty "Spawn failed".
         budget = self.start_timeout - min(5.0, self.start_timeout * 0.1)
         try:
-            return await asyncio.wait_for(self._start(), budget)
+            url = await asyncio.wait_for(self._start(), budget)
+            metrics.observe_phases(self._progress.phase_durations())
+            return url
         except asyncio.TimeoutError:
+            metrics.SPAWN_FAILURES.labels("timeout").inc()
             self._after_failed_start()
             last = self._progress.events[-1]["message"] if self._progress.events else ""
             raise spawn_error(
@@ -324,7 +337,8 @@ class AMLSpawner(AMLSettings, Spawner):
                 reason="timeout",
                 status_code=500,
             ) from None
-        except BaseException:
+        except BaseException as e:
+            metrics.SPAWN_FAILURES.labels(getattr(e, "reason", None) or type(e).__name__).inc()
             self._after_failed_start()
             raise
         finally:
@@ -358,6 +372,12 @@ class AMLSpawner(AMLSettings, Spawner):
                 profile, project = choose(menu, self.user_options)
             except OptionsError as e:
                 raise spawn_error(str(e), reason="options") from None
+        self._admit(profile, menu)
+        self._set_runtime_limit(profile)
+        size = menu.sizes.get(profile.vm_size.lower())
+        if self.show_prices and size is not None and size.price_per_hour is not None:
+            self.emit("prepare", f"{profile.display_name} ({profile.vm_size}) costs about "
+                      f"${size.price_per_hour:.2f} an hour while it runs.")
 
         client = await self._client(project)
         await self._reconciler(project)
@@ -389,6 +409,69 @@ class AMLSpawner(AMLSettings, Spawner):
         # just seen Running and serving: the first polls need not ask AML
         self._seen_alive_at = self._last_arm_check = time.monotonic()
         return url
+
+    # ---- limits on spend ---------------------------------------------------
+
+    def _others_running(self) -> list["AMLSpawner"]:
+        """The hub's other servers that run, or were admitted to start (one
+        not yet admitted counts this one when it is: two starts racing for the
+        last place cannot both pass)."""
+        return [sp for sp in list(self.fleet.spawners)
+                if sp is not self and _current(sp) and sp.active and (sp.ready or sp._admitted_size)]
+
+    def _vcpus(self, vm_size: str) -> int | None:
+        for _, sizes in list(self.fleet.sizes.values()):
+            size = sizes.get((vm_size or "").lower())
+            if size is not None and size.vcpus:
+                return size.vcpus
+        return None
+
+    def _admit(self, profile, menu) -> None:
+        """Refuse the start if it would go beyond a limit, else count it. No
+        await between the count and the record: starts are admitted one by one."""
+        others = self._others_running()
+        mine = [sp.name or "" for sp in others if sp.user.name == self.user.name]
+        refusal = limits.user_servers_refusal(mine, self.max_running_servers_per_user)
+        if refusal is None and self.group_vcpu_limits:
+            size = menu.sizes.get(profile.vm_size.lower())
+            running = [limits.Running(sp.user.name, sp.name or "", frozenset(sp._user_groups()),
+                                      self._vcpus(sp.server_state.vm_size or sp._admitted_size)) for sp in others]
+            names = getattr(self.authenticator, "group_display_names", None) or {}
+            refusal = limits.group_vcpus_refusal(
+                self._user_groups(), f"{profile.display_name} ({profile.vm_size})", size.vcpus if size else None,
+                running, self.group_vcpu_limits, names)
+        if refusal:
+            self.log.info("[%s] start refused by a limit: %s", self._log_name, refusal)
+            raise spawn_error(refusal, reason="limit", status_code=403)
+        self._admitted_size = profile.vm_size
+
+    def _set_runtime_limit(self, profile) -> None:
+        state = self.server_state
+        hours = limits.runtime_hours(profile.max_hours, self.max_runtime_hours)
+        state.stop_at = int(time.time() + hours * 3600) if hours else 0
+        state.stop_rule = limits.runtime_rule(hours, profile.display_name if profile.max_hours is not None else "")
+        if hours:
+            self.emit("prepare", f"This server will be stopped at {limits.clock(state.stop_at)}, whatever its "
+                      f"activity: {state.stop_rule}.")
+
+    def runtime_notice(self, now: float) -> str:
+        """The warning this server's user reads on hub pages, or ""."""
+        state = self.server_state
+        if not (self.active and state.stop_at) or now < state.stop_at - self.runtime_warning_minutes * 60:
+            return ""
+        return limits.stop_warning(self.name or "", max(now, state.stop_at), now, state.stop_rule)
+
+    async def _end_at_runtime_limit(self) -> None:
+        """The runtime limit is reached: end the server and bring its instance
+        to rest (poll() then says it has ended, so the hub will not call stop())."""
+        if self._runtime_ended:
+            return
+        self._runtime_ended = True
+        rule = self.server_state.stop_rule
+        self.log.warning("[%s] stopping: it reached %s", self._log_name, rule)
+        self.fleet.notices[(self.user.name, self.name or "")] = limits.stopped_notice(self.name or "", rule)
+        await self.connector.stop_server()
+        self._settle_in_background(f"it reached {rule}")
 
     def _record_profile(self, slug: str) -> None:
         """The options the hub shows for this server (its admin page's Profile) name what runs."""
@@ -506,7 +589,7 @@ class AMLSpawner(AMLSettings, Spawner):
             mode=self.connector.mode, idle=self.idle_shutdown_minutes, subnet_id=self.subnet_id,
             enable_public_ip=self.enable_public_ip, setup_script=self.setup_script,
             setup_script_args=self.setup_script_args, user_name=self.user.name, server_name=self.name or "",
-            access=access,
+            access=access, stop_cron=self.stop_schedule, stop_time_zone=self.stop_schedule_time_zone,
         )
 
     async def _ensure_instance(self, client: ComputeClient, spec: InstanceSpec, info, owner, *, allow_legacy: bool):
@@ -604,6 +687,9 @@ class AMLSpawner(AMLSettings, Spawner):
     async def poll(self):
         state = self.server_state
         if not state.instance_name or not state.started:
+            return 0
+        if state.stop_at and time.time() >= state.stop_at:
+            await self._end_at_runtime_limit()
             return 0
         alive = await self.connector.server_alive()
         if alive is None:  # cannot tell (SSH failed): AML says whether the instance is still there
@@ -711,6 +797,14 @@ class AMLSpawner(AMLSettings, Spawner):
             yield event
 
 
+def _current(sp: AMLSpawner) -> bool:
+    """Whether ``sp`` is its server's spawner now. JupyterHub keeps the object
+    of a failed start (for its error) and makes another for the next one;
+    both see the server's database row, so the old one would look ready."""
+    user = getattr(sp, "user", None)
+    return user is not None and sp.orm_spawner is not None and getattr(user, "spawners", {}).get(sp.name or "") is sp
+
+
 def _same_size(a: str | None, b: str | None) -> bool:
     return (a or "").lower() == (b or "").lower()
 
@@ -755,6 +849,20 @@ def start_reconcilers_with_hub(hub_started_timeout: float = 300) -> None:
         await spawner.close_orphan_tunnels(servers_in_use)
 
     fleet_module.shared().run_in_background(boot())
+
+
+def announcement_for(user) -> str:
+    """The announcement on a user's hub pages (``c.JupyterHub.template_vars``
+    calls it with the page's user): a warning for each of their servers the
+    runtime limit stops soon, and why the hub stopped one. Escaped HTML (the
+    page shows it as markup); empty, hence hidden, when there is nothing to say."""
+    if user is None:
+        return ""
+    now = time.time()
+    lines = [sp.runtime_notice(now) for _, sp in sorted(getattr(user, "spawners", {}).items())
+             if isinstance(sp, AMLSpawner)]
+    lines += [text for (name, _), text in sorted(fleet_module.shared().notices.items()) if name == user.name]
+    return "<br>".join(str(escape(line)) for line in lines if line)
 
 
 def _workspace_record(project: Project) -> dict:

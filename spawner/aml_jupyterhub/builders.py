@@ -7,6 +7,7 @@ unit test away from being checked.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlparse
 
 from .compute import InstanceSpec
@@ -23,7 +24,8 @@ def idle_minutes(configured: int | None, mode: str) -> int | None:
 
 def instance_spec(*, name: str, vm_size: str, tags: dict, owner_tags: dict, mode: str, idle: int | None,
                   subnet_id: str, enable_public_ip: bool, setup_script: str, setup_script_args: str,
-                  user_name: str, server_name: str, access: dict) -> InstanceSpec:
+                  user_name: str, server_name: str, access: dict, stop_cron: str = "",
+                  stop_time_zone: str = "UTC") -> InstanceSpec:
     """The compute instance to create for a server. ``access`` is the
     connector's part: the SSH public key (proxy) or the assigned user (redirect).
     The ownership tags come last, so an admin's tags can never overwrite them."""
@@ -37,8 +39,30 @@ def instance_spec(*, name: str, vm_size: str, tags: dict, owner_tags: dict, mode
         setup_script=setup_script or None,
         setup_script_args=setup_script_args or None,
         description=f"JupyterHub server of {user_name}" + (f" ({server_name})" if server_name else ""),
+        stop_cron=stop_cron or None,
+        stop_time_zone=stop_time_zone or "UTC",
         **access,
     )
+
+
+_CRON_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$")
+_CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
+
+
+def cron_problem(expression: str) -> str:
+    """What is wrong with a 5-field cron expression as AML takes it
+    (minute hour day-of-month month day-of-week, Sunday 0), or ""."""
+    fields = expression.split()
+    if len(fields) != 5:
+        return "a cron expression has 5 fields: minute hour day-of-month month day-of-week, e.g. '0 22 * * *'"
+    for text, (low, high), what in zip(fields, _CRON_RANGES, ("minute", "hour", "day of month", "month",
+                                                               "day of week")):
+        if not _CRON_FIELD.match(text):
+            return f"the {what} field {text!r} is not numbers, ranges, steps or '*'"
+        numbers = [int(n) for n in re.findall(r"(?<![/\d])\d+", text)]
+        if any(not low <= n <= high for n in numbers):
+            return f"the {what} field {text!r} must stay within {low}-{high}"
+    return ""
 
 
 def hub_api_address(api_url: str) -> tuple[str, int]:

@@ -11,6 +11,7 @@ import asyncio
 
 from .clouds import cloud
 from .compute import ComputeClient, make_ml_client
+from .metrics import count_arm_response
 from .credentials import credential_problem, make_credential
 from .errors import spawn_error
 from .timings import OperationTimes
@@ -58,6 +59,7 @@ async def compute_client(fleet, settings, project, log) -> ComputeClient:
                     arm_endpoint=settings.arm_endpoint or None,
                     ca_bundle=settings.ca_bundle or None,
                     retry_total=settings.retry_total,
+                    raw_response_hook=count_arm_response,  # every answer, retries included: /hub/metrics
                 ),
             )
             client = ComputeClient(

@@ -14,7 +14,7 @@ import os
 from traitlets import Any, Bool, Dict, Enum, Float, Integer, List, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
-from . import naming, ownership, remote
+from . import builders, limits, naming, ownership, remote
 from .clouds import CLOUDS
 from .credentials import CREDENTIAL_TYPES
 from .keys import load_or_create_hub_id
@@ -92,7 +92,8 @@ class AMLSettings(LoggingConfigurable):
         default_value=DEFAULT_PROFILES,
         config=True,
         help="""The VM-size menu. Each: slug, display_name, vm_size (e.g. Standard_DS3_v2), description,
-        optional groups (JupyterHub groups allowed; empty: everyone), optional default: true. Sizes
+        optional groups (JupyterHub groups allowed; empty: everyone), optional default: true, optional
+        max_hours (the size's maximum runtime, replacing max_runtime_hours; 0: none). Sizes
         the workspace's region does not offer are hidden. Default: Small, Medium, Large, GPU.""",
     )
     resize_instances = Bool(
@@ -109,8 +110,46 @@ class AMLSettings(LoggingConfigurable):
         (aml_jupyterhub/templates/options_form.html, which documents what a template gets). Empty:
         the built-in form.""",
     )
-    show_prices = Bool(False, config=True, help="Show Azure's estimated hourly Linux price next to each size.")
+    show_prices = Bool(
+        False,
+        config=True,
+        help="""Show each size's hourly price on the spawn form and say it when a server starts: the price
+        table's for the workspace's region, else the estimate AML gives.""",
+    )
+    price_table_file = Unicode(
+        "",
+        config=True,
+        help="""JSON table of hourly prices per region and size, as aml-jupyterhub-prices writes it. Empty:
+        HUB_DATA_DIR/prices.json when it exists (the command's default output), else the table shipped
+        with the package (East US list prices).""",
+    )
     sizes_cache_seconds = Float(3600, config=True, help="Seconds to cache the region's VM-size list.")
+
+    # ---- limits on spend -------------------------------------------------
+
+    max_running_servers_per_user = Integer(
+        0,
+        config=True,
+        help="""How many servers (each on its own instance) one user may have running or starting at a
+        time; a start beyond it is refused, naming the servers to stop. 0 (default): no limit. Admins
+        count too.""",
+    )
+    group_vcpu_limits = Dict(
+        config=True,
+        help="""vCPUs the servers of a group's members may run at a time, {"group": vcpus} (JupyterHub
+        group names: the Azure AD group object ids). A start that would go beyond a limit of one of the
+        user's groups is refused, with the numbers. Default: none.""",
+    )
+    max_runtime_hours = Float(
+        0,
+        config=True,
+        help="""Hours after its start at which a server is stopped whatever its activity (its instance
+        then as stop_action says), with a warning on the user's hub pages before. A profile's max_hours
+        replaces it for that size. 0 (default): no limit.""",
+    )
+    runtime_warning_minutes = Float(
+        30, config=True, help="Minutes before max_runtime_hours ends a server from which the user is warned."
+    )
 
     # ---- instances and ownership ---------------------------------------
 
@@ -159,6 +198,17 @@ class AMLSettings(LoggingConfigurable):
         config=True,
         help="""AML's own idle shutdown (15-4320 minutes), a backstop for the hub's culler. AML does not
         see SSH-started servers, so the default is off in proxy mode and 60 in redirect mode.""",
+    )
+    stop_schedule = Unicode(
+        "",
+        config=True,
+        help="""A cron expression (5 fields, e.g. "0 22 * * *") at which AML itself stops each new instance,
+        a backstop that works while the hub is down or unreachable: AML's own schedule, set when the hub
+        creates an instance (existing ones keep theirs). A server on an instance stopped so ends; its
+        files are kept. Empty (default): none.""",
+    )
+    stop_schedule_time_zone = Unicode(
+        "UTC", config=True, help='The time zone of stop_schedule, as AML names them (Windows names, e.g. "W. Europe Standard Time").'
     )
     stop_action = Choice(
         ("stop", "delete", "keep"),
@@ -285,6 +335,32 @@ class AMLSettings(LoggingConfigurable):
             raise TraitError("idle_shutdown_minutes must be between 15 and 4320 (3 days), or 0/None for off")
         return v
 
+    @validate("group_vcpu_limits")
+    def _check_group_limits(self, proposal):
+        try:
+            return limits.parse_group_limits(proposal.value)
+        except ValueError as e:
+            raise TraitError(f"group_vcpu_limits: {e}") from None
+
+    @validate("stop_schedule")
+    def _check_stop_schedule(self, proposal):
+        problem = builders.cron_problem(proposal.value) if proposal.value else ""
+        if problem:
+            raise TraitError(f"stop_schedule {proposal.value!r}: {problem}")
+        return proposal.value
+
+    @validate("max_running_servers_per_user")
+    def _check_servers_per_user(self, proposal):
+        if proposal.value < 0:
+            raise TraitError("max_running_servers_per_user must be 0 (no limit) or a number of servers")
+        return proposal.value
+
+    @validate("max_runtime_hours", "runtime_warning_minutes")
+    def _check_hours(self, proposal):
+        if proposal.value < 0:
+            raise TraitError(f"{proposal.trait.name} must be 0 or more")
+        return proposal.value
+
     @validate("reconcile_interval")
     def _check_reconcile_interval(self, proposal):
         if proposal.value < 0:
@@ -297,6 +373,17 @@ class AMLSettings(LoggingConfigurable):
             parse_profiles(proposal.value)
         except ValueError as e:
             raise TraitError(f"profiles: {e}") from None
+        return proposal.value
+
+    @validate("price_table_file")
+    def _check_price_table(self, proposal):
+        from .prices import load_table  # reads the file: only when one is configured
+
+        if proposal.value:
+            try:
+                load_table(proposal.value)
+            except (OSError, ValueError) as e:
+                raise TraitError(f"price_table_file: {e}") from None
         return proposal.value
 
     @validate("options_form_template")

@@ -27,7 +27,7 @@ import logging
 import weakref
 from typing import Awaitable, Callable
 
-from . import ownership
+from . import metrics, ownership
 from .compute import ComputeClient, InstanceFailed, NotFound, shared_executor
 from .reconciler import Action, Reconciler
 from .redirector import Redirector
@@ -79,6 +79,7 @@ class Fleet:
         self._reconcilers: dict[tuple, Reconciler] = {}
         self._settling: dict[InstanceKey, asyncio.Task] = {}
         self._background: set[asyncio.Task] = set()
+        self.notices: dict[tuple[str, str], str] = {}  # (user, server) -> why the hub stopped it, until it starts again
         self.sizes: dict = {}  # (workspace..., endpoint) -> (time, {size name: VmSize})
         self.redirector = Redirector()  # redirect mode's endpoint, one per hub process
         self._tunnel_clients: dict[tuple, TunnelClient] = {}
@@ -134,6 +135,10 @@ class Fleet:
         return names
 
     # ---- reconcilers ------------------------------------------------------
+
+    def reconcilers(self) -> list[Reconciler]:
+        """Every workspace's reconciler started so far."""
+        return list(self._reconcilers.values())
 
     def reconciler(self, workspace_key: tuple, make: Callable[[], Reconciler]) -> Reconciler:
         ws = tuple(k.lower() for k in workspace_key)
@@ -244,6 +249,7 @@ def shared(log: logging.Logger | None = None) -> Fleet:
     global _shared
     if _shared is None:
         _shared = Fleet()
+        metrics.register(_shared)  # the hub's /hub/metrics reads what runs from it
     if log is not None:
         route_package_logs(log)
     return _shared

@@ -199,10 +199,12 @@ def apply_essentials(c) -> None:
     - an access log that hides OAuth codes and states also inside nested URLs;
     - the reconcilers, started once the hub has found its servers;
     - a proxy that sends requests to the hub until their routes are back
-      (``proxy``), unless another proxy class is configured.
+      (``proxy``), unless another proxy class is configured;
+    - the hub pages' announcement: the runtime limit's warnings, unless an
+      announcement is configured.
     """
     from .accesslog import log_request
-    from .aml_spawner import start_reconcilers_with_hub
+    from .aml_spawner import announcement_for, start_reconcilers_with_hub
     from .handlers import extra_handlers
     from .proxy import HubDefaultProxy
 
@@ -212,6 +214,9 @@ def apply_essentials(c) -> None:
     c.JupyterHub.extra_handlers = [*c.JupyterHub.get("extra_handlers", []), *extra_handlers()]
     settings = c.JupyterHub.get("tornado_settings", {})
     c.JupyterHub.tornado_settings = {**settings, "log_function": log_request}
+    template_vars = c.JupyterHub.get("template_vars", {})
+    if "announcement" not in template_vars:
+        c.JupyterHub.template_vars = {**template_vars, "announcement": announcement_for}
     start_reconcilers_with_hub()
 
 
@@ -295,6 +300,9 @@ def configure(c, values: dict, environ=None) -> None:
     s.profiles = menu_file(values, "AML_PROFILES_FILE", "profiles")
     if values["AML_PROJECTS_FILE"]:
         s.projects = menu_file(values, "AML_PROJECTS_FILE", "projects")
+    s.group_vcpu_limits = values["AML_GROUP_VCPU_LIMITS"]
+    if not values["AML_PRICE_TABLE_FILE"] and (data / "prices.json").exists():
+        s.price_table_file = str(data / "prices.json")  # aml-jupyterhub-prices' output
     s.start_timeout = values["AML_START_TIMEOUT"] or 1200
     s.secrets_dir = str(data / "secrets")
     s.operation_times_file = str(data / "operation-times.json")

@@ -44,6 +44,7 @@ class Profile:
     description: str = ""
     groups: tuple[str, ...] = ()  # empty: everyone
     default: bool = False
+    max_hours: float | None = None  # its servers' maximum runtime (None: the hub's; 0: none)
 
     def allowed_for(self, user_groups: set[str], is_admin: bool = False) -> bool:
         return is_admin or not self.groups or bool(set(self.groups) & user_groups)
@@ -97,6 +98,9 @@ def parse_profiles(raw: list[dict]) -> list[Profile]:
     for item, slug in _entries(raw, "profile", Profile, "profile slug {slug!r} is used twice"):
         if not item.get("vm_size"):
             raise ValueError(f"profile {slug!r} needs a vm_size, e.g. Standard_DS3_v2")
+        hours = item.get("max_hours")
+        if hours is not None and (isinstance(hours, bool) or not isinstance(hours, (int, float)) or hours < 0):
+            raise ValueError(f"profile {slug!r}: max_hours must be a number of hours (0: no limit), not {hours!r}")
         out.append(Profile(
             slug=slug,
             display_name=item.get("display_name") or slug,
@@ -104,6 +108,7 @@ def parse_profiles(raw: list[dict]) -> list[Profile]:
             description=item.get("description", ""),
             groups=tuple(item.get("groups") or ()),
             default=bool(item.get("default", False)),
+            max_hours=None if hours is None else float(hours),
         ))
     return out
 

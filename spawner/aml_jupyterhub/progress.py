@@ -68,9 +68,12 @@ class ProgressLog:
         self.finished = False
         self.started = time.monotonic()
         self._changed = asyncio.Event()
+        self._phases: list[tuple[str, float]] = []  # (phase, when it began), in order
 
     def emit(self, phase: str, message: str, *, fraction: float | None = None, elapsed: float | None = None) -> dict:
         low, high, typical = PHASES.get(phase, (self.percent, self.percent, 1))
+        if not self._phases or self._phases[-1][0] != phase:
+            self._phases.append((phase, time.monotonic()))
         if fraction is None:
             fraction = 0.0 if elapsed is None else min(0.9, elapsed / typical)
         pct = int(low + (high - low) * max(0.0, min(1.0, fraction)))
@@ -79,6 +82,12 @@ class ProgressLog:
         self.events.append(event)
         self._changed.set()
         return event
+
+    def phase_durations(self, now: float | None = None) -> list[tuple[str, float]]:
+        """How long each phase took, in order (a phase entered twice counts twice); the last until ``now``."""
+        now = time.monotonic() if now is None else now
+        ends = [t for _, t in self._phases[1:]] + [now]
+        return [(phase, end - began) for (phase, began), end in zip(self._phases, ends)]
 
     def finish(self) -> None:
         self.finished = True

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Iterable
 
 from . import ownership
+from .metrics import RECONCILER_ACTIONS
 from .compute import ComputeError, InstanceInfo
 
 log = logging.getLogger("aml_jupyterhub.reconciler")
@@ -132,6 +133,11 @@ class Reconciler:
         self._task: asyncio.Task | None = None
         self._failing: str | None = None  # the message of the list failure last logged
 
+    @property
+    def latest(self) -> Snapshot | None:
+        """The last list, however old (None before the first)."""
+        return self._snapshot
+
     async def snapshot(self, max_age: float) -> Snapshot:
         """A snapshot at most ``max_age`` seconds old: the last one, or a new
         list that every caller waiting at the same time shares."""
@@ -155,10 +161,12 @@ class Reconciler:
                       min_age=self.interval / 2, stop_action=self.stop_action)
         self._suspects = result.suspects
         for info in result.left_running:
+            RECONCILER_ACTIONS.labels("left_running").inc()
             owner = ownership.owner_of(info.tags)
             log.warning("reconciler: compute instance %s of %s in workspace %s is %s with no server; left running "
                         "(stop_action=keep)", info.name, owner.describe() if owner else "?", self.workspace, info.state)
         for action in result.actions:
+            RECONCILER_ACTIONS.labels(action.kind).inc()
             self._act(action)
         return result
 

@@ -29,6 +29,7 @@ from traitlets import Bool, Enum, Float, Integer, List, TraitError, Unicode
 
 from .config import AMLSettings
 from .credentials import credential_problem
+from .limits import parse_group_limits
 
 # Variables with these prefixes belong to us: an unknown one is a typo.
 OUR_PREFIXES = ("AML_", "AAD_", "HUB_", "EMULATOR_")
@@ -126,7 +127,7 @@ SETTINGS: list[Setting] = [_from_table(e) for e in json.loads((Path(__file__).pa
 # config file in HUB_CONFIG_DIR sets: no setting of their own.
 HUB_SET_TRAITS = {"secrets_dir", "ssh_key_file", "credential", "compute_client_factory", "profiles", "projects",
                   "tags", "emulator_token", "operation_times_file", "typical_operation_seconds",
-                  "tunnel_service_token"}
+                  "tunnel_service_token", "group_vcpu_limits"}
 
 
 def _advanced() -> list[Setting]:
@@ -230,6 +231,10 @@ def load_settings(env: Mapping[str, str]) -> dict:
     for name in ("HTTPS_PORT", "HTTP_PORT", "EMULATOR_PORT"):
         if values[name] is not None and not 1 <= values[name] <= 65535:
             raise ConfigError(f"{name}={values[name]} is not a port: use 1-65535 ({BY_NAME[name].help})")
+    try:
+        values["AML_GROUP_VCPU_LIMITS"] = parse_group_limits(values["AML_GROUP_VCPU_LIMITS"])
+    except ValueError as e:
+        raise ConfigError(f"AML_GROUP_VCPU_LIMITS is not valid: {e} (use group=vcpus pairs, comma-separated)") from None
     cull = values["HUB_IDLE_CULL_TIMEOUT"]
     if cull is not None and cull < 0:
         raise ConfigError("HUB_IDLE_CULL_TIMEOUT must be 0 (off) or a number of seconds.")

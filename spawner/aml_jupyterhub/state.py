@@ -43,6 +43,8 @@ class ServerState:
     pid: int = 0
     pid_start: int = 0  # the process's start time: a recycled pid is not the server
     lab_url: str = ""
+    stop_at: int = 0  # epoch seconds at which the runtime limit stops the server (0: no limit)
+    stop_rule: str = ""  # that limit in words, as it was when the server started
 
     def to_dict(self) -> dict:
         """The dict for get_state(): empty when there is no instance to remember."""

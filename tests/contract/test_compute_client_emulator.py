@@ -82,6 +82,17 @@ async def test_sizes_and_usage(emu):
     assert usage["Cores"].current == 0 and usage["Cores"].limit > 0
 
 
+async def test_region_read_once_then_sizes_of_that_region(emu):
+    c = client(emu)
+    emu.control("DELETE", "/_emulator/requests")
+    assert await c.location() == "westeurope" and await c.location() == "westeurope"
+    sizes = {s.name for s in await c.list_sizes("westeurope")}
+    assert "Standard_DS3_v2" in sizes and "Standard_ND96asr_v4" not in sizes  # not offered in westeurope
+    paths = [r["path"] for r in emu.requests_seen()]
+    assert len(paths) == 2, paths  # the workspace once, then the size list alone (no second workspace read)
+    assert paths[0].endswith("/workspaces/aml-local") and paths[1].endswith("/locations/westeurope/vmSizes"), paths
+
+
 async def test_refusals_map_to_domain_errors(emu):
     c = client(emu)
     with pytest.raises(SizeNotOffered) as err:

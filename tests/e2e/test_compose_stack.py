@@ -11,6 +11,7 @@ Screenshots of the browser steps go to tests/artifacts/e2e/.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import socket
 import ssl
@@ -145,6 +146,19 @@ def test_https_through_caddy(stack):
     assert f"docker compose cp emulator:{EMULATOR_CA_IN_CONTAINER} emulator-ca.pem" in readme
     r = requests.get(f"{stack.emulator_url}/_emulator/health", verify=str(stack.emulator_ca), timeout=30)
     assert r.status_code == 200, r.text
+
+
+def test_prices_command_runs_in_the_hub_image_into_the_data_volume(stack):
+    """README's refresh, as an admin runs it (against the emulator's Retail Prices API in local mode)."""
+    r = stack.compose("run", "--rm", "--no-deps", "hub", "aml-jupyterhub-prices", "--region", "westeurope",
+                      "--api", "https://emulator:8443/api/retail/prices", "--ca-bundle", "/srv/emulator-ca/ca.pem",
+                      timeout=180)
+    assert "westeurope: 11 of 16 sizes priced" in r.stdout, (r.stdout, r.stderr)
+    assert "wrote /srv/jupyterhub/prices.json" in r.stdout
+    readme = (ROOT / "README.md").read_text()
+    assert r.stdout.strip().splitlines()[-1] in readme and "docker compose run --rm hub aml-jupyterhub-prices" in readme
+    table = json.loads(stack.compose("exec", "-T", "hub", "cat", "/srv/jupyterhub/prices.json").stdout)
+    assert table["regions"]["westeurope"]["Standard_DS2_v2"] > 0
 
 
 # ---- 2 ---------------------------------------------------------------------------

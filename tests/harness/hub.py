@@ -188,7 +188,7 @@ class Hub:
             c.JupyterHub.load_roles = [{{
                 "name": "tester",
                 "scopes": ["admin:users", "admin:servers", "admin:server_state", "access:servers",
-                           "admin:auth_state", "read:hub", "groups", "admin:groups"],
+                           "admin:auth_state", "read:hub", "groups", "admin:groups", "read:metrics"],
                 "services": ["tester"],
             }}]
             """
@@ -218,6 +218,16 @@ class Hub:
         session = browser(self.emulator.ca_file)
         r = open_with_login(session, f"{self.url}/hub/oauth_login?next=/hub/home", who, f"{who}-password")
         assert r.status_code == 200 and r.url.startswith(self.url), (r.status_code, r.url, r.text[:300])
+        return session
+
+    def form_login(self, who: str) -> requests.Session:
+        """A browser signed in through the hub's own login form (JupyterHub's dummy authenticator)."""
+        session = requests.Session()
+        session.trust_env = False
+        session.get(f"{self.url}/hub/login", timeout=30)
+        r = session.post(f"{self.url}/hub/login?next=/hub/home", timeout=30,
+                         data={"username": who, "password": "any", "_xsrf": session.cookies.get("_xsrf", "")})
+        assert r.status_code == 200 and r.url.endswith("/hub/home"), (r.status_code, r.url, r.text[:300])
         return session
 
     def log_tail(self, n: int = 6000) -> str:

@@ -1,8 +1,11 @@
 """The pure builders: the instance spec, the server's environment and command."""
 
 import pytest
+from traitlets import TraitError
 
-from aml_jupyterhub.builders import hub_api_address, idle_minutes, instance_spec, server_argv, server_env
+from aml_jupyterhub.config import AMLSettings  # at the top: it imports asyncssh, which runs ldconfig
+
+from aml_jupyterhub.builders import cron_problem, hub_api_address, idle_minutes, instance_spec, server_argv, server_env
 
 OWNER_TAGS = {"jupyterhub-hub": "h1", "jupyterhub-user": "alice", "jupyterhub-server": ""}
 
@@ -70,3 +73,26 @@ def test_server_argv():
     assert server_argv(["jupyterhub-singleuser"], ["--debug"], "/env/bin/python") == [
         "/env/bin/python", "-m", "jupyterhub.singleuser", "--debug"]
     assert server_argv(["jupyter", "lab"], [], "/env/bin/python") == ["jupyter", "lab"]
+
+
+def test_stop_schedule_becomes_amls_own_stop_schedule():
+    entity = spec(stop_cron="0 22 * * 1-5", stop_time_zone="W. Europe Standard Time").to_entity()
+    (item,) = entity.schedules.compute_start_stop
+    assert item.action.lower() == "stop" and item.trigger.expression == "0 22 * * 1-5"
+    assert item.trigger.time_zone == "W. Europe Standard Time"
+    assert spec().to_entity().schedules is None  # none unless configured
+
+
+@pytest.mark.parametrize("expression,words", [
+    ("0 22 * * *", ""), ("*/15 8-18 * * 1-5", ""), ("0 0 1,15 * *", ""),
+    ("0 22 * *", "has 5 fields"), ("0 24 * * *", "hour field '24' must stay within 0-23"),
+    ("0 22 * * 7", "day of week field '7'"), ("noon 12 * * *", "minute field 'noon' is not numbers"),
+])
+def test_cron_expressions_checked_as_aml_takes_them(expression, words):
+    problem = cron_problem(expression)
+    assert (words in problem) if words else problem == "", problem
+
+
+def test_bad_stop_schedule_refused_with_the_setting_named():
+    with pytest.raises(TraitError, match="stop_schedule '0 22': a cron expression has 5 fields"):
+        AMLSettings(stop_schedule="0 22")

@@ -176,11 +176,22 @@ class ComputeClient:
 
         return [InstanceInfo.from_entity(ci) for ci in await self._call("list compute instances", None, _list)]
 
-    async def list_sizes(self) -> list[VmSize]:
+    async def list_sizes(self, location: str | None = None) -> list[VmSize]:
+        """The sizes a compute instance can have in ``location`` (default: the
+        workspace's, which the SDK then reads first)."""
         def _sizes():
-            return list(self.ml.compute.list_sizes(compute_type="ComputeInstance"))
+            return list(self.ml.compute.list_sizes(location=location, compute_type="ComputeInstance"))
 
         return [VmSize.from_entity(s) for s in await self._call("list VM sizes", None, _sizes)]
+
+    async def location(self) -> str | None:
+        """The workspace's region (read once: a workspace never moves)."""
+        if getattr(self, "_location", None) is None:
+            def _get():
+                return self.ml.workspaces.get(self.ml.workspace_name).location
+
+            self._location = (await self._call("read the workspace", None, _get) or "").lower() or None
+        return self._location
 
     async def usage(self) -> list[Usage]:
         def _usage():

@@ -37,6 +37,8 @@ class InstanceSpec:
     setup_script_args: str | None = None
     setup_timeout_minutes: int = 15
     description: str | None = None
+    stop_cron: str | None = None  # AML's own daily (or other) stop, a backstop where the hub cannot act
+    stop_time_zone: str = "UTC"  # a Windows time zone name, as AML takes them
 
     def to_entity(self):
         from azure.ai.ml.entities import (
@@ -65,6 +67,11 @@ class InstanceSpec:
             kwargs["idle_time_before_shutdown_minutes"] = int(self.idle_minutes)
         if self.subnet_id:
             kwargs["network_settings"] = NetworkSettings(subnet=self.subnet_id)
+        if self.stop_cron:
+            from azure.ai.ml.entities import ComputeSchedules, ComputeStartStopSchedule, CronTrigger
+
+            kwargs["schedules"] = ComputeSchedules(compute_start_stop=[ComputeStartStopSchedule(
+                trigger=CronTrigger(expression=self.stop_cron, time_zone=self.stop_time_zone), action="Stop")])
         if self.setup_script:
             kwargs["setup_scripts"] = SetupScripts(
                 startup_script=ScriptReference(
@@ -153,7 +160,8 @@ class VmSize:
     vcpus: int | None
     memory_gb: float | None
     gpus: int | None
-    price_per_hour: float | None = None  # USD, Linux, standard tier, when Azure gives one
+    price_per_hour: float | None = None  # USD, Linux, standard tier
+    price_source: str = ""  # "table" (the hub's price table) or "azure" (AML's estimate); "" when none
 
     @classmethod
     def from_entity(cls, size) -> "VmSize":

@@ -22,6 +22,7 @@ from .faults import Fault
 from .models import Backend
 from .roles import Roles, RolesApi
 from .recorder import ResponseRecorder, recording_middleware
+from .retail import RetailPricesApi
 from .store import JsonStore
 
 log = logging.getLogger("aml_emulator")
@@ -147,6 +148,7 @@ def create_app(config: EmulatorConfig) -> web.Application:
     app["automation"] = automation
     ControlApi(backend, request_log, automation, on_reset=roles.reset).add_routes(app)
     RolesApi(roles).add_routes(app)
+    RetailPricesApi(config.public_url or "").add_routes(app)
     aad.add_routes(app)
 
     async def resolve(name: str):

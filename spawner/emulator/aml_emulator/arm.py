@@ -45,10 +45,12 @@ ACTIONS = {"start", "stop", "restart", "resize", "listnodes", "listkeys", "enabl
 # names (shared/reference/aml-compute-contract.md): 2023-08-01-preview is what
 # azure-ai-ml 1.35 sends for computes, sizes, usages and workspaces (and the
 # hub's own resize call, through the SDK's client), 2024-04-01-preview its
-# enableSso; 2021-07-01 the oldest with updateIdleShutdownSetting; 2024-04-01,
-# 2025-09-01 and 2025-12-01 stable ones.
+# enableSso, 2024-10-01-preview its workspace operations (``ml.workspaces.get``,
+# which the hub uses to learn the region; published in azure-rest-api-specs);
+# 2021-07-01 the oldest with updateIdleShutdownSetting; 2024-04-01, 2025-09-01
+# and 2025-12-01 stable ones.
 SUPPORTED_API_VERSIONS = ("2021-07-01", "2023-08-01-preview", "2024-04-01", "2024-04-01-preview",
-                          "2025-09-01", "2025-12-01")
+                          "2024-10-01-preview", "2025-09-01", "2025-12-01")
 
 
 def resource_type(path: str, action: bool = False) -> str:
