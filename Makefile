@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv test test-prerequisites test-unit test-contract bench clean up down clean-local logs image
+.PHONY: help venv test test-prerequisites test-unit test-contract bench clean up down clean-local logs image doctor
 
 help:
 	@echo "make venv    - create $(VENV) with the package (editable) and the test tools"
@@ -14,6 +14,7 @@ help:
 	@echo "make down    - stop the stack (volumes, so data, are kept; emulated instances keep running, as VMs)"
 	@echo "make clean-local - remove the local demo completely: emulated instances, their network, the volumes (asks first)"
 	@echo "make logs    - follow the stack's logs"
+	@echo "make doctor  - check the deployment (settings, Azure AD, credential, workspace, roles, sizes, quota, SSH, HOST)"
 	@echo "make image   - build the hub, emulator and compute-instance images; print their sizes"
 
 $(BIN)/python:
@@ -150,6 +151,10 @@ clean-local:
 
 logs:
 	$(COMPOSE) logs --follow --tail 100
+
+# the deployment checked from the hub's image, with the hub's settings and volumes (see README, For admins)
+doctor: .env
+	$(COMPOSE) run --rm -T hub aml-jupyterhub-doctor
 
 IMAGE_SERVICES := hub emulator instance-image
 image:

@@ -23,12 +23,14 @@ RUN apt-get update \
 COPY spawner/pyproject.toml spawner/README.md /tmp/spawner/
 COPY spawner/aml_jupyterhub /tmp/spawner/aml_jupyterhub
 # jupyterhub, oauthenticator and the idle culler come with the spawner
-# package. pip compiles the .pyc files here, which matters: the runtime user
-# cannot write into /opt/venv, so without them every hub start would compile
-# the Azure SDK again. pip and setuptools are not needed at run time.
+# package; its [postgres] extra adds psycopg2 for HUB_DB_URL=postgresql://...
+# (a wheel with its own libpq: nothing to apt-get). pip compiles the .pyc
+# files here, which matters: the runtime user cannot write into /opt/venv, so
+# without them every hub start would compile the Azure SDK again. pip and
+# setuptools are not needed at run time.
 RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-cache-dir --upgrade pip \
- && /opt/venv/bin/pip install --no-cache-dir /tmp/spawner \
+ && /opt/venv/bin/pip install --no-cache-dir '/tmp/spawner[postgres]' \
  && /opt/venv/bin/pip uninstall -q -y pip setuptools
 
 # -- configurable-http-proxy from npm (npm stays in this stage) -----------------

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from .clouds import cloud
-from .settings import SECRET_VARIABLES, ConfigError, env_example, load_settings, trait_values
+from .settings import SECRET_VARIABLES, ConfigError, env_example, hub_db_url, load_settings, trait_values
 
-__all__ = ["ConfigError", "config_files", "configure", "ensure_secrets", "env_example", "fail", "load_settings",
-           "menu_file"]
+__all__ = ["ConfigError", "config_files", "configure", "database_url", "ensure_secrets", "env_example", "fail",
+           "load_settings", "menu_file"]
 
 
 # ---- secrets ---------------------------------------------------------
@@ -85,23 +85,36 @@ def config_files(directory: str) -> list[str]:
     return [str(f) for f in sorted(folder.glob("*.py"))] if folder.is_dir() else []
 
 
-def prepare_data_dir(path: Path) -> Path:
+def prepare_data_dir(path: Path, sqlite: bool = True) -> Path:
     """The data directory, 0700, with the database file 0600 (made so before
-    JupyterHub opens it); ConfigError in one line if the hub cannot write there."""
+    JupyterHub opens it) unless the database is elsewhere (``sqlite`` false:
+    HUB_DB_URL); ConfigError in one line if the hub cannot write there."""
     try:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         if path.stat().st_mode & 0o077:
             os.chmod(path, 0o700)
-        db = path / "jupyterhub.sqlite"
-        os.close(os.open(db, os.O_WRONLY | os.O_CREAT, 0o600))
-        if db.stat().st_mode & 0o077:
-            os.chmod(db, 0o600)
+        if sqlite:
+            db = path / "jupyterhub.sqlite"
+            os.close(os.open(db, os.O_WRONLY | os.O_CREAT, 0o600))
+            if db.stat().st_mode & 0o077:
+                os.chmod(db, 0o600)
     except OSError as e:
         raise ConfigError(
             f"HUB_DATA_DIR={path} cannot be used: {e.strerror or e} (the hub runs as uid {os.getuid()}). Mount a "
             "volume there that this user may write, or point HUB_DATA_DIR at one."
         ) from None
     return path
+
+
+def database_url(values: dict) -> str:
+    """JupyterHub's db_url: HUB_DB_URL with HUB_DB_PASSWORD in it (quoted as
+    a URL needs), or SQLite in HUB_DATA_DIR when HUB_DB_URL is empty. It
+    holds the password: log ``render_as_string(hide_password=True)`` of
+    ``settings.hub_db_url`` instead (JupyterHub redacts it in its own lines)."""
+    url = hub_db_url(values)
+    if url is None:
+        return f"sqlite:///{Path(values['HUB_DATA_DIR']) / 'jupyterhub.sqlite'}"
+    return url.render_as_string(hide_password=False)
 
 
 def azure_credential(values: dict, env: Mapping[str, str]):
@@ -226,7 +239,7 @@ def configure(c, values: dict, environ=None) -> None:
     from .auth import VerifiedAzureAdOAuthenticator
 
     environ = os.environ if environ is None else environ
-    data = prepare_data_dir(Path(values["HUB_DATA_DIR"]))
+    data = prepare_data_dir(Path(values["HUB_DATA_DIR"]), sqlite=not values["HUB_DB_URL"])
     sec = ensure_secrets(data)
     host = values["HOST"]
     local = values["LOCAL_MODE"]
@@ -236,7 +249,7 @@ def configure(c, values: dict, environ=None) -> None:
     c.JupyterHub.bind_url = "http://0.0.0.0:8000"
     c.JupyterHub.hub_bind_url = "http://127.0.0.1:8081"
     c.JupyterHub.public_url = public
-    c.JupyterHub.db_url = f"sqlite:///{data / 'jupyterhub.sqlite'}"
+    c.JupyterHub.db_url = database_url(values)  # SQLite in the data dir, or HUB_DB_URL (PostgreSQL)
     c.JupyterHub.upgrade_db = True
     c.JupyterHub.cookie_secret_file = sec["cookie_secret_file"]
     # JupyterHub makes its CryptKeeper without the config (it reads keys from

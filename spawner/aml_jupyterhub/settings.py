@@ -36,7 +36,7 @@ OUR_PREFIXES = ("AML_", "AAD_", "HUB_", "EMULATOR_")
 
 # Read here and handed to the hub's objects; then taken out of the
 # environment, so that no child process (the proxy, services) inherits them.
-SECRET_VARIABLES = ("AAD_CLIENT_SECRET", "AZURE_CLIENT_SECRET", "AML_STATIC_TOKEN")
+SECRET_VARIABLES = ("AAD_CLIENT_SECRET", "AZURE_CLIENT_SECRET", "AML_STATIC_TOKEN", "HUB_DB_PASSWORD")
 
 
 class ConfigError(Exception):
@@ -191,6 +191,59 @@ def trait_values(values: dict) -> dict:
     return {s.trait: values[s.name] for s in SETTINGS if s.trait and values[s.name] not in (None, "", [])}
 
 
+# HUB_DB_URL's drivers: the image has psycopg2 (the package's [postgres] extra) and sqlite
+DB_DRIVERS = ("postgresql", "postgresql+psycopg2", "sqlite")
+_DB_WHAT = ("postgresql://user@server:5432/database?sslmode=require (the password in HUB_DB_PASSWORD), "
+            "sqlite:////path/to/jupyterhub.sqlite, or nothing for SQLite in HUB_DATA_DIR")
+
+
+def hub_db_url(values: dict):
+    """HUB_DB_URL as a SQLAlchemy URL with HUB_DB_PASSWORD as its password
+    and psycopg2 as its driver, or None when it is empty (SQLite in
+    HUB_DATA_DIR). ConfigError, which never shows a password, for any other
+    kind of URL."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    raw, password = values["HUB_DB_URL"], values["HUB_DB_PASSWORD"]
+    if not raw:
+        if password:
+            raise ConfigError("HUB_DB_PASSWORD is set but HUB_DB_URL is empty: set HUB_DB_URL to the PostgreSQL "
+                              "database (postgresql://user@server:5432/database?sslmode=require), or remove "
+                              "HUB_DB_PASSWORD.")
+        return None
+    try:
+        url = make_url(raw)
+    except (ArgumentError, ValueError):
+        # not echoed: it may hold a password
+        raise ConfigError(f"HUB_DB_URL is not a database URL: use {_DB_WHAT}.") from None
+    shown = url.render_as_string(hide_password=True)
+    if url.drivername not in DB_DRIVERS:
+        hint = " (SQLAlchemy spells it postgresql://)" if url.drivername.startswith("postgres") else ""
+        raise ConfigError(f"HUB_DB_URL={_short(shown)} is not supported{hint}: use {_DB_WHAT}.")
+    if url.get_backend_name() == "sqlite":
+        if url.database in (None, "", ":memory:"):
+            raise ConfigError(f"HUB_DB_URL={shown} is a database in memory, lost at every restart: use {_DB_WHAT}.")
+        if password:
+            raise ConfigError("HUB_DB_PASSWORD is for a PostgreSQL HUB_DB_URL: SQLite has none; remove it.")
+        return url
+    if not url.database:
+        raise ConfigError(f"HUB_DB_URL={_short(shown)} names no database: add it after the server, as in "
+                          f"{_DB_WHAT.split(' (')[0]}.")
+    # the driver the package ships (its [postgres] extra): SQLAlchemy 2.1's default for postgresql:// is psycopg 3
+    url = url.set(drivername="postgresql+psycopg2")
+    if password:
+        if not url.username:
+            # a URL renders a password only after a user name
+            raise ConfigError(f"HUB_DB_URL={_short(shown)} names no user for HUB_DB_PASSWORD: put it before the "
+                              "server, as in postgresql://user@server:5432/database?sslmode=require.")
+        if url.password is not None:
+            raise ConfigError(f"HUB_DB_URL={_short(shown)} has a password and HUB_DB_PASSWORD is set too: keep "
+                              "one (HUB_DB_PASSWORD, so .env's URL carries none).")
+        url = url.set(password=password)
+    return url
+
+
 def load_settings(env: Mapping[str, str]) -> dict:
     """Every setting's value from ``env`` (defaults filled in); ConfigError
     for an unknown variable of ours, a bad value, or a missing required one."""
@@ -238,6 +291,7 @@ def load_settings(env: Mapping[str, str]) -> dict:
     cull = values["HUB_IDLE_CULL_TIMEOUT"]
     if cull is not None and cull < 0:
         raise ConfigError("HUB_IDLE_CULL_TIMEOUT must be 0 (off) or a number of seconds.")
+    hub_db_url(values)
     return values
 
 

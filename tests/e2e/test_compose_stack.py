@@ -161,6 +161,21 @@ def test_prices_command_runs_in_the_hub_image_into_the_data_volume(stack):
     assert table["regions"]["westeurope"]["Standard_DS2_v2"] > 0
 
 
+def test_doctor_passes_in_the_stack_as_make_doctor_runs_it(stack):
+    r = stack.compose("run", "--rm", "-T", "hub", "aml-jupyterhub-doctor", timeout=180, check=False)
+    assert r.returncode == 0, (r.stdout, r.stderr[-2000:])
+    lines = [line for line in r.stdout.splitlines() if line[:4] in ("ok  ", "FAIL", "skip")]
+    assert lines and not any(line.startswith("FAIL") for line in lines), r.stdout
+    names = [line[5:].split(":", 1)[0] for line in lines]
+    assert {"Azure AD tenant", "redirect URI", "workspace", "roles", "sizes", "quota", "tunnel service"} <= set(names)
+    assert any(line.startswith("ok   tunnel service") for line in lines), r.stdout  # compose's tunnels container
+    print(r.stdout)
+    # README shows a real run: the same checks, in the same order
+    readme = (ROOT / "README.md").read_text()
+    sample = readme.split("A run in local mode", 1)[1].split("```", 2)[1]
+    assert [line[5:].split(":", 1)[0] for line in sample.splitlines() if line[:4] in ("ok  ", "FAIL", "skip")] == names
+
+
 # ---- 2 ---------------------------------------------------------------------------
 
 

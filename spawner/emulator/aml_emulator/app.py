@@ -101,6 +101,7 @@ def arm_middleware(backend: Backend, request_log: RequestLog, tokens: list[str],
         if fault is not None:
             return error_response(fault)
         request["caller"] = caller
+        request["principal"] = principal
         return await handler(request)
 
     return middleware
@@ -143,11 +144,11 @@ def create_app(config: EmulatorConfig) -> web.Application:
     app["aad"] = aad
     app["request_log"] = request_log
     app["roles"] = roles
+    RolesApi(roles).add_routes(app)  # first: its ARM permissions routes come before ArmApi's catch-all
     ArmApi(backend, poll_interval=config.poll_interval, public_url=config.public_url).add_routes(app)
     automation = Automation(backend)
     app["automation"] = automation
     ControlApi(backend, request_log, automation, on_reset=roles.reset).add_routes(app)
-    RolesApi(roles).add_routes(app)
     RetailPricesApi(config.public_url or "").add_routes(app)
     aad.add_routes(app)
 

@@ -128,6 +128,19 @@ class Roles:
         # 403 without Retry-After: retrying cannot help until an admin acts
         return ArmError(403, "AuthorizationFailed", rbac.refusal_message(principal, need.action, need.scope))
 
+    def permissions(self, principal: rbac.Principal, scope: str) -> list[dict]:
+        """ARM's ``Microsoft.Authorization/permissions`` answer: one entry per
+        role assigned to ``principal`` at ``scope`` or above it."""
+        ids = {i.lower() for i in principal.ids}
+        roles = self.roles()
+        out = []
+        for a in self.assignments:
+            role = roles.get(a.role.lower())
+            if role is not None and a.principal.lower() in ids and rbac.scope_covers(a.scope, scope):
+                out.append({"actions": list(role.actions), "notActions": list(role.not_actions),
+                            "dataActions": [], "notDataActions": []})
+        return out
+
     def to_json(self) -> dict:
         return {
             "assignments": [a.to_json() for a in self.assignments],
@@ -158,6 +171,24 @@ class RolesApi:
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/_emulator/roles", self.get)
         app.router.add_put("/_emulator/roles", self.put)
+        # ARM's "what may the caller do here" (Permissions - List For Resource / Resource Group)
+        app.router.add_get("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Authorization/permissions",
+                           self.permissions)
+        app.router.add_get("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.MachineLearningServices/"
+                           "workspaces/{ws}/providers/Microsoft.Authorization/permissions", self.permissions)
+
+    async def permissions(self, request):
+        m = request.match_info
+        scope = f"/subscriptions/{m['sub']}/resourceGroups/{m['rg']}"
+        if "ws" in m:
+            known = any(w.subscription_id.lower() == m["sub"].lower() and w.resource_group.lower() == m["rg"].lower()
+                        and w.name.lower() == m["ws"].lower() for w in self.roles.workspaces)
+            if not known:
+                return web.json_response({"error": {"code": "ResourceNotFound", "message": (
+                    f"The Resource 'Microsoft.MachineLearningServices/workspaces/{m['ws']}' under resource group "
+                    f"'{m['rg']}' was not found.")}}, status=404)
+            scope += f"/providers/Microsoft.MachineLearningServices/workspaces/{m['ws']}"
+        return web.json_response({"value": self.roles.permissions(request["principal"], scope)})
 
     async def get(self, request):
         return web.json_response(self.roles.to_json())
