@@ -140,6 +140,10 @@ class Fleet:
         """Every workspace's reconciler started so far."""
         return list(self._reconcilers.values())
 
+    def reconcilers_by_workspace(self) -> list[tuple[tuple, Reconciler]]:
+        """(lower-case workspace key, its reconciler) of every one started so far."""
+        return list(self._reconcilers.items())
+
     def reconciler(self, workspace_key: tuple, make: Callable[[], Reconciler]) -> Reconciler:
         ws = tuple(k.lower() for k in workspace_key)
         rec = self._reconcilers.get(ws)
@@ -149,6 +153,14 @@ class Fleet:
         return rec
 
     # ---- settling -----------------------------------------------------------
+
+    def busy_keys(self) -> list[InstanceKey]:
+        """The instances an operation of the hub holds the lock of now (a start, a stop)."""
+        return list(self._locks)
+
+    def settling_keys(self) -> list[InstanceKey]:
+        """The instances being brought to rest now."""
+        return [k for k, task in list(self._settling.items()) if not task.done()]
 
     def settling(self, key: InstanceKey) -> bool:
         task = self._settling.get(key)

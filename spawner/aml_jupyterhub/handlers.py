@@ -66,4 +66,6 @@ class OpenInstanceHandler(BaseHandler):
 
 
 def extra_handlers() -> list:
-    return [(rf"/{OPEN_PATH}", OpenInstanceHandler)]
+    from .instances_api import api_handlers  # the instances page's API (its scopes: the page's service only)
+
+    return [(rf"/{OPEN_PATH}", OpenInstanceHandler), *api_handlers()]

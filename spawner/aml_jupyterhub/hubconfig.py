@@ -233,6 +233,24 @@ def apply_essentials(c) -> None:
     start_reconcilers_with_hub()
 
 
+def add_instances_page(c, url: str) -> None:
+    """The admin's instances page (``instances_page``), a service the hub
+    starts at ``url`` (where the proxy reaches it), in the Services menu of
+    those who may access it (admins); its token alone has the custom scopes
+    of the hub's instances API."""
+    from .instances_api import CUSTOM_SCOPES, READ_SCOPE, STOP_SCOPE
+    from .instances_page import SERVICE_NAME
+
+    c.JupyterHub.custom_scopes = {**c.JupyterHub.get("custom_scopes", {}), **CUSTOM_SCOPES}
+    c.JupyterHub.services = [*c.JupyterHub.get("services", []), {
+        "name": SERVICE_NAME, "display": True, "oauth_no_confirm": True, "url": url,
+        "command": [sys.executable, "-m", "aml_jupyterhub.instances_page"],
+    }]
+    c.JupyterHub.load_roles = [*c.JupyterHub.get("load_roles", []), {
+        "name": SERVICE_NAME, "scopes": [READ_SCOPE, STOP_SCOPE], "services": [SERVICE_NAME],
+    }]
+
+
 def configure(c, values: dict, environ=None) -> None:
     """Apply the settings to a JupyterHub config object ``c``; the secrets
     are then taken out of ``environ`` (default: os.environ)."""
@@ -328,17 +346,27 @@ def configure(c, values: dict, environ=None) -> None:
     cull = values["HUB_IDLE_CULL_TIMEOUT"]
     if cull:
         every = max(60, min(600, cull // 6))
-        c.JupyterHub.services = [{
+        c.JupyterHub.services = [*c.JupyterHub.get("services", []), {
             "name": "idle-culler",
             "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={cull}", f"--cull-every={every}",
                         # with internal TLS the hub's API wants a client certificate (the culler runs in the hub)
                         *(["--ssl-enabled=True", f"--internal-certs-location={data / 'internal-ssl'}"] if direct else [])],
         }]
-        c.JupyterHub.load_roles = [{
+        c.JupyterHub.load_roles = [*c.JupyterHub.get("load_roles", []), {
             "name": "idle-culler",
             "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
             "services": ["idle-culler"],
         }]
+    if values["HUB_INSTANCES_PAGE"] and not direct:  # with internal TLS it would need certificates of its own
+        from urllib.parse import urlparse
+
+        from .instances_page import PORT
+
+        # where the proxy reaches the page: where it reaches the hub's tunnels (a pod's IP on AKS), else
+        # the hub's own host (compose: "hub"), or beside the hub
+        host = values["AML_TUNNEL_CONNECT_IP"] or urlparse(
+            c.JupyterHub.get("hub_connect_url", "") or "http://127.0.0.1").hostname
+        add_instances_page(c, f"http://{host}:{PORT}")
     scrub_secrets(environ)
 
 

@@ -132,6 +132,7 @@ class Reconciler:
         self._suspects: dict = {}
         self._task: asyncio.Task | None = None
         self._failing: str | None = None  # the message of the list failure last logged
+        self._fresh_after = 0.0  # a list taken before this (monotonic) is too old, whatever max_age says
 
     @property
     def latest(self) -> Snapshot | None:
@@ -142,7 +143,7 @@ class Reconciler:
         """A snapshot at most ``max_age`` seconds old: the last one, or a new
         list that every caller waiting at the same time shares."""
         snap = self._snapshot
-        if snap is not None and time.monotonic() - snap.taken_at < max_age:
+        if snap is not None and time.monotonic() - snap.taken_at < max_age and snap.taken_at >= self._fresh_after:
             return snap
         if self._refreshing is None or self._refreshing.done():
             self._refreshing = asyncio.ensure_future(self._refresh())
@@ -166,9 +167,17 @@ class Reconciler:
             log.warning("reconciler: compute instance %s of %s in workspace %s is %s with no server; left running "
                         "(stop_action=keep)", info.name, owner.describe() if owner else "?", self.workspace, info.state)
         for action in result.actions:
-            RECONCILER_ACTIONS.labels(action.kind).inc()
-            self._act(action)
+            self.act(action)
         return result
+
+    def want_fresh(self) -> None:
+        """The next snapshot() lists anew (the hub just changed an instance: the last list is out of date)."""
+        self._fresh_after = time.monotonic()
+
+    def act(self, action: Action) -> None:
+        """Hand ``action`` over as a pass would (the fleet checks again that no server uses the instance)."""
+        RECONCILER_ACTIONS.labels(action.kind).inc()
+        self._act(action)
 
     async def _loop(self) -> None:
         # The first pass waits an interval: the hub is still finding its servers.

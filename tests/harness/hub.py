@@ -79,7 +79,7 @@ class Hub:
     """
 
     def __init__(self, workdir: Path, emulator=None, extra_config: str = "", slow_spawn_timeout: float = 0,
-                 login: dict | str | None = None, proxy=None):
+                 login: dict | str | None = None, proxy=None, instances_page: bool = False):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.emulator = emulator
@@ -95,6 +95,8 @@ class Hub:
         self.crypt_key = secrets.token_hex(32)
         self.extra_config = extra_config
         self.login = login
+        # the admin's instances page (the product's service), on a port of its own
+        self.instances_page_port = free_port() if instances_page else 0
         self.client_id = f"hub-test-{secrets.token_hex(4)}"  # its app registration, with product login
         self.client_secret = secrets.token_hex(16)
         # 0: the REST API answers 202 at once and the spawn is watched through
@@ -162,6 +164,9 @@ class Hub:
             # as the product's config does (redirect mode's page, access log, reconcilers)
             from aml_jupyterhub.hubconfig import apply_essentials
             apply_essentials(c)
+            if {self.instances_page_port}:
+                from aml_jupyterhub.hubconfig import add_instances_page
+                add_instances_page(c, "http://127.0.0.1:{self.instances_page_port}")
             c.AMLSpawner.wait_interval = 0.5
             c.AMLSpawner.retry_total = 6
             """

@@ -183,7 +183,8 @@ def test_configure_azure(tmp_path):
     assert c.AMLSpawner.secrets_dir == str(tmp_path / "secrets")
     assert c.AMLSpawner.operation_times_file == str(tmp_path / "operation-times.json")  # estimates outlive the hub
     assert c.AMLSpawner.delete_forever_action == "keep" and c.AMLSpawner.reconcile_interval == 300
-    assert [h[0] for h in c.JupyterHub.extra_handlers] == ["/aml/open"]
+    assert [h[0] for h in c.JupyterHub.extra_handlers] == ["/aml/open", "/api/aml/instances",
+                                                             "/api/aml/instances/stop"]
     assert c.JupyterHub.tornado_settings["log_function"].__module__ == "aml_jupyterhub.accesslog"
     assert c.JupyterHub.cleanup_servers is False and c.JupyterHub.allow_named_servers is True
     assert c.JupyterHub.services[0]["name"] == "idle-culler"
@@ -235,7 +236,8 @@ def test_configure_local_points_at_the_emulator(tmp_path):
     assert c.AMLSpawner.arm_endpoint == "https://emulator:8443"
     assert (c.AMLSpawner.credential_type, c.AMLSpawner.static_token) == ("static-token", "aml-emulator-local-token")
     assert "credential" not in c.AMLSpawner
-    assert "services" not in c.JupyterHub  # culling off
+    assert [s["name"] for s in c.JupyterHub.services] == ["aml-instances"]  # culling off; the admins' page
+    assert c.JupyterHub.services[0]["url"] == "http://127.0.0.1:10102"  # the hub starts its own proxy here
 
 
 def test_the_hub_starts_a_proxy_that_defaults_to_the_hub_unless_another_is_configured():

@@ -102,7 +102,9 @@ def test_it_configures_the_hub_for_the_charts_proxy_services_and_volume(values, 
     assert c.AMLSpawner.tunnel_bind_ip == "0.0.0.0" and c.AMLSpawner.tunnel_connect_ip == POD_IP
     assert c.AMLSpawner.secrets_dir == str(tmp_path / "data" / "secrets")
     assert c.JupyterHub.db_url.startswith("sqlite:///")
-    assert [s["name"] for s in c.JupyterHub.services] == ["idle-culler"]
+    assert [s["name"] for s in c.JupyterHub.services] == ["idle-culler", "aml-instances"]
+    # the admins' page is where the proxy pod reaches the tunnels: the hub pod's own address
+    assert c.JupyterHub.services[1]["url"] == f"http://{POD_IP}:10102"
 
 
 def test_the_postgresql_example_in_its_comments_is_accepted(values):

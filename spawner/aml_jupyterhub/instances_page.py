@@ -1,0 +1,128 @@
+"""The admin's instances page: a JupyterHub service, ``aml-instances``.
+
+    https://HOST/services/aml-instances/      (in the hub's Services menu)
+
+Every compute instance of this hub with its owner, server, size, state,
+since when it runs and what it cost so far and costs per hour, with a stop
+button; orphans (running without a server) and stops under way are marked.
+It runs beside the hub (the hub starts it, as a managed service), signs
+users in with the hub's OAuth, and lets in only those with access to this
+service: admins (a non-admin gets 403). It holds no Azure credential: it
+asks the hub's own API (``instances_api``) with its service token, whose
+custom scopes nobody else has, and says who asked for each stop.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+from pathlib import Path
+from urllib.parse import urlencode, urlparse
+
+import jinja2
+from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
+from jupyterhub.utils import url_path_join
+from tornado import httpclient, ioloop, web
+
+SERVICE_NAME = "aml-instances"
+PORT = 10102
+TEMPLATE = Path(__file__).parent / "templates" / "instances_page.html"
+
+
+def since_text(epoch: float | None, now: float) -> str:
+    if not epoch:
+        return ""
+    minutes = int(max(0, now - epoch) // 60)
+    when = dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%d %b %H:%M UTC")
+    return f"{when} ({minutes // 60} h {minutes % 60:02d} min)" if minutes >= 60 else f"{when} ({minutes} min)"
+
+
+def money(value: float | None) -> str:
+    return "" if value is None else f"${value:,.2f}"
+
+
+def render(data: dict, *, xsrf_form_html: str, user: str, hub_prefix: str, message: str, now: float) -> str:
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    rows = data.get("instances", [])
+    running = [r for r in rows if r["state"] == "Running"]
+    total = sum(r["price_per_hour"] or 0 for r in running)
+    return env.from_string(TEMPLATE.read_text()).render(
+        rows=[{**r, "since": since_text(r["running_since"], now), "per_hour": money(r["price_per_hour"]),
+               "so_far": money(r["cost_so_far"]), "workspace_key": json.dumps(
+                   [r["subscription_id"], r["resource_group"], r["workspace"]])} for r in rows],
+        running=len(running), orphans=sum(1 for r in rows if r["orphan"]), total_per_hour=money(total),
+        unpriced=sum(1 for r in running if r["price_per_hour"] is None), problems=data.get("problems", []),
+        reconciler=data.get("reconciler", True), xsrf_form_html=xsrf_form_html, user=user,
+        hub_prefix=hub_prefix, message=message)
+
+
+async def hub_api(method: str, path: str, body: dict | None = None, acting: str = "") -> dict:
+    """The hub's API with this service's token (and the hub's internal TLS when it has one)."""
+    url = os.environ["JUPYTERHUB_API_URL"].rstrip("/") + path
+    ssl = {}
+    if os.environ.get("JUPYTERHUB_SSL_KEYFILE"):
+        ssl = dict(client_key=os.environ["JUPYTERHUB_SSL_KEYFILE"], client_cert=os.environ["JUPYTERHUB_SSL_CERTFILE"],
+                   ca_certs=os.environ.get("JUPYTERHUB_SSL_CLIENT_CA"))
+    request = httpclient.HTTPRequest(
+        url, method=method, body=json.dumps(body) if body is not None else None, request_timeout=60,
+        headers={"Authorization": f"token {os.environ['JUPYTERHUB_API_TOKEN']}", "X-AML-Acting-User": acting,
+                 "Content-Type": "application/json"}, **ssl)
+    response = await httpclient.AsyncHTTPClient().fetch(request, raise_error=False)
+    try:
+        data = json.loads(response.body or b"{}")
+    except ValueError:
+        data = {}
+    if response.code != 200:
+        raise web.HTTPError(502, f"The hub answered {response.code}: {data.get('message', '')[:200]}")
+    return data
+
+
+class PageHandler(HubOAuthenticated, web.RequestHandler):
+    @property
+    def hub_scopes(self):
+        # who may see this page: whoever may access this service (admins); never "anyone logged in"
+        return {f"access:services!service={SERVICE_NAME}"}
+
+    def _page(self, data: dict, message: str = "") -> str:
+        return render(data, xsrf_form_html=self.xsrf_form_html(), user=self.current_user["name"],
+                      hub_prefix=os.environ.get("JUPYTERHUB_BASE_URL", "/") + "hub/", message=message,
+                      now=time.time())
+
+    @web.authenticated
+    async def get(self):
+        data = await hub_api("GET", "/aml/instances")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(self._page(data, self.get_argument("done", "")))
+
+    @web.authenticated
+    async def post(self):
+        try:
+            workspace = json.loads(self.get_body_argument("workspace"))
+            name = self.get_body_argument("name")
+        except (ValueError, web.MissingArgumentError):
+            raise web.HTTPError(400, "The stop form needs the instance's workspace and name.")
+        done = await hub_api("POST", "/aml/instances/stop", {"workspace": workspace, "name": name},
+                             acting=self.current_user["name"])
+        what = (f"Stopping {done['user']}'s server" + (f" '{done['server']}'" if done.get("server") else "")
+                + f" and its compute instance {name}." if done.get("stopped") == "server"
+                else f"Stopping compute instance {name}, which no server used.")
+        self.redirect(f"{self.request.path}?{urlencode({'done': what})}")
+
+
+def make_app() -> web.Application:
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{SERVICE_NAME}/")
+    return web.Application(
+        [(prefix, PageHandler), (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler)],
+        cookie_secret=os.urandom(32), xsrf_cookies=True)
+
+
+def main() -> None:
+    url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", f"http://127.0.0.1:{PORT}"))
+    make_app().listen(url.port or PORT, url.hostname or "127.0.0.1")
+    ioloop.IOLoop.current().start()
+
+
+if __name__ == "__main__":
+    main()
