@@ -357,7 +357,7 @@ def configure(c, values: dict, environ=None) -> None:
             "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
             "services": ["idle-culler"],
         }]
-    if values["HUB_INSTANCES_PAGE"] and not direct:  # with internal TLS it would need certificates of its own
+    if values["HUB_INSTANCES_PAGE"]:
         from urllib.parse import urlparse
 
         from .instances_page import PORT

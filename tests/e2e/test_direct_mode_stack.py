@@ -93,6 +93,10 @@ def test_direct_mode_in_compose_routes_to_the_instance_with_internal_tls(direct_
     assert seen["tls_without_cert"] == "refused: SSLError", seen
     assert seen["plain_http"] in ("closed", "refused: ConnectionResetError"), seen
 
+    # the admins' instances page works with internal TLS too (it calls the hub's API with its certificate)
+    r = session.get(f"{s.hub_url}/services/aml-instances/", timeout=60)
+    assert r.status_code == 200 and f'data-instance="{state["instance_name"]}"' in r.text, (r.status_code, r.text[:500])
+
     with timer.phase("direct mode: stop"):
         admin.stop_server(CAROL)
     wait_until(lambda: s.emulator_instances()[state["instance_name"]]["state"] == "Stopped", 60,
