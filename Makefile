@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv test test-prerequisites test-unit test-contract bench clean up down clean-local logs image doctor
+.PHONY: help venv test test-prerequisites test-unit test-contract bench clean up down clean-local logs image doctor backup restore
 
 help:
 	@echo "make venv    - create $(VENV) with the package (editable) and the test tools"
@@ -15,6 +15,8 @@ help:
 	@echo "make clean-local - remove the local demo completely: emulated instances, their network, the volumes (asks first)"
 	@echo "make logs    - follow the stack's logs"
 	@echo "make doctor  - check the deployment (settings, Azure AD, credential, workspace, roles, sizes, quota, SSH, HOST)"
+	@echo "make backup  - one archive of the hub's data (database, secrets, SSH keys) and Caddy's certificates in $(BACKUP_DIR)/"
+	@echo "make restore FILE=$(BACKUP_DIR)/aml-jupyterhub-....tar.gz - put an archive back (stops the hub; then make up)"
 	@echo "make image   - build the hub, emulator and compute-instance images; print their sizes"
 
 $(BIN)/python:
@@ -155,6 +157,31 @@ logs:
 # the deployment checked from the hub's image, with the hub's settings and volumes (see README, For admins)
 doctor: .env
 	$(COMPOSE) run --rm -T hub aml-jupyterhub-doctor
+
+# ---- backup and restore (compose.yaml's backup service: aml-jupyterhub-backup) ----
+# One archive (tar.gz) of the hub-data volume (the database as a consistent
+# snapshot, so the hub may keep running; the secrets, the SSH keys) and of
+# Caddy's certificates, in BACKUP_DIR. It holds secrets: 0600, in a 0700 folder.
+BACKUP_DIR ?= backups
+# as compose.yaml binds it: a bare name there would be a named volume, not this folder
+BACKUP_BIND = $(if $(filter /% ./% ../% ~%,$(BACKUP_DIR)),$(BACKUP_DIR),./$(BACKUP_DIR))
+backup:
+	@mkdir -p "$(BACKUP_DIR)" && chmod 700 "$(BACKUP_DIR)"
+	@BACKUP_DIR="$(BACKUP_BIND)" $(COMPOSE) run --rm --no-deps -T backup create
+
+# The archive is checked first (and the volumes: holding a hub's data, they are
+# replaced only with FORCE=1), so a wrong FILE stops nothing. Then the hub and
+# Caddy stop (Caddy keeps its certificates in memory), and the archive goes
+# into the volumes (compose makes them again if `down -v` removed them).
+RESTORE = BACKUP_DIR="$(BACKUP_BIND)" $(COMPOSE) run --rm --no-deps -T -v "$(abspath $(dir $(FILE))):/restore:ro" backup \
+  restore "/restore/$(notdir $(FILE))" --shown-as "$(FILE)" $(if $(filter 1 yes true,$(FORCE)),--force)
+restore:
+	@[ -n "$(FILE)" ] || { echo "make restore: name the archive: make restore FILE=$(BACKUP_DIR)/aml-jupyterhub-<date>-<time>.tar.gz (make backup writes them)"; exit 1; }
+	@[ -f "$(FILE)" ] || { echo "make restore: $(FILE) is not a file: name an archive make backup wrote (ls $(BACKUP_DIR))"; exit 1; }
+	@$(RESTORE) --check
+	@echo "$(COMPOSE) stop hub caddy"; $(COMPOSE) stop hub caddy
+	@$(RESTORE) || { echo "make restore: nothing restored; make up starts the hub again as it was"; exit 1; }
+	@echo "restored; start the hub with it: make up"
 
 IMAGE_SERVICES := hub emulator instance-image
 image:

@@ -590,6 +590,110 @@ def test_compose_down_and_up_keeps_users_tokens_and_files(stack, admin, kept_tex
     assert _instances_of(stack, ALICE) == [stack.instance_name(ALICE)]
 
 
+def test_backup_lost_volumes_restore_brings_users_servers_and_files_back(stack, admin, kept_text, timer):
+    """`make backup` while the hub runs; then the stack down and its volumes
+    lost (all but the emulator's); `make restore`, `up`: the same users,
+    tokens, browser sessions, servers and Caddy CA, and no instance made again."""
+    import shlex
+    import stat
+    import subprocess
+    from pathlib import Path
+
+    browser_session, home = sign_in(stack, "alice")  # a browser's hub cookie, from before the backup
+    assert home.status_code == 200 and home.url.startswith(stack.hub_url), (home.status_code, home.url)
+    ensure_running(admin, ALICE)
+    if admin.user_request("GET", ALICE, f"api/contents/{KEPT_FILE}").status_code == 404:  # the kernel test did not run
+        r = admin.user_request("PUT", ALICE, f"api/contents/{KEPT_FILE}",
+                               json={"type": "file", "format": "text", "content": kept_text})
+        assert r.status_code in (200, 201), r.text
+    users_before = sorted(u["name"] for u in admin.api("GET", "/users").json())
+    root_before = stack.caddy_root.read_text()
+
+    def this_hubs_instances() -> dict[str, dict]:
+        return {n: i for n, i in stack.emulator_instances().items()
+                if (i.get("tags") or {}).get("jupyterhub-hub") == stack.hub_id}
+
+    instances_before = this_hubs_instances()
+    assert stack.instance_name(ALICE) in instances_before, instances_before
+    cookie_secret = stack.compose("exec", "-T", "hub", "cat", "/srv/jupyterhub/secrets/cookie_secret").stdout.strip()
+    assert len(cookie_secret) >= 32
+
+    # as a user runs them, with the stack's compose command (its project, env file and override)
+    backups = stack.workdir / "backups"
+    env = {**stack.env, "BACKUP_DIR": str(backups)}
+
+    def make(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["make", *args, f"COMPOSE={shlex.join(stack.compose_command())}"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=900)
+
+    with timer.phase("make backup (the hub running)"):
+        r = make("backup")
+    said = r.stdout + r.stderr
+    assert r.returncode == 0, said
+    print(said)
+    wrote = re.search(r"^wrote (\S+\.tar\.gz) ", r.stdout, re.M)
+    assert wrote, said
+    archive = Path(wrote.group(1))
+    assert archive.parent == backups and archive.is_file(), said
+    assert stat.S_IMODE(archive.stat().st_mode) == 0o600 and stat.S_IMODE(backups.stat().st_mode) == 0o700
+    assert cookie_secret not in said
+    assert re.search(r"the hub's database: a snapshot of jupyterhub.sqlite \(\d+ users\)", said), said
+
+    with timer.phase("docker compose down; every volume but the emulator's removed"):
+        r = stack.down(volumes=False)
+        assert r.returncode == 0, f"compose down failed:\n{r.stdout}\n{r.stderr}"
+        volumes = subprocess.run(["docker", "volume", "ls", "-q", "--filter",
+                                  f"label=com.docker.compose.project={stack.project}"],
+                                 capture_output=True, text=True, check=True).stdout.split()
+        # emulator-data and emulator-ca stand in for Azure itself (the workspace, its compute
+        # instances and their disks, Azure AD): a restore of the hub does not touch them, so they stay
+        azure = {f"{stack.project}_emulator-data", f"{stack.project}_emulator-ca"}
+        lost = sorted(set(volumes) - azure)
+        hubs = {f"{stack.project}_{v}" for v in ("hub-data", "caddy-data", "caddy-config", "proxy-secrets")}
+        assert hubs <= set(lost), volumes
+        subprocess.run(["docker", "volume", "rm", *lost], capture_output=True, text=True, check=True)
+
+    with timer.phase("make restore into new volumes, then up --wait"):
+        r = make("restore", f"FILE={archive}")
+        said = r.stdout + r.stderr
+        assert r.returncode == 0, said
+        print(said)
+        assert "restored; start the hub with it: make up" in r.stdout and cookie_secret not in said, said
+        stack.up()
+        stack.fetch_certs()
+        stack.wait_https()
+    assert stack.caddy_root.read_text() == root_before, "Caddy made a new CA: its certificates were not restored"
+
+    # the users, the admin's API token (in the database), a browser's login cookie (the cookie secret)
+    me = admin.api("GET", "/user")
+    assert me.status_code == 200 and me.json()["name"] == CAROL, me.text
+    assert sorted(u["name"] for u in admin.api("GET", "/users").json()) == users_before
+    assert admin.user_model(ALICE)["name"] == ALICE
+    r = browser_session.get(f"{stack.hub_url}/hub/home", allow_redirects=False, timeout=60)
+    assert r.status_code == 200, f"the browser was sent to log in again: {r.status_code} {r.headers.get('Location')}"
+    assert "alice" in r.text
+
+    # alice's instance ran on while the hub's data was gone: the restored hub finds her server again
+    assert admin.server(ALICE) is not None, "the restored hub forgot alice's running server"
+    with timer.phase("alice's server reachable after the restore"):
+        wait_until(lambda: admin.user_request("GET", ALICE, "api/status", timeout=10).status_code == 200,
+                   120, "alice's server to answer after the restore")
+    r = admin.user_request("GET", ALICE, f"api/contents/{KEPT_FILE}")
+    assert r.status_code == 200 and r.json()["content"] == kept_text, r.text
+
+    # no instance of this hub made twice (the same ones, created when they were; the emulator's
+    # request log starts with this up), none running without a server
+    instances = this_hubs_instances()
+    assert {n: i["created_on"] for n, i in instances.items()} == \
+        {n: i["created_on"] for n, i in instances_before.items()}, instances
+    assert not [c for c in _arm_calls(stack) if c[0] == "PUT"], _arm_calls(stack)
+    for name, inst in instances.items():
+        if inst["state"] == "Running":
+            user, server = inst["tags"]["jupyterhub-user"], inst["tags"]["jupyterhub-server"]
+            servers = admin.user_model(user)["servers"]
+            assert ("" if server == "default" else server) in servers, f"{name} runs without a server: {servers}"
+
+
 # ---- 8 ---------------------------------------------------------------------------
 
 

@@ -105,7 +105,7 @@ def test_two_passwords_are_refused_without_showing_either(tmp_path):
     assert CANARY not in str(e.value)
 
 
-@pytest.mark.parametrize("url", ["", f"sqlite:////srv/jupyterhub/jupyterhub.sqlite"])
+@pytest.mark.parametrize("url", ["", "sqlite:////srv/jupyterhub/jupyterhub.sqlite"])
 def test_a_password_without_a_postgresql_url_is_refused(tmp_path, url):
     with pytest.raises(ConfigError, match="HUB_DB_PASSWORD") as e:
         settings(tmp_path, HUB_DB_URL=url, HUB_DB_PASSWORD=CANARY)
