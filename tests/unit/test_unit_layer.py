@@ -81,3 +81,14 @@ def guarded_at_setup() -> bool:
 
 def test_fixtures_of_any_scope_are_set_up_under_the_guard(guarded_at_setup):
     assert guarded_at_setup
+
+
+def test_test_modules_have_names_of_their_own():
+    """pytest imports test modules by their base name (tests/ has no packages per layer): two
+    tests/*/test_x.py stop the whole run at collection, which only a full `make test` shows."""
+    from collections import Counter
+
+    from tests.harness.repo import ROOT
+
+    names = Counter(p.name for p in (ROOT / "tests").rglob("test_*.py"))
+    assert [n for n, count in names.items() if count > 1] == []
