@@ -419,13 +419,6 @@ class AMLSpawner(AMLSettings, Spawner):
         return [sp for sp in list(self.fleet.spawners)
                 if sp is not self and _current(sp) and sp.active and (sp.ready or sp._admitted_size)]
 
-    def _vcpus(self, vm_size: str) -> int | None:
-        for _, sizes in list(self.fleet.sizes.values()):
-            size = sizes.get((vm_size or "").lower())
-            if size is not None and size.vcpus:
-                return size.vcpus
-        return None
-
     def _admit(self, profile, menu) -> None:
         """Refuse the start if it would go beyond a limit, else count it. No
         await between the count and the record: starts are admitted one by one."""
@@ -435,7 +428,7 @@ class AMLSpawner(AMLSettings, Spawner):
         if refusal is None and self.group_vcpu_limits:
             size = menu.sizes.get(profile.vm_size.lower())
             running = [limits.Running(sp.user.name, sp.name or "", frozenset(sp._user_groups()),
-                                      self._vcpus(sp.server_state.vm_size or sp._admitted_size)) for sp in others]
+                                      self.fleet.vcpus(sp.server_state.vm_size or sp._admitted_size)) for sp in others]
             names = getattr(self.authenticator, "group_display_names", None) or {}
             refusal = limits.group_vcpus_refusal(
                 self._user_groups(), f"{profile.display_name} ({profile.vm_size})", size.vcpus if size else None,
@@ -470,8 +463,10 @@ class AMLSpawner(AMLSettings, Spawner):
         rule = self.server_state.stop_rule
         self.log.warning("[%s] stopping: it reached %s", self._log_name, rule)
         self.fleet.notices[(self.user.name, self.name or "")] = limits.stopped_notice(self.name or "", rule)
-        await self.connector.stop_server()
-        self._settle_in_background(f"it reached {rule}")
+        try:
+            await self.connector.stop_server()
+        finally:  # whatever ending the process did, the instance is brought to rest: it must not bill on
+            self._settle_in_background(f"it reached {rule}")
 
     def _record_profile(self, slug: str) -> None:
         """The options the hub shows for this server (its admin page's Profile) name what runs."""

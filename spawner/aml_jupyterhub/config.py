@@ -349,22 +349,19 @@ class AMLSettings(LoggingConfigurable):
             raise TraitError(f"stop_schedule {proposal.value!r}: {problem}")
         return proposal.value
 
-    @validate("max_running_servers_per_user")
-    def _check_servers_per_user(self, proposal):
-        if proposal.value < 0:
-            raise TraitError("max_running_servers_per_user must be 0 (no limit) or a number of servers")
-        return proposal.value
+    # what 0 means for each setting that may not be negative (the refusal says it)
+    _NOT_NEGATIVE = {
+        "max_running_servers_per_user": "0 (no limit) or a number of servers",
+        "max_runtime_hours": "0 (no limit) or a number of hours",
+        "runtime_warning_minutes": "0 (no warning) or a number of minutes",
+        "reconcile_interval": "0 (off) or a number of seconds",
+    }
 
-    @validate("max_runtime_hours", "runtime_warning_minutes")
-    def _check_hours(self, proposal):
+    @validate(*_NOT_NEGATIVE)
+    def _check_not_negative(self, proposal):
+        name = proposal.trait.name
         if proposal.value < 0:
-            raise TraitError(f"{proposal.trait.name} must be 0 or more")
-        return proposal.value
-
-    @validate("reconcile_interval")
-    def _check_reconcile_interval(self, proposal):
-        if proposal.value < 0:
-            raise TraitError("reconcile_interval must be 0 (off) or a number of seconds")
+            raise TraitError(f"{name} must be {self._NOT_NEGATIVE[name]}")
         return proposal.value
 
     @validate("profiles")

@@ -84,6 +84,23 @@ class Fleet:
         self.redirector = Redirector()  # redirect mode's endpoint, one per hub process
         self._tunnel_clients: dict[tuple, TunnelClient] = {}
 
+    def prices(self) -> dict[str, float]:
+        """Lower-case size name -> price per hour, from every size list the hub holds (priced by ``prices``)."""
+        out: dict[str, float] = {}
+        for _, sizes in list(self.sizes.values()):
+            for key, size in sizes.items():
+                if size.price_per_hour is not None:
+                    out.setdefault(key, size.price_per_hour)
+        return out
+
+    def vcpus(self, vm_size: str) -> int | None:
+        """A size's vCPUs, from any size list the hub holds (a size is the same in every region)."""
+        for _, sizes in list(self.sizes.values()):
+            size = sizes.get((vm_size or "").lower())
+            if size is not None and size.vcpus:
+                return size.vcpus
+        return None
+
     def tunnel_client(self, url: str, token: str) -> TunnelClient:
         """The client of the tunnel service at ``url`` (one per service, shared by every server)."""
         key = (url, token)

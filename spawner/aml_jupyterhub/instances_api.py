@@ -65,11 +65,7 @@ class InstancesHandler(_Base):
         self._need(READ_SCOPE)
         fleet = fleet_module.shared()
         servers = self._servers()
-        prices: dict[str, float] = {}
-        for _, sizes in list(fleet.sizes.values()):
-            for key, size in sizes.items():
-                if size.price_per_hour is not None:
-                    prices.setdefault(key, size.price_per_hour)
+        prices = fleet.prices()
         out, problems = [], []
         for ws_key, rec in fleet.reconcilers_by_workspace():
             try:

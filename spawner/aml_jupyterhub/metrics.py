@@ -84,11 +84,7 @@ def fleet_gauges(fleet) -> list:
                              "What this hub's Running instances cost per hour (price table, else AML's estimate)")
     unpriced = GaugeMetricFamily("aml_running_unpriced_instances",
                                  "Running instances of this hub whose size has no price (left out of the cost)")
-    prices: dict[str, float] = {}
-    for _, sizes in list(fleet.sizes.values()):
-        for key, size in sizes.items():
-            if size.price_per_hour is not None:
-                prices.setdefault(key, size.price_per_hour)
+    prices = fleet.prices()
     counts: dict[tuple[str, str], int] = {}
     total, missing = 0.0, 0
     for reconciler in list(fleet.reconcilers()):

@@ -51,12 +51,14 @@ class _Reconciler:
         self.hub_id, self.latest = hub_id, Snapshot.of(0, infos)
 
 
-class _Fleet:
-    def __init__(self, reconcilers, sizes):
-        self._r, self.sizes = reconcilers, {("ws",): (0, sizes)}
+def _Fleet(reconcilers, sizes):
+    """The hub's own Fleet, holding these reconcilers and this size list (nothing started)."""
+    from aml_jupyterhub.fleet import Fleet
 
-    def reconcilers(self):
-        return self._r
+    fleet = Fleet()
+    fleet.sizes = {("ws",): (0, sizes)}
+    fleet._reconcilers = {(f"ws{i}",): r for i, r in enumerate(reconcilers)}
+    return fleet
 
 
 def _info(name, state, size, owner):
