@@ -90,7 +90,8 @@ def test_direct_mode_in_compose_routes_to_the_instance_with_internal_tls(direct_
                       str(state["remote_port"])).stdout
     seen = json.loads(probe.strip().splitlines()[-1])
     # (TLS 1.3: the server's "certificate required" alert arrives at the first read)
-    assert seen["tls_without_cert"] == "refused: SSLError", seen
+    # (the refusal reaches the client as the alert, or as the connection closed mid-handshake under load)
+    assert seen["tls_without_cert"] in ("refused: SSLError", "refused: SSLEOFError"), seen
     assert seen["plain_http"] in ("closed", "refused: ConnectionResetError"), seen
 
     # the admins' instances page works with internal TLS too (it calls the hub's API with its certificate)
