@@ -11,9 +11,10 @@ name order, for anything the settings do not cover.
 
 import os
 
-from aml_jupyterhub.hubconfig import ConfigError, config_files, configure, fail, load_settings
+from aml_jupyterhub.hubconfig import ConfigError, config_files, configure, fail, let_children_stop_at_sigint, load_settings
 
 c = get_config()  # noqa: F821 (provided by JupyterHub)
+let_children_stop_at_sigint()
 
 try:
     values = load_settings(os.environ)

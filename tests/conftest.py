@@ -13,10 +13,18 @@ AML does, so an answer AML would not give is a failure wherever it appears.
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from tests.harness import arm_contract
 from tests.harness.emulator import FAST, EmulatorProcess
+
+# make test run as a background job or under nohup starts with SIGINT ignored, and every hub,
+# service and server the tests start would inherit that: JupyterHub then waits 10 s for each
+# managed service it stops (the product's hub config mends this for itself, and a test checks it)
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import sys
 import time
 from pathlib import Path
@@ -134,6 +135,17 @@ def azure_credential(values: dict, env: Mapping[str, str]):
     # DefaultAzureCredential reads the AZURE_* variables when it is made: before they are scrubbed
     return make_credential(kind, cloud(values["AZURE_CLOUD"]), tenant_id=tenant, client_id=client,
                            client_secret=secret)
+
+
+def let_children_stop_at_sigint() -> None:
+    """JupyterHub stops its managed services (the idle culler, the instances
+    page) with SIGINT and waits 10 s before it sends SIGTERM. A hub started
+    with SIGINT ignored (a script's background job, nohup) hands that on to
+    every child: each service then holds the hub's shutdown for 10 s, and a
+    hub killed meanwhile leaves them running on their ports. A handler here
+    is reset to the default at exec, so the children stop at SIGINT again."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def scrub_secrets(environ) -> None:

@@ -78,8 +78,10 @@ def product_hub(tmp_path):
     env.update(AZURE_ENV, HUB_DATA_DIR=str(data), HUB_CONFIG_DIR=str(config_d))
     log_path = tmp_path / "hub.log"
     with open(log_path, "wb") as log:
+        # started with SIGINT ignored, as a script's background job or nohup starts it
         proc = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(wrapper)], cwd=tmp_path, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
+                                stdout=log, stderr=subprocess.STDOUT,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     wait_for_http(f"http://127.0.0.1:{port}/hub/health", timeout=60, proc=proc,
                   log=lambda: log_path.read_text()[-3000:])
     yield proc, data, tmp_path / "hub.log", port
@@ -99,6 +101,25 @@ def test_no_child_process_inherits_the_secrets(product_hub):
         env = proc_environ(pid)
         assert CANARY.encode() not in env, (pid, Path(f"/proc/{pid}/cmdline").read_bytes())
     assert CANARY not in log_path.read_text()
+
+
+def ignores_sigint(pid: int) -> bool:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigIgn:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+    raise AssertionError(f"no SigIgn in /proc/{pid}/status")
+
+
+def test_the_hubs_services_stop_at_sigint_though_the_hub_was_started_ignoring_it(product_hub):
+    # JupyterHub stops its managed services with SIGINT, then waits 10 s for each: one that ignores
+    # it holds the hub's shutdown, and outlives a hub killed meanwhile, holding its port
+    proc, data, _, _ = product_hub
+    chp = int((data / "proxy.pid").read_text())
+    services = wait_until(lambda: [p for p in children(proc.pid) if p != chp][1:] and
+                          [p for p in children(proc.pid) if p != chp], 30,
+                          "the hub's two managed services (the idle culler, the instances page)")
+    assert ignores_sigint(proc.pid) is False
+    assert [p for p in services if ignores_sigint(p)] == [], [Path(f"/proc/{p}/cmdline").read_bytes() for p in services]
 
 
 def test_the_data_dir_and_database_are_private(product_hub):
