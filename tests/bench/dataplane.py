@@ -12,6 +12,7 @@ this machine: the ratio is what the tunnel and proxy cost, not the network.
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import statistics
 import tempfile
 import threading
@@ -78,9 +79,50 @@ def _api_latencies(hub: Hub, seconds: float) -> list[float]:
     return out
 
 
+def _download_loop(url: str, token: str, rate_mb: float, ready, stop, moved) -> None:
+    """One user downloading ``url`` over and over until ``stop`` (in a process of its own)."""
+    s = requests.Session()
+    s.trust_env = False
+    s.headers["Authorization"] = f"token {token}"
+    ready.put(True)
+    while not stop.is_set():
+        _download(s, url, rate_mb)
+        moved.put(SIZE_MB)
+
+
+def _latency_under_load_apart(hub: Hub, users: list[str], seconds: float = 10,
+                              rate_mb: float = 0) -> tuple[list[float], float]:
+    """As :func:`_latency_under_load`, but each user downloads in a process of
+    its own, as users' browsers are: the probe does not wait for the
+    downloaders' threads to give it Python's GIL."""
+    ctx = multiprocessing.get_context("spawn")
+    ready, stop, moved = ctx.Queue(), ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_download_loop, daemon=True,
+                         args=(f"{hub.url}/user/{u}/files/bench.bin", hub.token, rate_mb, ready, stop, moved))
+             for u in users]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        ready.get(timeout=60)
+    t0 = time.perf_counter()
+    try:
+        latencies = _api_latencies(hub, seconds)
+    finally:
+        stop.set()
+        for p in procs:
+            p.join(120)
+            if p.is_alive():
+                p.kill()
+    total = 0
+    while not moved.empty():
+        total += moved.get()
+    return latencies, total / (time.perf_counter() - t0)
+
+
 def _latency_under_load(hub: Hub, users: list[str], seconds: float = 10,
                         rate_mb: float = 0) -> tuple[list[float], float]:
-    """The hub API's latencies while every user downloads in a loop; their total MB/s."""
+    """The hub API's latencies while every user downloads in a loop (threads
+    of this process); their total MB/s."""
     stop = threading.Event()
     moved = []
 
@@ -220,21 +262,28 @@ def bench_dataplane(rounds: int = 3, users: int = 4) -> None:
             print(f"hub API latency (GET /hub/api/users/bench0), idle and while {users} users download in a loop "
                   f"at up to {rate} MB/s each")
             # short windows, alternating between the layouts, so the machine's noise hits both alike
+            # the downloads as threads of this process (the probe's own), and side by side as a process
+            # per user: the difference is what the probe waits for Python's GIL, not the hub
+            probes = {"users as threads of the probe's process": _latency_under_load,
+                      "users as processes of their own": _latency_under_load_apart}
             idle = {name: [] for name in layouts}
-            busy = {name: [] for name in layouts}
-            moved = {name: [] for name in layouts}
+            busy = {(name, how): [] for name in layouts for how in probes}
+            moved = {(name, how): [] for name in layouts for how in probes}
             for _ in range(rounds):
                 for name, hub in layouts.items():
                     idle[name] += _api_latencies(hub, 1.5)
-                    got, total = _latency_under_load(hub, [f"bench{i}" for i in range(users)], seconds=4,
-                                                     rate_mb=rate)
-                    busy[name] += got
-                    moved[name].append(total)
+                    for how, probe in probes.items():
+                        got, total = probe(hub, [f"bench{i}" for i in range(users)], seconds=4, rate_mb=rate)
+                        busy[name, how] += got
+                        moved[name, how].append(total)
             for name in layouts:
                 print(f"  {name:<48} idle p50 {percentile(idle[name], 50):5.1f} ms p99 "
-                      f"{percentile(idle[name], 99):5.1f} ms | loaded p50 {percentile(busy[name], 50):5.1f} ms p99 "
-                      f"{percentile(busy[name], 99):6.1f} ms ({statistics.median(moved[name]):.0f} MB/s moved, "
-                      f"{len(busy[name])} requests)")
+                      f"{percentile(idle[name], 99):5.1f} ms")
+                for how in probes:
+                    got = busy[name, how]
+                    print(f"    loaded, {how:<42} p50 {percentile(got, 50):5.1f} ms p99 "
+                          f"{percentile(got, 99):6.1f} ms ({statistics.median(moved[name, how]):.0f} MB/s moved, "
+                          f"{len(got)} requests)")
 
             print("the hub killed and started again, a kernel websocket open, the server asked every 50 ms")
             for name, hub in layouts.items():
