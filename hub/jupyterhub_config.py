@@ -11,7 +11,9 @@ name order, for anything the settings do not cover.
 
 import os
 
-from aml_jupyterhub.hubconfig import ConfigError, config_files, configure, fail, let_children_stop_at_sigint, load_settings
+from aml_jupyterhub.hubconfig import (ConfigError, config_files, configure, fail,
+                                      leave_out_the_instances_page_if_its_port_is_taken, let_children_stop_at_sigint,
+                                      load_settings)
 
 c = get_config()  # noqa: F821 (provided by JupyterHub)
 let_children_stop_at_sigint()
@@ -24,3 +26,4 @@ except ConfigError as e:
 
 for path in config_files(values["HUB_CONFIG_DIR"]):
     load_subconfig(path)  # noqa: F821 (provided by JupyterHub)
+leave_out_the_instances_page_if_its_port_is_taken(c)

@@ -251,16 +251,59 @@ def add_instances_page(c, url: str) -> None:
     those who may access it (admins); its token alone has the custom scopes
     of the hub's instances API."""
     from .instances_api import CUSTOM_SCOPES, READ_SCOPE, STOP_SCOPE
-    from .instances_page import SERVICE_NAME
+    from .instances_page import HUB_PID_VARIABLE, SERVICE_NAME
 
     c.JupyterHub.custom_scopes = {**c.JupyterHub.get("custom_scopes", {}), **CUSTOM_SCOPES}
     c.JupyterHub.services = [*c.JupyterHub.get("services", []), {
         "name": SERVICE_NAME, "display": True, "oauth_no_confirm": True, "url": url,
         "command": [sys.executable, "-m", "aml_jupyterhub.instances_page"],
+        # the hub runs this file: the page stops when this process is gone (its parent, once started)
+        "environment": {HUB_PID_VARIABLE: str(os.getpid())},
     }]
     c.JupyterHub.load_roles = [*c.JupyterHub.get("load_roles", []), {
         "name": SERVICE_NAME, "scopes": [READ_SCOPE, STOP_SCOPE], "services": [SERVICE_NAME],
     }]
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Another socket listens on host:port (a bind as the page's would, with
+    SO_REUSEADDR, fails with EADDRINUSE); any other problem is the page's to say."""
+    import errno
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+    except OSError as e:
+        return e.errno == errno.EADDRINUSE
+    return False
+
+
+def leave_out_the_instances_page_if_its_port_is_taken(c, wait: float = 5.0, in_use=port_in_use,
+                                                      sleep=time.sleep) -> None:
+    """JupyterHub exits when a managed service does not answer within 30 s,
+    so a page whose port another program holds would take the hub down with
+    it: the hub runs without the page and says why. An instances page left by
+    a killed hub lets go within seconds (it stops when its hub is gone), so
+    the port gets ``wait`` seconds first."""
+    from urllib.parse import urlparse
+
+    from .instances_page import SERVICE_NAME
+
+    page = next((s for s in c.JupyterHub.get("services", []) if s.get("name") == SERVICE_NAME), None)
+    if not page:
+        return
+    url = urlparse(page["url"])
+    for _ in range(max(1, int(wait / 0.5))):
+        if not in_use(url.hostname, url.port):
+            return
+        sleep(0.5)
+    c.JupyterHub.services = [s for s in c.JupyterHub.services if s is not page]
+    c.JupyterHub.load_roles = [r for r in c.JupyterHub.get("load_roles", []) if r.get("name") != SERVICE_NAME]
+    print(f"aml-jupyterhub: the instances page is off: another program holds port {url.port} on {url.hostname} "
+          "(a second hub on this machine?). Free it, or set HUB_INSTANCES_PAGE_PORT to a free port, and restart the "
+          "hub.", file=sys.stderr, flush=True)
 
 
 def configure(c, values: dict, environ=None) -> None:
@@ -372,13 +415,11 @@ def configure(c, values: dict, environ=None) -> None:
     if values["HUB_INSTANCES_PAGE"]:
         from urllib.parse import urlparse
 
-        from .instances_page import PORT
-
         # where the proxy reaches the page: where it reaches the hub's tunnels (a pod's IP on AKS), else
         # the hub's own host (compose: "hub"), or beside the hub
         host = values["AML_TUNNEL_CONNECT_IP"] or urlparse(
             c.JupyterHub.get("hub_connect_url", "") or "http://127.0.0.1").hostname
-        add_instances_page(c, f"http://{host}:{PORT}")
+        add_instances_page(c, f"http://{host}:{values['HUB_INSTANCES_PAGE_PORT']}")
     scrub_secrets(environ)
 
 

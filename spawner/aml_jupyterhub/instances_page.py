@@ -17,8 +17,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import sys
 import time
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urlencode, urlparse
 
 import jinja2
@@ -27,7 +29,8 @@ from jupyterhub.utils import url_path_join
 from tornado import httpclient, ioloop, web
 
 SERVICE_NAME = "aml-instances"
-PORT = 10102
+HUB_GONE_CHECK_SECONDS = 2
+HUB_PID_VARIABLE = "INSTANCES_PAGE_HUB_PID"  # set by the hub (hubconfig.add_instances_page)
 TEMPLATE = Path(__file__).parent / "templates" / "instances_page.html"
 
 
@@ -118,10 +121,65 @@ def make_app() -> web.Application:
         cookie_secret=os.urandom(32), xsrf_cookies=True)
 
 
+def port_taken_line(host: str, port: int, error: OSError) -> str:
+    return (f"aml-instances: cannot listen on {host}:{port} ({error.strerror or error}), so the instances page "
+            "waits for it. Another program holds that port (an instances page left by a hub that was killed, or a "
+            "second hub on this machine): stop it, or set HUB_INSTANCES_PAGE_PORT to a free port.")
+
+
+def listen_when_free(app: web.Application, port: int, host: str, *, hub_alive: Callable[[], bool],
+                     retry: float = 5.0, say_every: float = 60.0, sleep=time.sleep, now=time.monotonic,
+                     say: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)) -> bool:
+    """Listen on ``host:port``, waiting while another process holds it (and
+    saying so once a minute) rather than dying: JupyterHub restarts a dead
+    service in a loop, a traceback each time. False if the hub went away
+    meanwhile."""
+    said = None
+    while True:
+        try:
+            app.listen(port, host)
+        except OSError as e:
+            if not hub_alive():
+                return False
+            if said is None or now() - said >= say_every:
+                say(port_taken_line(host, port, e))
+                said = now()
+            sleep(retry)
+            continue
+        if said is not None:
+            say(f"aml-instances: listening on {host}:{port} now")
+        return True
+
+
 def main() -> None:
-    url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", f"http://127.0.0.1:{PORT}"))
-    make_app().listen(url.port or PORT, url.hostname or "127.0.0.1")
-    ioloop.IOLoop.current().start()
+    where = os.environ.get("JUPYTERHUB_SERVICE_URL")
+    if not where:
+        sys.exit("aml-instances: JUPYTERHUB_SERVICE_URL is not set: the instances page is a service the hub starts "
+                 "(HUB_INSTANCES_PAGE=true), not a program to run by hand")
+    url = urlparse(where)
+    # the hub starts this page and stops it with SIGINT; a hub that is killed cannot, and a page left
+    # behind would hold the port for the next hub: it goes when the hub does. The hub says its pid, as
+    # it may die before this process could ask for its parent's
+    started_by = int(os.environ.get(HUB_PID_VARIABLE) or os.getppid())
+
+    def hub_alive() -> bool:
+        return os.getppid() == started_by
+
+    try:
+        if not listen_when_free(make_app(), url.port or 80, url.hostname or "127.0.0.1", hub_alive=hub_alive):
+            return
+        loop = ioloop.IOLoop.current()
+
+        def stop_without_hub():
+            if not hub_alive():
+                print(f"aml-instances: the hub (pid {started_by}) is gone; the instances page stops",
+                      file=sys.stderr, flush=True)
+                loop.stop()
+
+        ioloop.PeriodicCallback(stop_without_hub, HUB_GONE_CHECK_SECONDS * 1000).start()
+        loop.start()
+    except KeyboardInterrupt:  # the hub's stop
+        pass
 
 
 if __name__ == "__main__":

@@ -281,7 +281,7 @@ def load_settings(env: Mapping[str, str]) -> dict:
     if start_timeout is not None and start_timeout <= 0:
         raise ConfigError("AML_START_TIMEOUT must be a positive number of seconds (creating a VM takes minutes; "
                           "the default is 1200).")
-    for name in ("HTTPS_PORT", "HTTP_PORT", "EMULATOR_PORT"):
+    for name in ("HTTPS_PORT", "HTTP_PORT", "EMULATOR_PORT", "HUB_INSTANCES_PAGE_PORT"):
         if values[name] is not None and not 1 <= values[name] <= 65535:
             raise ConfigError(f"{name}={values[name]} is not a port: use 1-65535 ({BY_NAME[name].help})")
     try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -55,9 +56,11 @@ def refusal_lines(cwd: Path, settings: dict) -> list[str]:
     return [line for line in r.stderr.splitlines() if "aml-jupyterhub" in line]
 
 
-@pytest.fixture
-def product_hub(tmp_path):
-    """The real hub/jupyterhub_config.py, on free ports, in Azure mode with canary secrets."""
+def start_product_hub(tmp_path: Path, **settings: str):
+    """The real hub/jupyterhub_config.py, on free ports (its instances page's
+    too), in Azure mode with canary secrets and ``settings``, started with
+    SIGINT ignored as a script's background job or nohup starts it:
+    (process, data dir, log path, port)."""
     data = tmp_path / "data"
     data.mkdir(mode=0o755)
     port, hub_port, api_port = free_port(), free_port(), free_port()
@@ -75,21 +78,32 @@ def product_hub(tmp_path):
     config_d.mkdir()
     (config_d / "10-first.py").write_text("c.JupyterHub.template_vars = {'announcement': 'from the first file'}\n")
     (config_d / "20-announce.py").write_text(f"c.JupyterHub.template_vars = {{'announcement': {ANNOUNCEMENT!r}}}\n")
-    env.update(AZURE_ENV, HUB_DATA_DIR=str(data), HUB_CONFIG_DIR=str(config_d))
+    env.update(AZURE_ENV, HUB_DATA_DIR=str(data), HUB_CONFIG_DIR=str(config_d),
+               HUB_INSTANCES_PAGE_PORT=str(free_port()))
+    env.update(settings)
     log_path = tmp_path / "hub.log"
     with open(log_path, "wb") as log:
-        # started with SIGINT ignored, as a script's background job or nohup starts it
         proc = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(wrapper)], cwd=tmp_path, env=env,
                                 stdout=log, stderr=subprocess.STDOUT,
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     wait_for_http(f"http://127.0.0.1:{port}/hub/health", timeout=60, proc=proc,
                   log=lambda: log_path.read_text()[-3000:])
-    yield proc, data, tmp_path / "hub.log", port
+    return proc, data, log_path, port
+
+
+def stop_product_hub(proc: subprocess.Popen) -> None:
     proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(30)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture
+def product_hub(tmp_path):
+    proc, data, log_path, port = start_product_hub(tmp_path)
+    yield proc, data, log_path, port
+    stop_product_hub(proc)
 
 
 def test_no_child_process_inherits_the_secrets(product_hub):
@@ -130,6 +144,84 @@ def test_the_data_dir_and_database_are_private(product_hub):
     hub_id = data / "secrets" / "hub-id"
     wait_until(hub_id.exists, 30, f"{hub_id} (made once the hub has started)")
     assert hub_id.read_text().strip()
+
+
+def held_port() -> socket.socket:
+    """A port another program holds (listening, as a server would)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    return s
+
+
+def test_a_port_another_program_holds_leaves_the_page_out_with_one_line_and_the_hub_runs(tmp_path):
+    holder = held_port()
+    page_port = holder.getsockname()[1]
+    proc, _, log_path, port = start_product_hub(tmp_path, HUB_INSTANCES_PAGE_PORT=str(page_port))
+    try:
+        log = log_path.read_text()
+        assert (f"the instances page is off: another program holds port {page_port} on 127.0.0.1" in log
+                and "HUB_INSTANCES_PAGE_PORT" in log), log[-3000:]
+        # the hub runs on (JupyterHub exits when a managed service does not answer in 30 s)
+        time.sleep(1)
+        assert requests.get(f"http://127.0.0.1:{port}/hub/health", timeout=10).status_code == 200
+        assert not [p for p in children(proc.pid) if b"instances_page" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    finally:
+        holder.close()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            returncode = proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise AssertionError("the hub did not stop at SIGTERM:\n" + log_path.read_text()[-3000:])
+    assert returncode == 0 and "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
+
+
+def gone(pid: int) -> bool:
+    """The process has ended (an orphan's zombie counts: whoever adopted it may not reap it at once)."""
+    try:
+        return b"State:\tZ" in Path(f"/proc/{pid}/status").read_bytes()
+    except FileNotFoundError:
+        return True
+
+
+def instances_page_of(hub: subprocess.Popen) -> int:
+    return wait_until(lambda: [p for p in children(hub.pid) if b"aml_jupyterhub.instances_page" in
+                               Path(f"/proc/{p}/cmdline").read_bytes()], 30, "the hub's instances page")[0]
+
+
+def test_a_killed_hubs_instances_page_stops_by_itself_and_the_next_hub_gets_its_port(tmp_path):
+    page_port = str(free_port())
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, data, _, _ = start_product_hub(tmp_path / "a", HUB_INSTANCES_PAGE_PORT=page_port)
+    left = {int((data / "proxy.pid").read_text())}  # the proxy (meant to outlive the hub) and the culler (not ours)
+    second = None
+    try:
+        page = instances_page_of(first)
+        left |= {p for p in children(first.pid) if p != page}
+        first.kill()
+        first.wait(10)
+        # a hub started again at once (a supervisor's restart) on the same settings
+        second, _, log_path, port = start_product_hub(tmp_path / "b", HUB_INSTANCES_PAGE_PORT=page_port)
+        wait_until(lambda: gone(page), 30, "the instances page of the killed hub to stop")
+        instances_page_of(second)
+        # the new hub's page, behind its proxy: it sends a browser to the hub's OAuth
+        r = wait_until(lambda: (lambda r: r if r.status_code == 302 and "oauth2/authorize" in r.headers["Location"]
+                                else None)(requests.get(f"http://127.0.0.1:{port}/services/aml-instances/",
+                                                        timeout=10, allow_redirects=False)),
+                       30, "the new hub's instances page to answer")
+        assert r.status_code == 302
+        log = log_path.read_text()
+        assert "instances page is off" not in log and "Traceback" not in log, log[-3000:]
+    finally:
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if second:
+            stop_product_hub(second)
 
 
 def test_the_config_dir_files_run_after_the_settings_in_name_order(product_hub):

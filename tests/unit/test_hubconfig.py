@@ -142,6 +142,7 @@ def test_missing_required_setting_named(missing):
     ({"AML_HUB_ID": "my hub"}, "AML_HUB_ID='my hub' is not valid"),
     ({"AML_RECONCILE_INTERVAL": "-1"}, "AML_RECONCILE_INTERVAL must be 0 (off)"),
     ({"AML_DELETE_FOREVER_ACTION": "purge"}, "use one of keep, delete"),
+    ({"HUB_INSTANCES_PAGE_PORT": "0"}, "HUB_INSTANCES_PAGE_PORT=0 is not a port: use 1-65535"),
     ({"AML_CONNECT_MODE": "x" * 10000}, "characters)"),  # a huge value is cut, not echoed
 ])
 def test_bad_values_named(env, text):
@@ -238,6 +239,14 @@ def test_configure_local_points_at_the_emulator(tmp_path):
     assert "credential" not in c.AMLSpawner
     assert [s["name"] for s in c.JupyterHub.services] == ["aml-instances"]  # culling off; the admins' page
     assert c.JupyterHub.services[0]["url"] == "http://127.0.0.1:10102"  # the hub starts its own proxy here
+
+
+def test_the_instances_page_listens_where_its_setting_says(tmp_path):
+    c = Config()
+    configure(c, load_settings({**example_env(), "HUB_DATA_DIR": str(tmp_path), "HUB_IDLE_CULL_TIMEOUT": "0",
+                                "AML_PROFILES_FILE": str(ROOT / "hub" / "profiles.json"),
+                                "HUB_INSTANCES_PAGE_PORT": "10112"}), environ={})
+    assert c.JupyterHub.services[0]["url"] == "http://127.0.0.1:10112"
 
 
 def test_the_hub_starts_a_proxy_that_defaults_to_the_hub_unless_another_is_configured():
