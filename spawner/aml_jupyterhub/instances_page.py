@@ -20,7 +20,6 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlencode, urlparse
 
 import jinja2
@@ -122,33 +121,9 @@ def make_app() -> web.Application:
 
 
 def port_taken_line(host: str, port: int, error: OSError) -> str:
-    return (f"aml-instances: cannot listen on {host}:{port} ({error.strerror or error}), so the instances page "
-            "waits for it. Another program holds that port (an instances page left by a hub that was killed, or a "
-            "second hub on this machine): stop it, or set HUB_INSTANCES_PAGE_PORT to a free port.")
-
-
-def listen_when_free(app: web.Application, port: int, host: str, *, hub_alive: Callable[[], bool],
-                     retry: float = 5.0, say_every: float = 60.0, sleep=time.sleep, now=time.monotonic,
-                     say: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)) -> bool:
-    """Listen on ``host:port``, waiting while another process holds it (and
-    saying so once a minute) rather than dying: JupyterHub restarts a dead
-    service in a loop, a traceback each time. False if the hub went away
-    meanwhile."""
-    said = None
-    while True:
-        try:
-            app.listen(port, host)
-        except OSError as e:
-            if not hub_alive():
-                return False
-            if said is None or now() - said >= say_every:
-                say(port_taken_line(host, port, e))
-                said = now()
-            sleep(retry)
-            continue
-        if said is not None:
-            say(f"aml-instances: listening on {host}:{port} now")
-        return True
+    return (f"aml-instances: cannot listen on {host}:{port} ({error.strerror or error}). Another program holds "
+            "that port (a second hub on this machine?): stop it, or set HUB_INSTANCES_PAGE_PORT to a free port, and "
+            "restart the hub.")
 
 
 def main() -> None:
@@ -165,9 +140,14 @@ def main() -> None:
     def hub_alive() -> bool:
         return os.getppid() == started_by
 
+    host, port = url.hostname or "127.0.0.1", url.port or 80
     try:
-        if not listen_when_free(make_app(), url.port or 80, url.hostname or "127.0.0.1", hub_alive=hub_alive):
-            return
+        make_app().listen(port, host)
+    except OSError as e:
+        # the hub checked the port before it started the page (hubconfig), so only a program that took it
+        # since gets here; JupyterHub then stops the hub, and this line says why
+        sys.exit(port_taken_line(host, port, e))
+    try:
         loop = ioloop.IOLoop.current()
 
         def stop_without_hub():

@@ -12,6 +12,7 @@ this machine: the ratio is what the tunnel and proxy cost, not the network.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import statistics
 import tempfile
@@ -59,11 +60,15 @@ def _server_port(hub: Hub, user: str) -> int:
     return int(model["state"]["remote_port"])
 
 
-def _session(hub: Hub) -> requests.Session:
+def _token_session(token: str) -> requests.Session:
     s = requests.Session()
     s.trust_env = False
-    s.headers["Authorization"] = f"token {hub.token}"
+    s.headers["Authorization"] = f"token {token}"
     return s
+
+
+def _session(hub: Hub) -> requests.Session:
+    return _token_session(hub.token)
 
 
 def _api_latencies(hub: Hub, seconds: float) -> list[float]:
@@ -81,20 +86,42 @@ def _api_latencies(hub: Hub, seconds: float) -> list[float]:
 
 def _download_loop(url: str, token: str, rate_mb: float, ready, stop, moved) -> None:
     """One user downloading ``url`` over and over until ``stop`` (in a process of its own)."""
-    s = requests.Session()
-    s.trust_env = False
-    s.headers["Authorization"] = f"token {token}"
+    s = _token_session(token)
     ready.put(True)
     while not stop.is_set():
         _download(s, url, rate_mb)
         moved.put(SIZE_MB)
 
 
-def _latency_under_load_apart(hub: Hub, users: list[str], seconds: float = 10,
-                              rate_mb: float = 0) -> tuple[list[float], float]:
-    """As :func:`_latency_under_load`, but each user downloads in a process of
-    its own, as users' browsers are: the probe does not wait for the
-    downloaders' threads to give it Python's GIL."""
+@contextlib.contextmanager
+def _users_as_threads(hub: Hub, users: list[str], rate_mb: float):
+    """Every user downloading in a loop, as threads of this process (the
+    probe's: they hold Python's GIL while it waits); yields the list of MB
+    each completed download moved, whole once the block has ended."""
+    stop = threading.Event()
+    moved = []
+
+    def download_loop(user: str) -> None:
+        s = _session(hub)
+        while not stop.is_set():
+            _download(s, f"{hub.url}/user/{user}/files/bench.bin", rate_mb)
+            moved.append(SIZE_MB)
+
+    threads = [threading.Thread(target=download_loop, args=(u,)) for u in users]
+    for t in threads:
+        t.start()
+    try:
+        yield moved
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(120)
+
+
+@contextlib.contextmanager
+def _users_as_processes(hub: Hub, users: list[str], rate_mb: float):
+    """As :func:`_users_as_threads`, each user in a process of their own, as
+    users' browsers are."""
     ctx = multiprocessing.get_context("spawn")
     ready, stop, moved = ctx.Queue(), ctx.Event(), ctx.Queue()
     procs = [ctx.Process(target=_download_loop, daemon=True,
@@ -102,48 +129,29 @@ def _latency_under_load_apart(hub: Hub, users: list[str], seconds: float = 10,
              for u in users]
     for p in procs:
         p.start()
-    for _ in procs:
-        ready.get(timeout=60)
-    t0 = time.perf_counter()
+    done: list[float] = []
     try:
-        latencies = _api_latencies(hub, seconds)
+        for _ in procs:
+            ready.get(timeout=60)
+        yield done
     finally:
         stop.set()
         for p in procs:
             p.join(120)
             if p.is_alive():
                 p.kill()
-    total = 0
-    while not moved.empty():
-        total += moved.get()
-    return latencies, total / (time.perf_counter() - t0)
+        while not moved.empty():
+            done.append(moved.get())
 
 
-def _latency_under_load(hub: Hub, users: list[str], seconds: float = 10,
+def _latency_under_load(hub: Hub, load, users: list[str], seconds: float = 10,
                         rate_mb: float = 0) -> tuple[list[float], float]:
-    """The hub API's latencies while every user downloads in a loop (threads
-    of this process); their total MB/s."""
-    stop = threading.Event()
-    moved = []
-
-    def download_loop(user: str) -> None:
-        s = _session(hub)
-        while not stop.is_set():
-            t0 = time.perf_counter()
-            _download(s, f"{hub.url}/user/{user}/files/bench.bin", rate_mb)
-            moved.append((SIZE_MB, time.perf_counter() - t0))
-
-    threads = [threading.Thread(target=download_loop, args=(u,)) for u in users]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    try:
+    """The hub API's latencies while ``load`` (one of the two above) runs;
+    the users' total MB/s, until the last download ended."""
+    with load(hub, users, rate_mb) as moved:
+        t0 = time.perf_counter()
         latencies = _api_latencies(hub, seconds)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(120)
-    return latencies, sum(m for m, _ in moved) / (time.perf_counter() - t0)
+    return latencies, sum(moved) / (time.perf_counter() - t0)
 
 
 def _kill_and_restart(hub: Hub, user: str) -> tuple[int, float, str]:
@@ -264,16 +272,17 @@ def bench_dataplane(rounds: int = 3, users: int = 4) -> None:
             # short windows, alternating between the layouts, so the machine's noise hits both alike
             # the downloads as threads of this process (the probe's own), and side by side as a process
             # per user: the difference is what the probe waits for Python's GIL, not the hub
-            probes = {"users as threads of the probe's process": _latency_under_load,
-                      "users as processes of their own": _latency_under_load_apart}
+            probes = {"users as threads of the probe's process": _users_as_threads,
+                      "users as processes of their own": _users_as_processes}
             idle = {name: [] for name in layouts}
             busy = {(name, how): [] for name in layouts for how in probes}
             moved = {(name, how): [] for name in layouts for how in probes}
             for _ in range(rounds):
                 for name, hub in layouts.items():
                     idle[name] += _api_latencies(hub, 1.5)
-                    for how, probe in probes.items():
-                        got, total = probe(hub, [f"bench{i}" for i in range(users)], seconds=4, rate_mb=rate)
+                    for how, load in probes.items():
+                        got, total = _latency_under_load(hub, load, [f"bench{i}" for i in range(users)], seconds=4,
+                                                         rate_mb=rate)
                         busy[name, how] += got
                         moved[name, how].append(total)
             for name in layouts:

@@ -146,6 +146,16 @@ def test_the_data_dir_and_database_are_private(product_hub):
     assert hub_id.read_text().strip()
 
 
+def our_tracebacks(log: str) -> bool:
+    """A traceback through the product's code (the idle culler, not ours, may log one when the hub it
+    asks goes away)."""
+    return f"{os.sep}aml_jupyterhub{os.sep}" in log
+
+
+def page_processes(hub: subprocess.Popen) -> list[int]:
+    return [p for p in children(hub.pid) if b"aml_jupyterhub.instances_page" in Path(f"/proc/{p}/cmdline").read_bytes()]
+
+
 def held_port() -> socket.socket:
     """A port another program holds (listening, as a server would)."""
     s = socket.socket()
@@ -162,10 +172,9 @@ def test_a_port_another_program_holds_leaves_the_page_out_with_one_line_and_the_
         log = log_path.read_text()
         assert (f"the instances page is off: another program holds port {page_port} on 127.0.0.1" in log
                 and "HUB_INSTANCES_PAGE_PORT" in log), log[-3000:]
-        # the hub runs on (JupyterHub exits when a managed service does not answer in 30 s)
-        time.sleep(1)
+        # the hub runs on, with no page to wait for (JupyterHub exits when a managed service does not answer)
         assert requests.get(f"http://127.0.0.1:{port}/hub/health", timeout=10).status_code == 200
-        assert not [p for p in children(proc.pid) if b"instances_page" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        assert page_processes(proc) == []
     finally:
         holder.close()
         proc.send_signal(signal.SIGTERM)
@@ -174,7 +183,7 @@ def test_a_port_another_program_holds_leaves_the_page_out_with_one_line_and_the_
         except subprocess.TimeoutExpired:
             proc.kill()
             raise AssertionError("the hub did not stop at SIGTERM:\n" + log_path.read_text()[-3000:])
-    assert returncode == 0 and "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
+    assert returncode == 0 and not our_tracebacks(log_path.read_text()), log_path.read_text()[-3000:]
 
 
 def gone(pid: int) -> bool:
@@ -186,8 +195,7 @@ def gone(pid: int) -> bool:
 
 
 def instances_page_of(hub: subprocess.Popen) -> int:
-    return wait_until(lambda: [p for p in children(hub.pid) if b"aml_jupyterhub.instances_page" in
-                               Path(f"/proc/{p}/cmdline").read_bytes()], 30, "the hub's instances page")[0]
+    return wait_until(lambda: page_processes(hub), 30, "the hub's instances page")[0]
 
 
 def test_a_killed_hubs_instances_page_stops_by_itself_and_the_next_hub_gets_its_port(tmp_path):
@@ -213,7 +221,7 @@ def test_a_killed_hubs_instances_page_stops_by_itself_and_the_next_hub_gets_its_
                        30, "the new hub's instances page to answer")
         assert r.status_code == 302
         log = log_path.read_text()
-        assert "instances page is off" not in log and "Traceback" not in log, log[-3000:]
+        assert "instances page is off" not in log and not our_tracebacks(log), log[-3000:]
     finally:
         for pid in left:
             try:
