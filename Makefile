@@ -43,8 +43,12 @@ test-prerequisites:
 	@[ -x "$(CHROMIUM)" ] || { echo "make test needs Chromium at $(CHROMIUM) for the browser tests:"; \
 	  echo "  sudo apt-get install chromium   (Debian/Ubuntu; Playwright drives it, no browser download)"; exit 1; }
 
+# the suite on TEST_WORKERS processes (pytest-xdist; 0 runs it in one): most of its time is spent
+# waiting for hubs, servers and the emulator, not computing. Every test that needs Docker goes to
+# one worker, in order (tests/conftest.py says why)
+TEST_WORKERS ?= 2
 test: venv test-prerequisites
-	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest $(PYTEST_ARGS) tests
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS) tests
 
 test-unit: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS) tests/unit

@@ -27,6 +27,38 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def runs_on_the_docker_worker(nodeid: str) -> bool:
+    """Whether ``make test``'s workers (pytest-xdist) give this test to the one that runs every test
+    needing Docker: the end-to-end tests (tests/e2e/) and the modules named for Docker."""
+    path = nodeid.split("::", 1)[0]
+    return path.startswith("tests/e2e/") or "docker" in path.rsplit("/", 1)[-1]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Every test that needs Docker on one worker, in file order; every other test to whichever
+    worker is free. The end-to-end tests share one compose stack and its images (a second worker
+    would build and start its own, and the newcomer's demo stack's fixed names would clash), and the
+    docker-runtime tests check that they leave the host's networks as they were, which a compose
+    stack starting beside them would change. (By path, not by marker: the controller that
+    schedules sees test ids only; pytest_collection_modifyitems below checks the two agree.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class DockerTestsOnOneWorker(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "docker" if runs_on_the_docker_worker(nodeid) else nodeid
+
+    return DockerTestsOnOneWorker(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    strays = [item.nodeid for item in items if "docker" in item.keywords and not runs_on_the_docker_worker(item.nodeid)]
+    if strays:
+        raise pytest.UsageError(
+            "tests marked docker must live in tests/e2e/ or in a module whose name says docker, so that make "
+            "test runs them on its one Docker worker: " + ", ".join(strays[:5]))
+
+
 @pytest.fixture(autouse=True)
 def arm_responses_match_the_spec():
     yield

@@ -331,7 +331,9 @@ def test_stop_and_start_buttons_tell_the_truth(stack, admin, timer):
         # home.js binds the button once requirejs has loaded it, after the load event: a click
         # before that does nothing, so click until the page shows it heard one (#start disabled)
         page.wait_for_load_state("networkidle")
-        for _ in range(10):
+        # for up to a minute, not a number of tries: on a loaded machine requirejs takes its time
+        heard_by = time.monotonic() + 60
+        while time.monotonic() < heard_by:
             page.locator("#stop").click()
             if page.locator("#start").get_attribute("disabled") is not None or not page.locator("#stop").is_visible():
                 break

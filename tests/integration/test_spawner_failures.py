@@ -22,12 +22,17 @@ def test_ssh_unreachable_fails_with_message_and_stops_instance(make_hub, emu):
 
 
 def test_start_timeout_leaves_nothing_running(make_hub, emu):
-    emu.set_transitions(create=8)
-    hub = make_hub("c.AMLSpawner.start_timeout = 3")
+    # the create outlasts the timeout by far; the timeout leaves the spawner's first steps time to
+    # reach the create on a loaded machine (a 3 s one ran out while it still checked the options)
+    emu.set_transitions(create=14)
+    hub = make_hub("c.AMLSpawner.start_timeout = 6")
     hub.spawn("lee")
     events = hub.progress("lee", timeout=60)
     assert events[-1].get("failed")
-    assert "was not ready within" in events[-1]["message"] and "Last step: Compute instance" in events[-1]["message"]
+    # the message says what the spawner was doing when time ran out: the last step it reported
+    assert "was not ready within" in events[-1]["message"], events[-1]
+    assert f"Last step: {events[-2]['message']}" in events[-1]["message"], events
+    assert any(e["message"].startswith("Compute instance") for e in events), events
     # the create finishes on AML's side; the hub's stop then stops it: no bill keeps running
     hub.wait_for(lambda: (instance(emu, hub.instance_name("lee")) or {}).get("state") == "Stopped", 60,
                  what="the timed-out instance to be stopped")
