@@ -1,6 +1,6 @@
 """``make bench``: performance figures, printed (never asserted in tests).
 
-    python -m tests.bench [compute] [spawn] [realtime] [storm] [dataplane] [stack] [reconcile] [--rounds N] [--spawns N] [--users N] [--servers N]
+    python -m tests.bench [compute] [spawn] [realtime] [storm] [dataplane] [proxies] [stack] [reconcile] [--rounds N] [--spawns N] [--users N] [--servers N]
 
 compute: the compute client against the emulator with every transition set to
 zero seconds: ARM requests and wall time for create-to-running, stop, start
@@ -15,6 +15,9 @@ dataplane: users' bytes (proxy mode's two layouts, direct mode): download throug
 tunnels vs straight from the server (a ratio, side by side), the hub API's
 p99 while 4 users download, and what a hub kill and restart cuts; the tunnel
 service (the product's layout) next to tunnels in the hub process.
+proxies: what a proxy alone costs here (configurable-http-proxy, Caddy): download
+throughput straight vs through each, side by side, and whether an open
+websocket survives each proxy being given a new route.
 stack: image sizes, `docker compose up` to a healthy hub, the hub's memory
 with many running servers (images must be built: make image).
 reconcile: ARM requests per hour to watch --servers running servers, with the
@@ -69,7 +72,7 @@ async def bench_compute(rounds: int) -> None:
     print(f"slowest operation: {worst:.2f} s (a poll waiting for the SDK's 30 s default would show here)")
 
 
-SUITES = ["compute", "spawn", "realtime", "storm", "dataplane", "stack", "reconcile"]
+SUITES = ["compute", "spawn", "realtime", "storm", "dataplane", "proxies", "stack", "reconcile"]
 
 
 def main(argv=None) -> int:
@@ -99,6 +102,10 @@ def main(argv=None) -> int:
             from tests.bench import dataplane
 
             dataplane.bench_dataplane()
+        elif suite == "proxies":
+            from tests.bench import proxies
+
+            proxies.bench_proxies()
         elif suite == "stack":
             from tests.bench import stack
 

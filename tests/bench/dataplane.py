@@ -33,8 +33,8 @@ MB = 1 << 20
 SIZE_MB = 64
 
 
-def _download(session: requests.Session, url: str, rate_mb: float = 0) -> float:
-    """MB/s of one GET of ``url``, read to the end (at most ``rate_mb`` MB/s
+def _download(session: requests.Session, url: str, rate_mb: float = 0, size_mb: int = SIZE_MB) -> float:
+    """MB/s of one GET of ``url`` (``size_mb`` long), read to the end (at most ``rate_mb`` MB/s
     when given, as a user's connection over the internet would take it)."""
     t0 = time.perf_counter()
     got = 0
@@ -46,7 +46,7 @@ def _download(session: requests.Session, url: str, rate_mb: float = 0) -> float:
                 ahead = got / MB / rate_mb - (time.perf_counter() - t0)
                 if ahead > 0:
                     time.sleep(ahead)
-    assert got == SIZE_MB * MB, got
+    assert got == size_mb * MB, got
     return got / MB / (time.perf_counter() - t0)
 
 
