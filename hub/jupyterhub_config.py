@@ -11,7 +11,7 @@ name order, for anything the settings do not cover.
 
 import os
 
-from aml_jupyterhub.hubconfig import (ConfigError, config_files, configure, fail,
+from aml_jupyterhub.hubconfig import (ConfigError, config_files, configure, fail, keep_runtime_notices,
                                       leave_out_the_instances_page_if_its_port_is_taken, let_children_stop_at_sigint,
                                       load_settings)
 
@@ -26,4 +26,6 @@ except ConfigError as e:
 
 for path in config_files(values["HUB_CONFIG_DIR"]):
     load_subconfig(path)  # noqa: F821 (provided by JupyterHub)
+# a drop-in file's template_vars replace the settings' whole dict: the runtime limit's warnings go back beside its announcements
+keep_runtime_notices(c)
 leave_out_the_instances_page_if_its_port_is_taken(c)

@@ -225,11 +225,12 @@ def apply_essentials(c) -> None:
     - the reconcilers, started once the hub has found its servers;
     - a proxy that sends requests to the hub until their routes are back
       (``proxy``), unless another proxy class is configured;
-    - the hub pages' announcement: the runtime limit's warnings, unless an
-      announcement is configured.
+    - the hub pages' announcements: the runtime limit's warnings beside any an
+      admin set (call ``keep_runtime_notices`` again after config that sets
+      ``template_vars``, as hub/jupyterhub_config.py does after its drop-in files).
     """
     from .accesslog import log_request
-    from .aml_spawner import announcement_for, start_reconcilers_with_hub
+    from .aml_spawner import start_reconcilers_with_hub
     from .handlers import extra_handlers
     from .proxy import HubDefaultProxy
 
@@ -239,10 +240,19 @@ def apply_essentials(c) -> None:
     c.JupyterHub.extra_handlers = [*c.JupyterHub.get("extra_handlers", []), *extra_handlers()]
     settings = c.JupyterHub.get("tornado_settings", {})
     c.JupyterHub.tornado_settings = {**settings, "log_function": log_request}
-    template_vars = c.JupyterHub.get("template_vars", {})
-    if "announcement" not in template_vars:
-        c.JupyterHub.template_vars = {**template_vars, "announcement": announcement_for}
+    keep_runtime_notices(c)
     start_reconcilers_with_hub()
+
+
+def keep_runtime_notices(c) -> None:
+    """The spawner's notices on the hub pages (a server the runtime limit stops
+    soon, why the hub stopped one), beside whatever announcements ``c`` sets:
+    an admin's "maintenance on Friday" must not hide "your server stops in 10
+    minutes". Idempotent."""
+    from .aml_spawner import announcement_for
+    from .announcements import with_notices
+
+    c.JupyterHub.template_vars = with_notices(c.JupyterHub.get("template_vars", {}), announcement_for)
 
 
 def add_instances_page(c, url: str) -> None:

@@ -86,6 +86,11 @@ def test_max_runtime_stops_a_busy_server_after_warning_on_hub_pages(emulator, em
     hub = Hub(tmp_path / "hub", emulator, extra_config="""
         c.AMLSpawner.max_runtime_hours = 0.01  # 36 s
         c.AMLSpawner.runtime_warning_minutes = 1
+        # an admin's announcement from a drop-in file, which replaces the whole dict; then, as
+        # hub/jupyterhub_config.py does after its drop-ins, the spawner's notices go back beside it
+        c.JupyterHub.template_vars = {"announcement": "Maintenance on Friday"}
+        from aml_jupyterhub.hubconfig import keep_runtime_notices
+        keep_runtime_notices(c)
     """).start()
     try:
         events = spawn_ready(hub, "fay")
@@ -94,7 +99,10 @@ def test_max_runtime_stops_a_busy_server_after_warning_on_hub_pages(emulator, em
         name = hub.instance_name("fay")
         page = _home(hub, "fay")
         assert "Your server will be stopped in" in page and "Save your work" in page, page[-3000:]
-        assert "will be stopped" not in _home(hub, "gus")  # another user is not warned of fay's server
+        assert "Maintenance on Friday" in page, page[-3000:]  # the admin's announcement, beside the warning
+        gus_page = _home(hub, "gus")
+        assert "will be stopped" not in gus_page  # another user is not warned of fay's server
+        assert "Maintenance on Friday" in gus_page
         # busy (the hub sees activity) or not, the limit stops the server and then its instance
         assert hub.user_get("fay", "api/status").status_code == 200
         hub.wait_for(lambda: hub.server_model("fay") is None, 90, what="the runtime limit to stop the server")
