@@ -21,6 +21,7 @@ from contextlib import contextmanager
 
 import pytest
 import requests
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.e2e.stack import (
     ARTIFACTS, CADDY_ROOT_IN_VOLUME, EMULATOR_CA_IN_CONTAINER, HOST, ROOT, HubApi, create_token,
@@ -371,7 +372,18 @@ def test_stop_and_start_buttons_tell_the_truth(stack, admin, timer):
         _no_failure_shown(page, journal, "the admin's Stop Server")
         wait_until(lambda: _instance_state(stack, BOB) == "Stopped", 120, "bob's instance Stopped")
         row.get_by_role("button", name="Start Server").click()
-        row.get_by_role("button", name="Stop Server").wait_for(timeout=300_000)
+        # the admin page updates the row from the start request's answer: when the spawn outlasts
+        # the hub's slow_spawn_timeout (a loaded machine) that answer is "pending" and the row
+        # stays as it was, so the page is reloaded (as the admin would) until it shows the server
+        shown_by = time.monotonic() + 300
+        while True:
+            try:
+                row.get_by_role("button", name="Stop Server").wait_for(timeout=10_000)
+                break
+            except PlaywrightTimeoutError:
+                assert time.monotonic() < shown_by, "the admin page never showed bob's server running"
+                page.reload()
+                row = page.get_by_role("row").filter(has_text="bob@")
         shot(page, "08-admin-after-start")
         _no_failure_shown(page, journal, "the admin's Start Server")
     admin.wait_ready(BOB)
