@@ -332,13 +332,13 @@ def test_stop_and_start_buttons_tell_the_truth(stack, admin, timer):
         # home.js binds the button once requirejs has loaded it, after the load event: a click
         # before that does nothing, so click until the page shows it heard one (#start disabled)
         page.wait_for_load_state("networkidle")
-        # for up to a minute, not a number of tries: on a loaded machine requirejs takes its time
-        heard_by = time.monotonic() + 60
-        while time.monotonic() < heard_by:
+
+        def stop_heard() -> bool:
             page.locator("#stop").click()
-            if page.locator("#start").get_attribute("disabled") is not None or not page.locator("#stop").is_visible():
-                break
-            page.wait_for_timeout(500)
+            return page.locator("#start").get_attribute("disabled") is not None or not page.locator("#stop").is_visible()
+
+        # for up to a minute, not a number of tries: on a loaded machine requirejs takes its time
+        wait_until(stop_heard, 60, "the home page to take the Stop click", interval=0.5)
         page.locator("#stop").wait_for(state="hidden", timeout=180_000)  # hidden only when the API said it stopped
         start = page.locator("#start")
         assert start.inner_text().strip() == "Start My Server"
@@ -375,15 +375,16 @@ def test_stop_and_start_buttons_tell_the_truth(stack, admin, timer):
         # the admin page updates the row from the start request's answer: when the spawn outlasts
         # the hub's slow_spawn_timeout (a loaded machine) that answer is "pending" and the row
         # stays as it was, so the page is reloaded (as the admin would) until it shows the server
-        shown_by = time.monotonic() + 300
-        while True:
+        def shows_bob_running() -> bool:
             try:
-                row.get_by_role("button", name="Stop Server").wait_for(timeout=10_000)
-                break
+                page.get_by_role("row").filter(has_text="bob@").get_by_role("button", name="Stop Server").wait_for(
+                    timeout=10_000)
+                return True
             except PlaywrightTimeoutError:
-                assert time.monotonic() < shown_by, "the admin page never showed bob's server running"
                 page.reload()
-                row = page.get_by_role("row").filter(has_text="bob@")
+                return False
+
+        wait_until(shows_bob_running, 300, "the admin page to show bob's server running", interval=0)
         shot(page, "08-admin-after-start")
         _no_failure_shown(page, journal, "the admin's Start Server")
     admin.wait_ready(BOB)

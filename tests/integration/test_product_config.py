@@ -71,6 +71,9 @@ def start_product_hub(tmp_path: Path, **settings: str):
         f"c.JupyterHub.hub_bind_url = 'http://127.0.0.1:{hub_port}'\n"
         f"c.ConfigurableHTTPProxy.api_url = 'http://127.0.0.1:{api_port}'\n"
         f"c.ConfigurableHTTPProxy.command = [{chp_command()!r}]\n"
+        # what the product's config left the hub pages' announcement as, after its drop-in files
+        f"open({str(tmp_path / 'announcement-carries-notices')!r}, 'w').write("
+        "str(getattr(c.JupyterHub.template_vars.get('announcement'), 'carries_notices', False)))\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AML_", "AAD_", "HUB_", "AZURE_", "JUPYTERHUB_"))}
     # an admin's drop-in file, run after the settings (HUB_CONFIG_DIR)
@@ -236,6 +239,12 @@ def test_the_config_dir_files_run_after_the_settings_in_name_order(product_hub):
     *_, port = product_hub
     page = requests.get(f"http://127.0.0.1:{port}/hub/login", timeout=10)
     assert ANNOUNCEMENT in page.text and "from the first file" not in page.text
+
+
+def test_a_drop_in_announcement_keeps_the_runtime_limits_notices_beside_it(product_hub, tmp_path):
+    """The drop-in files replace template_vars whole; the product's config puts the spawner's
+    notices back after them (what they show: test_limits' runtime test, in a hub with a server)."""
+    assert (tmp_path / "announcement-carries-notices").read_text() == "True"
 
 
 @pytest.mark.parametrize("make_bad,words", [
