@@ -13,6 +13,10 @@ from azure.ai.ml.entities import (
     AssignedUserConfiguration,
     ComputeInstance,
     ComputeInstanceSshSettings,
+    CustomApplications,
+    EndpointsSettings,
+    IdentityConfiguration,
+    ImageSettings,
 )
 from azure.core.exceptions import (
     ClientAuthenticationError,
@@ -375,3 +379,31 @@ def test_sso_only_by_assigned_user(emu):
     r = emu.arm("POST", emu.ws_path() + "/computes/ci-sso/enableSso",
                 params={"api-version": "2024-04-01-preview"}, json={"enableSSO": True})
     assert r.status_code == 403
+
+
+# ---- what a create gave, read back (as recorded real traffic shows) ---------
+
+
+def test_os_patching_and_custom_applications_given_at_creation_are_read_back(emu):
+    rstudio = CustomApplications(name="rstudio",
+                                 image=ImageSettings(reference="ghcr.io/azure/rstudio-workbench:latest"),
+                                 endpoints=[EndpointsSettings(target=8787, published=8787)],
+                                 environment_variables={"RSP_LICENSE": "x"})
+    made = create(emu.ml_client(), ci("ci-apps", enable_os_patching=True, custom_applications=[rstudio]))
+    assert made.enable_os_patching is True
+    [app] = made.custom_applications
+    assert app.name == "rstudio" and app.image.reference == "ghcr.io/azure/rstudio-workbench:latest"
+    assert [(e.target, e.published) for e in app.endpoints] == [(8787, 8787)]
+    assert app.environment_variables == {"RSP_LICENSE": "x"}
+    # without them: AML's defaults, no patching and no applications
+    plain = create(emu.ml_client(), ci("ci-noapps"))
+    assert plain.enable_os_patching is False and not plain.custom_applications
+
+
+def test_a_system_assigned_identity_comes_back_with_its_principal_and_tenant(emu):
+    # recorded: {"type": "SystemAssigned", "principalId": <guid>, "tenantId": <guid>} in the 201 and every GET
+    made = create(emu.ml_client(), ci("ci-msi", identity=IdentityConfiguration(type="system_assigned")))
+    assert made.identity.type == "system_assigned"
+    assert made.identity.principal_id and made.identity.tenant_id
+    again = emu.ml_client().compute.get("ci-msi")
+    assert again.identity.principal_id == made.identity.principal_id

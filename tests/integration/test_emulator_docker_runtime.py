@@ -2,16 +2,24 @@
 that is a container, SSH reaches it, and stop/start keep its disk."""
 
 import asyncio
+import contextlib
+import uuid
 
 import asyncssh
 import docker
 import pytest
 from azure.ai.ml.entities import ComputeInstance, ComputeInstanceSshSettings
 
-from tests.harness.emulator import EmulatorProcess
+from aml_emulator.runtime.base import RuntimeInstance
+from aml_emulator.runtime.docker import share_volume_name
+from tests.harness.emulator import DEFAULT_RG, DEFAULT_SUB, EmulatorProcess
 
 pytestmark = pytest.mark.docker
 IMAGE = "aml-jupyterhub-instance:local"
+# a workspace of its own: its file share (a volume that outlives instances) is
+# this test's to remove, never the local demo's (the default workspace's)
+WORKSPACE = f"ws-dock-{uuid.uuid4().hex[:8]}"
+SHARE = share_volume_name(RuntimeInstance(name="-", vm_size="-", workspace=f"{DEFAULT_SUB}/{DEFAULT_RG}/{WORKSPACE}"))
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +36,15 @@ def docker_emulator(tmp_path_factory):
 
         client.images.build(path=str(ROOT / "docker"), dockerfile="instance.Dockerfile", tag=IMAGE, rm=True)
     emu = EmulatorProcess(tmp_path_factory.mktemp("emu-docker"),
-                          ["--runtime", "docker", "--transition", "all=0.2", "--poll-interval", "0.2"]).start()
+                          ["--runtime", "docker", "--transition", "all=0.2", "--poll-interval", "0.2",
+                           "--workspace", f"{DEFAULT_SUB}/{DEFAULT_RG}/{WORKSPACE}/westeurope"]).start()
     yield emu
     try:
         emu.reset()
     finally:
         emu.stop()
+        with contextlib.suppress(docker.errors.NotFound):
+            client.volumes.get(SHARE).remove(force=True)
 
 
 def ssh(port, key, command):
@@ -46,14 +57,17 @@ def ssh(port, key, command):
 
 def test_container_instance_lifecycle(docker_emulator):
     key = asyncssh.generate_private_key("ssh-ed25519")
-    ml = docker_emulator.ml_client()
+    ml = docker_emulator.ml_client(WORKSPACE)
     made = ml.compute.begin_create_or_update(ComputeInstance(
         name="ci-dock", size="Standard_DS1_v2", ssh_public_access_enabled=True,
         ssh_settings=ComputeInstanceSshSettings(ssh_key_value=key.export_public_key().decode()))).result()
     port = int(made.ssh_settings.ssh_port)
     assert ssh(port, key, "whoami").strip() == "azureuser"
-    assert "6.1.1" in ssh(port, key, "/anaconda/envs/azureml_py310_sdkv2/bin/python -c "
-                                     "'import jupyterhub; print(jupyterhub.__version__)'")
+    # as on AML: no JupyterHub on the instance (a spawner brings its own), the workspace share linked
+    assert "No module named 'jupyterhub'" in ssh(port, key, "/anaconda/envs/azureml_py310_sdkv2/bin/python -c "
+                                                         "'import jupyterhub' 2>&1 || true")
+    assert ssh(port, key, "readlink ~/cloudfiles/code").strip() == \
+        "/mnt/batch/tasks/shared/LS_root/mounts/clusters/ci-dock/code"
     ssh(port, key, "echo persisted > ~/file.txt")
     ml.compute.begin_stop("ci-dock").result()
     assert docker.from_env().containers.get("aml-ci-ci-dock").status == "exited"

@@ -20,7 +20,7 @@ from .control import ControlApi
 from .errors import ArmError
 from .faults import Fault
 from .models import Backend
-from .roles import Roles, RolesApi
+from .roles import STATIC_TOKEN_OID, Roles, RolesApi
 from .recorder import ResponseRecorder, recording_middleware
 from .retail import RetailPricesApi
 from .store import JsonStore
@@ -36,7 +36,7 @@ def make_runtime(config: EmulatorConfig):
         from .runtime.docker import DockerRuntime
 
         return DockerRuntime(config.state_dir, image=config.docker_image, network=config.docker_network,
-                             slots=config.docker_slots)
+                             slots=config.docker_slots, internet=config.docker_internet)
     from .runtime.process import ProcessRuntime
 
     return ProcessRuntime(config.state_dir)
@@ -47,10 +47,15 @@ def arm_middleware(backend: Backend, request_log: RequestLog, tokens: list[str],
     ARM requests (paths under /subscriptions/)."""
 
     def caller_for(token: str):
-        """(createdBy of the caller, its RBAC principal), or None for a token ARM would refuse."""
+        """(createdBy of the caller, its RBAC principal), or None for a token ARM would refuse.
+
+        createdBy is what AML records of the caller's token: its tenant
+        (``userOrgId``, the ``tid`` claim) and object id (``userId``, the
+        ``oid`` claim), no user name. A static token stands for the emulated
+        hub identity: this tenant, and the stable object id ARM's refusals
+        name for it (``roles.STATIC_TOKEN_OID``)."""
         if token in tokens:
-            caller = {"userName": "emulator-static-token", "userOrgId": aad.config.tenant_id if aad else None,
-                      "userId": None}
+            caller = {"userOrgId": aad.config.tenant_id if aad else None, "userId": STATIC_TOKEN_OID}
             return caller, roles.principal_static() if roles else None
         if aad is None:
             return None
@@ -59,11 +64,7 @@ def arm_middleware(backend: Backend, request_log: RequestLog, tokens: list[str],
                 claims = aad.verify_token(token, audience)
             except Exception:
                 continue
-            caller = {
-                "userName": claims.get("upn") or claims.get("appid") or claims.get("sub"),
-                "userOrgId": claims.get("tid"),
-                "userId": claims.get("oid"),
-            }
+            caller = {"userOrgId": claims.get("tid"), "userId": claims.get("oid")}
             return caller, roles.principal_from_claims(claims) if roles else None
         return None
 

@@ -127,8 +127,9 @@ class ApplicationProxy:
 
     def _forbidden(self, request: web.Request, name: str, upn: str, unassigned: bool) -> web.Response:
         if unassigned:
-            # Azure lets only the creator in; the emulator cannot tell who created
-            # an instance that was not assigned to a user, so it lets nobody in.
+            # Azure lets only the creator in; an instance assigned to nobody whose
+            # creator is not known (kept from an emulator before createdBy named
+            # every caller's object id) lets nobody in.
             text = (
                 f"User {upn} does not have access to compute instance {name}. "
                 "Only the creator can access a compute instance, and this instance is not assigned "

@@ -43,6 +43,7 @@ class EmulatorConfig:
     docker_image: str = "aml-jupyterhub-instance:local"
     docker_network: str | None = None
     docker_slots: int = 8
+    docker_internet: str = "open"  # "none": instances get no route out (see runtime.docker)
     faults: list[dict] = field(default_factory=list)
     ca_export: Path | None = None
     redirect_uris: list[str] = field(default_factory=list)
@@ -106,6 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "an instance's start or stop adds or removes no network interface on the Docker host "
                         "(browsers there abort requests on such changes); more are made when all are taken; "
                         "0: every instance has its own (default 8)")
+    p.add_argument("--docker-internet", choices=("open", "none"), default=None,
+                   help="outbound internet of the instance containers: open (default; a public-IP instance) or "
+                        "none (a managed VNet allowing only approved outbound, with no rule for PyPI or conda: "
+                        "pip install fails on the instance). With none the instances' network must be a Docker "
+                        "internal network: --docker-network's (made so when missing; the emulator refuses to start if it "
+                        "exists and is not internal), or "
+                        "without --docker-network one it makes itself, aml-emulator-offline, on which the "
+                        "instances publish no ports and are reported at their address on it, SSH port 50000 "
+                        "(reachable from the Docker host)")
     p.add_argument("--fault", action="append", type=json.loads, default=None, metavar="JSON",
                    help='fault to inject at start, e.g. \'{"kind":"throttle","count":3}\' (repeatable)')
     p.add_argument("--ca-export", type=Path, default=None,
@@ -189,6 +199,9 @@ def load_config(argv: list[str] | None = None) -> EmulatorConfig:
     cfg.docker_slots = int(pick("docker_slots", args.docker_slots, cfg.docker_slots))
     if cfg.docker_slots < 0:
         parser.error("--docker-slots must be 0 or more")
+    cfg.docker_internet = pick("docker_internet", args.docker_internet, cfg.docker_internet)
+    if cfg.docker_internet not in ("open", "none"):
+        parser.error(f"--docker-internet must be open or none, not {cfg.docker_internet!r}")
     cfg.faults = list(pick("faults", args.fault, []))
     ca_export = pick("ca_export", args.ca_export)
     cfg.ca_export = Path(ca_export) if ca_export else None

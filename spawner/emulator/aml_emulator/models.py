@@ -57,6 +57,20 @@ def utcnow_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat()
 
 
+def _identity_as_answered(identity, ws: "Workspace", name: str, tenant_id: str | None):
+    """A PUT's ``identity`` as AML keeps it: a system-assigned identity gets its
+    principal (a stable object id here) and tenant, as recorded traffic shows
+    in the 201 and every GET ({"type": "SystemAssigned", "principalId", "tenantId"})."""
+    if not isinstance(identity, dict):
+        return identity
+    out = dict(identity)
+    if "systemassigned" in str(out.get("type", "")).replace(" ", "").lower():
+        out.setdefault("principalId", str(uuid.uuid5(uuid.NAMESPACE_URL, f"{ws.arm_id}/computes/{name.lower()}")))
+        if tenant_id:
+            out.setdefault("tenantId", tenant_id)
+    return out
+
+
 @dataclass(frozen=True)
 class Workspace:
     subscription_id: str
@@ -111,7 +125,10 @@ class Instance:
     setup_scripts: dict | None = None
     schedules: dict | None = None
     identity: dict | None = None
-    created_by: dict | None = None
+    created_by: dict | None = None  # {"userOrgId", "userId"}: the tenant and object id of the caller's token
+    enable_os_patching: bool = False
+    custom_services: list | None = None
+    disable_local_auth: bool = False
     state: str = "Creating"
     provisioning_state: str = "Creating"
     last_operation: dict | None = None
@@ -126,7 +143,8 @@ class Instance:
         # ``data`` is shared, not copied: what the runtime records is persisted with us.
         # With sshPublicAccess Disabled, AML installs no admin key: nobody logs in with it.
         key = self.admin_public_key if self.ssh_public_access else None
-        return RuntimeInstance(name=self.name, vm_size=self.vm_size, ssh_public_key=key, data=self.runtime_data)
+        return RuntimeInstance(name=self.name, vm_size=self.vm_size, ssh_public_key=key, data=self.runtime_data,
+                               workspace="/".join(self.workspace))
 
     @property
     def busy(self) -> bool:
@@ -432,7 +450,8 @@ class Backend:
                 workspace=ws.key,
                 location=ws.location,
                 name=name,
-                vm_size=spec.name if pp.get("vmSize", "").lower() == spec.name.lower() else pp["vmSize"],
+                # as sent: a real GET echoes the caller's spelling (its 201 upper-cases it, see render)
+                vm_size=pp["vmSize"],
                 created_on=now,
                 modified_on=now,
                 tags=dict(body.get("tags") or {}),
@@ -448,8 +467,12 @@ class Backend:
                 release_quota_on_stop=bool(pp.get("releaseQuotaOnStop", False)),
                 setup_scripts=pp.get("setupScripts"),
                 schedules=pp.get("schedules"),
-                identity=body.get("identity"),
+                identity=_identity_as_answered(body.get("identity"), ws, name, (caller or {}).get("userOrgId")),
                 created_by=caller,
+                # echoed as given; when absent, AML's defaults (recorded GETs: false, and [] below)
+                enable_os_patching=bool(pp.get("enableOSPatching") or False),
+                custom_services=list(pp["customServices"]) if isinstance(pp.get("customServices"), list) else None,
+                disable_local_auth=bool(props.get("disableLocalAuth") or False),
             )
             self.instances[self._instance_key(ws, name)] = inst
             op = self._begin(ws, inst, "create", "Creating")

@@ -102,20 +102,52 @@ def operation(op: Operation) -> dict:
     return body
 
 
+# What ``properties.properties.versions.runtime`` reads once the machine has run:
+# the value recorded traffic shows (azure-ai-ml's e2e recording of a compute
+# instance's create/stop/start, GETs of the Running and the Stopped instance).
+RUNTIME_VERSION = "3.0.02853.0001"
+
+
+def created_by(inst: Instance) -> dict | None:
+    """``createdBy`` as AML answers it: the tenant (``userOrgId``) and object
+    id (``userId``) of the token that created the instance, and no user name
+    (recorded traffic has exactly these two keys; the spec's example also shows
+    a ``userName``, real answers do not)."""
+    if not inst.created_by:
+        return None
+    return {"userOrgId": inst.created_by.get("userOrgId"), "userId": inst.created_by.get("userId")}
+
+
 def compute_instance(inst: Instance, ws: Workspace | None, app_base: str, just_created: bool = False) -> dict:
     """A ``computes/{name}`` resource; ``app_base`` is where browsers reach the application endpoints.
 
-    As real AML does: the 201 of a create (``just_created``) has no state or
-    last operation yet; until the machine first runs there are no addresses,
-    SSH port or applications (null); a stopped machine keeps its addresses;
-    ``errors`` and ``customServices`` are lists, empty rather than null.
+    As real AML answers (recorded traffic: azure-ai-ml's e2e recordings of a
+    compute instance's create, stop, start and delete, api-version
+    2023-08-01-preview; see tests/contract/test_emulator_faithful.py):
+
+    - no ``systemData``, on any compute answer (the workspace has one, a compute has none);
+    - ``createdBy`` is ``{"userOrgId", "userId"}`` (``created_by``);
+    - the 201 of a create (``just_created``) leaves null what the instance
+      only reports once it is provisioned: state, last operation, sshSettings,
+      addresses, applications, errors, versions, OS image, sharing policy,
+      customServices (and subnet, assigned user, setup scripts); it has no
+      ``computeLocation`` or ``schedules`` yet, ``tags`` null when none were
+      given, and the size upper-cased;
+    - once the machine has run: its addresses, SSH port, applications and
+      ``versions.runtime`` are set, and a stopped machine keeps them all;
+      until then (Creating, CreateFailed) they are null;
+    - a GET echoes what the PUT gave: the size as spelled, ``enableOSPatching``
+      (false when not given) and ``customServices`` ([] when not given, never
+      null), ``disableLocalAuth`` (false when not given), all in the inner
+      ``properties`` but the last.
     """
     arm_id = f"{ws.arm_id if ws else ''}/computes/{inst.name}"
     conn = inst.connectivity or {}
     ran = inst.connectivity is not None  # the machine has run (and has addresses), now or before a stop
     pp = {
         "vmSize": inst.vm_size,
-        "state": None if just_created else inst.state,
+        "subnet": {"id": inst.subnet_id} if inst.subnet_id else None,
+        "state": inst.state,
         "applicationSharingPolicy": "Personal" if inst.assigned_user else "Shared",
         "computeInstanceAuthorizationType": "personal",
         "enableSSO": inst.enable_sso,
@@ -125,6 +157,7 @@ def compute_instance(inst: Instance, ws: Workspace | None, app_base: str, just_c
             "sshPort": conn.get("ssh_port", 50000) if ran else None,
             "adminPublicKey": inst.admin_public_key,
         },
+        "autologgerSettings": None,
         "connectivityEndpoints": {
             "publicIpAddress": conn.get("public_ip") if inst.enable_node_public_ip else None,
             "privateIpAddress": conn.get("private_ip"),
@@ -133,46 +166,58 @@ def compute_instance(inst: Instance, ws: Workspace | None, app_base: str, just_c
             {"displayName": "Jupyter", "endpointUri": f"{app_base}/instances/{inst.name}/tree/"},
             {"displayName": "Jupyter Lab", "endpointUri": f"{app_base}/instances/{inst.name}/lab"},
         ] if ran else None,
-        "createdBy": inst.created_by,
+        "createdBy": created_by(inst),
         "errors": list(inst.errors or []),
-        "lastOperation": None if just_created else inst.last_operation,
+        "lastOperation": inst.last_operation,
+        "personalComputeInstanceSettings": {"assignedUser": inst.assigned_user} if inst.assigned_user else None,
         "enableNodePublicIp": inst.enable_node_public_ip,
         "enableRootAccess": inst.enable_root_access,
         "releaseQuotaOnStop": inst.release_quota_on_stop,
-        "enableOSPatching": False,
-        "osImageMetadata": {"currentImageVersion": "25.01.31", "latestImageVersion": "25.01.31", "isLatestOsImageVersion": True},
+        "enableOSPatching": inst.enable_os_patching,
+        "osImageMetadata": {"currentImageVersion": "25.01.31", "latestImageVersion": "25.01.31",
+                            "isLatestOsImageVersion": True, "osPatchingStatus": None},
         "schedules": schedules(inst),
         "setupScripts": inst.setup_scripts,
-        "customServices": [],
+        "customServices": list(inst.custom_services or []),
         "dataDisks": None,
         "dataMounts": None,
+        "containers": None,
+        "versions": {"runtime": RUNTIME_VERSION} if ran else None,
     }
-    if inst.subnet_id:
-        pp["subnet"] = {"id": inst.subnet_id}
     if inst.idle_minutes is not None:
         pp["idleTimeBeforeShutdown"] = f"PT{inst.idle_minutes}M"
-    if inst.assigned_user:
-        pp["personalComputeInstanceSettings"] = {"assignedUser": inst.assigned_user}
+    props = {
+        "computeType": "ComputeInstance",
+        "computeLocation": inst.location,
+        "description": inst.description,
+        "provisioningState": inst.provisioning_state,
+        "provisioningErrors": inst.errors if inst.state == "CreateFailed" else None,
+        "createdOn": inst.created_on,
+        "modifiedOn": inst.modified_on,
+        "resourceId": None,
+        "isAttachedCompute": False,
+        "disableLocalAuth": inst.disable_local_auth,
+        "properties": pp,
+    }
+    if just_created:
+        # The recorded 201 nulls even what the PUT gave (its sshSettings and
+        # applicationSharingPolicy "Shared" came back null). Fields the recording did not give
+        # (customServices, subnet, assigned user, setup scripts, schedules) are
+        # unknown there: we take the harder case for a client, null (schedules absent).
+        pp.update({key: None for key in (
+            "state", "lastOperation", "sshSettings", "connectivityEndpoints", "applications", "errors", "versions",
+            "osImageMetadata", "applicationSharingPolicy", "customServices", "subnet",
+            "personalComputeInstanceSettings", "setupScripts")})
+        pp["vmSize"] = inst.vm_size.upper()
+        pp.pop("schedules")
+        props.pop("computeLocation")
     body = {
         "id": arm_id,
         "name": inst.name,
         "type": f"{PROVIDER}/workspaces/computes",
         "location": inst.location,
-        "tags": inst.tags,
-        "systemData": {"createdAt": inst.created_on, "createdBy": (inst.created_by or {}).get("userName")},
-        "properties": {
-            "computeType": "ComputeInstance",
-            "computeLocation": inst.location,
-            "description": inst.description,
-            "provisioningState": inst.provisioning_state,
-            "provisioningErrors": inst.errors if inst.state == "CreateFailed" else None,
-            "createdOn": inst.created_on,
-            "modifiedOn": inst.modified_on,
-            "resourceId": None,
-            "isAttachedCompute": False,
-            "disableLocalAuth": not inst.ssh_public_access,
-            "properties": pp,
-        },
+        "tags": (inst.tags or None) if just_created else inst.tags,
+        "properties": props,
     }
     if inst.identity:
         body["identity"] = inst.identity

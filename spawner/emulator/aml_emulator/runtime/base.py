@@ -11,6 +11,8 @@ machine again with :meth:`InstanceRuntime.recover`.
 from __future__ import annotations
 
 import abc
+import hashlib
+import re
 from dataclasses import dataclass, field
 
 
@@ -41,6 +43,23 @@ class RuntimeInstance:
     vm_size: str
     ssh_public_key: str | None = None  # admin public key given at creation, if SSH is enabled
     data: dict = field(default_factory=dict)  # runtime-private, persisted by the backend
+    # the workspace the instance belongs to ("subscription/resource group/name"):
+    # every instance of a workspace mounts the workspace's file share (see
+    # workspace_share_id); empty: unknown, and the instance has no share
+    workspace: str = ""
+
+
+def workspace_share_id(workspace: str) -> str:
+    """A name for a workspace's file share that fits Docker volume names and
+    file names: the workspace's name made safe, then a hash of the whole
+    identity (two workspaces of one name in different resource groups or
+    subscriptions get different shares). Case-insensitive, as AML's names
+    are. ``""`` for an unknown workspace (no share)."""
+    key = "/".join(part.strip() for part in workspace.strip().strip("/").lower().split("/"))
+    if not key:
+        return ""
+    name = re.sub(r"[^a-z0-9_.-]+", "-", key.rsplit("/", 1)[-1]).strip("-._")[:32].strip("-._") or "ws"
+    return f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
 
 
 class InstanceRuntime(abc.ABC):

@@ -1,9 +1,27 @@
 """Compute instances as Docker containers of the emulated instance image.
 
 One instance is a container ``aml-ci-<name>`` of ``docker/instance.Dockerfile``
-(sshd on 50000 and 22, azureuser, AML's env at /anaconda/envs/...) and a
-volume ``aml-ci-<name>-home`` mounted at /home/azureuser: the disk. Stop keeps
-both, so the disk survives; destroy removes both.
+(sshd on 50000 and 22, azureuser, AML's envs under /anaconda/envs) and a
+volume ``aml-ci-<name>-home`` mounted at /home/azureuser: the OS disk (the
+container's own layer is the rest of it). Stop keeps both, so the disk
+survives; destroy removes both. Besides:
+
+- the workspace file share: one volume ``aml-ws-<workspace id>-code`` per
+  workspace (see :func:`share_volume_name`), mounted in every instance of the
+  workspace where AML mounts it, ``/mnt/batch/tasks/shared/LS_root/mounts/
+  clusters/<name>/code``, and linked from ``~/cloudfiles/code`` by the image's
+  entrypoint. It outlives every instance: destroy and the sweep leave it;
+- ``/mnt`` is a tmpfs, AML's temp disk, wiped at every stop (the share's
+  mount sits inside it: Docker mounts by depth, the tmpfs first).
+
+Outbound internet (``internet``): ``open``, as a public-IP instance; or
+``none``, as a managed VNet allowing only approved outbound (nothing for PyPI
+or conda): the instances' network must then be a Docker *internal* network.
+The network given is checked (the runtime refuses one that is not internal);
+without one the runtime makes its own, ``aml-emulator-offline``, and uses it
+as if it had been given (addresses on it, SSH port 50000, slots), since Docker
+publishes no ports from an internal network; the Docker host reaches the
+containers on it directly.
 
 Where the emulator reaches the machines, and so what it reports:
 
@@ -51,7 +69,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from .base import Connectivity, InstanceRuntime, RuntimeFailure, RuntimeInstance
+from .base import Connectivity, InstanceRuntime, RuntimeFailure, RuntimeInstance, workspace_share_id
 from .lab import jupyterlab_args, normalize_base_path
 from .probes import http_ok, wait_for_http, wait_for_ssh_banner
 
@@ -60,9 +78,18 @@ log = logging.getLogger(__name__)
 LABEL = "aml-jupyterhub.instance"
 SLOT_LABEL = "aml-jupyterhub.slot"  # on a slot: "1"; on an instance: the name of its slot
 NETWORK_LABEL = "aml-jupyterhub.network"  # instances and slots: the network they are on (or share)
+SHARE_LABEL = "aml-jupyterhub.workspace-share"  # on a share volume: its workspace ("sub/rg/name")
+OFFLINE_LABEL = "aml-jupyterhub.offline"  # on the internal network the runtime made for internet none
 SSH_PORT = 50000
 HOME = "/home/azureuser"
-AML_ENV = "/anaconda/envs/azureml_py310_sdkv2"
+# AML's own Jupyter service lives in this env (since image 23.01)
+JUPYTER_ENV = "/anaconda/envs/jupyter_env"
+# where AML mounts the workspace's file share, per instance name
+SHARE_MOUNT = "/mnt/batch/tasks/shared/LS_root/mounts/clusters/{name}/code"
+# AML's temp disk: wiped on stop; exec allowed, as on a real disk (Docker's tmpfs default is noexec)
+MNT_TMPFS = {"/mnt": "rw,exec,mode=0755"}
+INTERNET = ("open", "none")
+OFFLINE_NETWORK = "aml-emulator-offline"
 JUPYTER_LOG = "/tmp/aml-jupyterlab.log"
 JUPYTER_PIDFILE = "/tmp/aml-jupyterlab.pid"
 # Where the emulator image keeps the instance image's build context.
@@ -78,6 +105,20 @@ def volume_name(inst: RuntimeInstance) -> str:
     return f"aml-ci-{inst.name}-home"
 
 
+def share_volume_name(inst: RuntimeInstance, network: str | None = None) -> str | None:
+    """The workspace file share's volume, None when the workspace is unknown. On a
+    network, the network names it too: two emulators (two stacks) on one engine are
+    two Azures, and their workspaces of the same name share nothing."""
+    share = workspace_share_id(inst.workspace)
+    if not share:
+        return None
+    return f"aml-ws-{network}-{share}-code" if network else f"aml-ws-{share}-code"
+
+
+def share_mount(inst: RuntimeInstance) -> str:
+    return SHARE_MOUNT.format(name=inst.name)
+
+
 def slot_name(network: str, number: int) -> str:
     return f"aml-slot-{network}-{number}"
 
@@ -89,7 +130,12 @@ class DockerRuntime(InstanceRuntime):
         the machines; accepted so both runtimes are built alike).
     :param image: the instance image, built from ``docker/instance.Dockerfile``.
     :param network: Docker network to attach instances to, or None to publish
-        their ports on ``publish_host`` instead.
+        their ports on ``publish_host`` instead (with ``internet="open"``).
+    :param internet: ``"open"`` or ``"none"`` (see the module docstring):
+        with none, ``network`` must be an internal Docker network, and
+        without one the instances join ``offline_network``.
+    :param offline_network: the internal network made for ``internet="none"``
+        when no ``network`` is given.
     :param client: a ``docker.DockerClient``; default ``docker.from_env()``,
         made on first use.
     :param publish_host: host address published ports bind to (no network).
@@ -104,7 +150,7 @@ class DockerRuntime(InstanceRuntime):
     :param jupyter_timeout: seconds to wait for JupyterLab's ``api/status``.
     :param jupyter_extra_args: appended to JupyterLab's command line.
     :param max_workers: threads for blocking Docker SDK calls.
-    :param slots: with ``network``: how many network slots to keep ready
+    :param slots: with ``network`` (or the offline one): how many network slots to keep ready
         (made at :meth:`start`); 0 lets every instance join the network itself.
     :param build_context: directory with ``instance.Dockerfile`` (and the
         ``instance/`` files it copies) to build ``image`` from when it is
@@ -131,10 +177,20 @@ class DockerRuntime(InstanceRuntime):
         max_workers: int = 4,
         build_context: Path | str | None = BUILD_CONTEXT,
         slots: int = 8,
+        internet: str = "open",
+        offline_network: str = OFFLINE_NETWORK,
     ):
+        if internet not in INTERNET:
+            raise ValueError(f"internet must be one of {', '.join(INTERNET)}, not {internet!r}")
         self.state_dir = Path(state_dir)
         self.image = image
-        self.network = network
+        self.internet = internet
+        # a network given is a stack's own (its leftovers may be swept); the
+        # offline one the runtime makes may be shared by emulators on the host
+        self._network_given = network is not None
+        self.network = network if network is not None else (offline_network if internet == "none" else None)
+        self._network_ok = False  # checked (internet none: internal) once
+        self._network_lock = threading.Lock()
         self._client = client
         self.publish_host = publish_host
         self.ssh_accept_env = ssh_accept_env
@@ -148,7 +204,7 @@ class DockerRuntime(InstanceRuntime):
         self.build_context = Path(build_context) if build_context is not None else None
         # pool threads share it: one build at a time, the others wait for it
         self._image_lock = threading.Lock()
-        self.slots = slots if network else 0
+        self.slots = slots if self.network else 0
         self._slot_lock = threading.Lock()  # two instances never take one slot
 
     # -- plumbing ---------------------------------------------------------------
@@ -220,8 +276,43 @@ class DockerRuntime(InstanceRuntime):
     # -- network slots (see the module docstring) ---------------------------------
 
     async def start(self) -> None:
+        if self.internet == "none":
+            await self._run(self._ensure_network_sync)
         if self.slots:
             await self._run(self._ensure_slots_sync)
+
+    def _ensure_network_sync(self) -> None:  # in the pool only
+        """With internet none: the network exists and is internal (made so if
+        missing); one that is not internal is refused, saying what to do."""
+        if self.internet != "none" or self._network_ok:
+            return
+        client = self._docker()
+        with self._network_lock:
+            if self._network_ok:
+                return
+            try:
+                network = client.networks.get(self.network)
+            except docker.errors.NotFound:
+                try:
+                    network = client.networks.create(
+                        self.network, driver="bridge", internal=True, check_duplicate=True,
+                        labels={OFFLINE_LABEL: "1"} if not self._network_given else {})
+                    log.info("made internal Docker network %s: instances have no outbound internet", self.network)
+                except docker.errors.APIError as exc:
+                    if exc.status_code != 409:  # made meanwhile by somebody else: check theirs
+                        raise
+                    network = client.networks.get(self.network)
+            network.reload()
+            if not network.attrs.get("Internal"):
+                flag = "--docker-network" if self._network_given else "the emulator's own"
+                raise RuntimeFailure(
+                    f"--docker-internet none needs the instances' Docker network {self.network} ({flag}) to be "
+                    "internal (no route out), and it is not. Remove it (docker network rm "
+                    f"{self.network}: the emulator then makes it internal), or make it internal yourself "
+                    f"(docker network create --internal {self.network}; in compose, internal: true), "
+                    "or run with --docker-internet open"
+                )
+            self._network_ok = True
 
     def _slot_containers(self) -> dict:  # in the pool only
         found = self._docker().containers.list(
@@ -231,6 +322,7 @@ class DockerRuntime(InstanceRuntime):
     def _ensure_slots_sync(self) -> None:  # in the pool only
         """At least ``slots`` slots, all running (after a Docker restart too)."""
         self._require_image()
+        self._ensure_network_sync()
         with self._slot_lock:
             existing = self._slot_containers()
             for number in range(self.slots):
@@ -288,9 +380,10 @@ class DockerRuntime(InstanceRuntime):
     # -- leftovers ------------------------------------------------------------------
 
     async def sweep(self, known: set[str]) -> list[str]:
-        # only on a network of its own (a stack's): without one, other emulators'
-        # instances on the same engine cannot be told apart from orphans
-        if not self.network:
+        # only on a network of its own (a stack's): without one (or on the
+        # offline network every emulator on the host may share), other
+        # emulators' instances on the same engine cannot be told apart from orphans
+        if not self.network or not self._network_given:
             return []
         return await self._run(self._sweep_sync, {name.lower() for name in known})
 
@@ -310,7 +403,10 @@ class DockerRuntime(InstanceRuntime):
                     client.volumes.get(f"aml-ci-{name}-home").remove(force=True)
                 removed.append(name)
         for volume in client.volumes.list(filters={"label": [LABEL, f"{NETWORK_LABEL}={self.network}"]}):
-            name = (volume.attrs.get("Labels") or {}).get(LABEL, "")
+            labels = volume.attrs.get("Labels") or {}
+            if SHARE_LABEL in labels:  # a workspace's file share outlives every instance
+                continue
+            name = labels.get(LABEL, "")
             if name and name.lower() not in known:
                 with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                     volume.remove(force=True)
@@ -325,12 +421,29 @@ class DockerRuntime(InstanceRuntime):
 
     def _create_sync(self, inst: RuntimeInstance) -> None:
         self._require_image()
+        self._ensure_network_sync()
         client = self._docker()
         try:
             client.volumes.get(volume_name(inst))
         except docker.errors.NotFound:
             labels = {LABEL: inst.name, **({NETWORK_LABEL: self.network} if self.network else {})}
             client.volumes.create(volume_name(inst), labels=labels)
+        self._ensure_share_sync(inst)
+
+    def _ensure_share_sync(self, inst: RuntimeInstance) -> str | None:  # in the pool only
+        """The workspace's file share volume (made on first use, never removed here)."""
+        name = share_volume_name(inst, self.network)
+        if name is None:
+            return None
+        client = self._docker()
+        try:
+            client.volumes.get(name)
+        except docker.errors.NotFound:
+            labels = {SHARE_LABEL: inst.workspace, **({NETWORK_LABEL: self.network} if self.network else {})}
+            # two instances of a workspace made at once: the second create of a
+            # local volume with the same name and labels is a no-op for Docker
+            client.volumes.create(name, labels=labels)
+        return name
 
     async def boot(self, inst: RuntimeInstance) -> Connectivity:
         async with self._lock(inst):
@@ -353,6 +466,7 @@ class DockerRuntime(InstanceRuntime):
             return conn
 
     def _start_sync(self, inst: RuntimeInstance):
+        self._ensure_network_sync()
         container = self._get_container(inst)
         if container is not None and self.slots and not self._slot_usable(container):
             # its slot is gone or was made anew: the container is only a process tree
@@ -396,15 +510,23 @@ class DockerRuntime(InstanceRuntime):
                 f"{SSH_PORT}/tcp": (self.publish_host, None),
                 f"{self.jupyter_port}/tcp": (self.publish_host, None),
             }
+        volumes = {volume_name(inst): {"bind": HOME, "mode": "rw"}}
+        environment = {
+            "AML_ADMIN_PUBLIC_KEY": (inst.ssh_public_key or "").strip(),
+            "AML_SSHD_ACCEPT_ENV": self.ssh_accept_env,
+        }
+        share = self._ensure_share_sync(inst)
+        if share:
+            volumes[share] = {"bind": share_mount(inst), "mode": "rw"}
+            environment["AML_CI_NAME"] = inst.name  # the entrypoint links ~/cloudfiles/code to the mount
         return self._docker().containers.create(
             self.image,
             name=container_name(inst),
             labels=labels,
-            environment={
-                "AML_ADMIN_PUBLIC_KEY": (inst.ssh_public_key or "").strip(),
-                "AML_SSHD_ACCEPT_ENV": self.ssh_accept_env,
-            },
-            volumes={volume_name(inst): {"bind": HOME, "mode": "rw"}},
+            environment=environment,
+            volumes=volumes,
+            # Docker mounts by depth: the tmpfs first, the share inside it after
+            tmpfs=dict(MNT_TMPFS),
             detach=True,
             **kwargs,
         )
@@ -538,14 +660,15 @@ class DockerRuntime(InstanceRuntime):
             f"rm -f {JUPYTER_PIDFILE}"
         )
         container.exec_run(["/bin/sh", "-c", stop_previous], user="azureuser")
-        argv = [f"{AML_ENV}/bin/python", "-m", "jupyterlab",
+        # AML's Jupyter service: jupyter_env's, as azureuser
+        argv = [f"{JUPYTER_ENV}/bin/python", "-m", "jupyterlab",
                 *jupyterlab_args("0.0.0.0", self.jupyter_port, base_path, HOME), *self.jupyter_extra_args]
         container.exec_run(
             ["/bin/sh", "-c", f"echo $$ > {JUPYTER_PIDFILE}; exec {shlex.join(argv)} >>{JUPYTER_LOG} 2>&1 </dev/null"],
             user="azureuser",
             workdir=HOME,
             environment={"HOME": HOME, "USER": "azureuser", "SHELL": "/bin/bash",
-                         "PATH": f"{AML_ENV}/bin:/usr/local/bin:/usr/bin:/bin"},
+                         "PATH": f"{JUPYTER_ENV}/bin:/usr/local/bin:/usr/bin:/bin"},
             detach=True,
         )
 

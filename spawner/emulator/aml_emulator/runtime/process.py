@@ -6,6 +6,15 @@ Each instance is a directory ``<state_dir>/instances/<name>/``:
 - ``sshd.log``, ``jupyterlab.log``: what the machine's services printed;
 - ``ssh_host_ed25519_key``: the machine's host key, stable across boots.
 
+The workspace file share is a directory ``<state_dir>/workspaces/<workspace
+id>/code`` (see :func:`~.base.workspace_share_id`), shared by every instance
+of the workspace and kept when they are deleted; ``~/cloudfiles/code`` links
+to it, as on AML.
+
+Kinder than Azure, as far as a process tree cannot help it: it runs the
+emulator's own Python env (JupyterHub included) as the emulator's user, with
+no /anaconda, no old system Python, no /mnt temp disk and open internet.
+
 A running machine is the small SSH server of :mod:`.sshd`, started detached as
 the leader of its own session and process group, plus AML's own JupyterLab
 when someone opens it. Everything the machine runs carries the marker variable
@@ -29,7 +38,7 @@ import sys
 import time
 from pathlib import Path
 
-from .base import Connectivity, InstanceRuntime, RuntimeFailure, RuntimeInstance
+from .base import Connectivity, InstanceRuntime, RuntimeFailure, RuntimeInstance, workspace_share_id
 from .lab import jupyterlab_args, normalize_base_path
 from .probes import LOOPBACK, free_port, http_ok, wait_for_file, wait_for_http, wait_for_ssh_banner
 from .sshd import MARKER_ENV
@@ -150,6 +159,26 @@ class ProcessRuntime(InstanceRuntime):
     def home_dir(self, inst: RuntimeInstance) -> Path:
         return self.instance_dir(inst) / "home"
 
+    def share_dir(self, inst: RuntimeInstance) -> Path | None:
+        """The workspace file share's directory; None when the workspace is unknown."""
+        share = workspace_share_id(inst.workspace)
+        return (self.state_dir / "workspaces" / share / "code").resolve() if share else None
+
+    def _link_share(self, inst: RuntimeInstance) -> None:
+        """~/cloudfiles/code -> the workspace's share (made on first use, never removed here)."""
+        share = self.share_dir(inst)
+        if share is None:
+            return
+        share.mkdir(parents=True, exist_ok=True)
+        cloudfiles = self.home_dir(inst) / "cloudfiles"
+        cloudfiles.mkdir(mode=0o755, exist_ok=True)
+        link = cloudfiles / "code"
+        if link.is_symlink() or not link.exists():  # a directory the user made there is theirs
+            if link.is_symlink() and Path(os.readlink(link)) == share:
+                return
+            link.unlink(missing_ok=True)
+            link.symlink_to(share, target_is_directory=True)
+
     def _lock(self, inst: RuntimeInstance) -> asyncio.Lock:
         return self._locks.setdefault(inst.name, asyncio.Lock())
 
@@ -189,6 +218,7 @@ class ProcessRuntime(InstanceRuntime):
     async def create(self, inst: RuntimeInstance) -> None:
         home = self.home_dir(inst)
         await asyncio.to_thread(home.mkdir, mode=0o755, parents=True, exist_ok=True)
+        await asyncio.to_thread(self._link_share, inst)
         if os.geteuid() == 0:
             # A real instance's user is azureuser, not root; when the emulator
             # runs as root (CI, containers) its "machines" do too, and Jupyter
@@ -205,6 +235,7 @@ class ProcessRuntime(InstanceRuntime):
             if not home.is_dir():
                 raise RuntimeFailure(f"the disk of instance {inst.name} is missing ({home}); was it created?")
             await asyncio.to_thread(self._install_admin_key, inst)
+            await asyncio.to_thread(self._link_share, inst)  # instances made before shares existed too
             # stale children of a machine that died without shutdown go first
             await self._kill_machine(inst)
             log_path, ready_file = idir / "sshd.log", idir / "sshd.ready"
