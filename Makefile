@@ -144,7 +144,8 @@ down:
 # YES=1 skips the question (scripts, tests).
 clean-local:
 	@echo "This removes the local demo completely: the emulated compute instances on network $(NETWORK)"
-	@echo "(and the files on them), the network, and the stack's volumes (hub database, certificates, emulator)."
+	@echo "(and the files on them), the workspace file shares, the network, and the stack's volumes (hub"
+	@echo "database, certificates, emulator)."
 	@if [ "$(YES)" != 1 ]; then \
 	  printf "Type yes to remove them: "; read answer; \
 	  [ "$$answer" = yes ] || { echo "nothing removed"; exit 1; }; \
@@ -156,6 +157,9 @@ clean-local:
 	  for n in $$names; do docker volume rm -f "aml-ci-$$n-home" >/dev/null; done; \
 	fi
 	@slots=$$($(SLOTS)); [ -z "$$slots" ] || docker rm -f $$slots >/dev/null
+	@# the workspaces' file shares (they outlive instances, as on AML)
+	@shares=$$(docker volume ls -q --filter label=aml-jupyterhub.workspace-share --filter label=aml-jupyterhub.network=$(NETWORK)); \
+	[ -z "$$shares" ] || { docker volume rm -f $$shares >/dev/null && echo "removed $$(echo $$shares | wc -w) workspace file share(s)"; }
 	$(COMPOSE) --profile local down --volumes --remove-orphans
 	@docker network rm $(NETWORK) >/dev/null 2>&1 || true
 	@echo "the local demo is gone; 'make up' starts afresh"

@@ -30,7 +30,15 @@ COPY spawner/aml_jupyterhub /tmp/spawner/aml_jupyterhub
 # setuptools are not needed at run time.
 RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-cache-dir --upgrade pip \
- && /opt/venv/bin/pip install --no-cache-dir '/tmp/spawner[postgres]' \
+ && /opt/venv/bin/pip install --no-cache-dir '/tmp/spawner[postgres]'
+# JupyterHub's wheels for compute instances, which may have no internet: the
+# hub sends them over SSH at a first spawn (aml_jupyterhub.bootstrap). One set
+# per CPython the instances' envs may have (AML's are 3.10); every Azure ML VM
+# size is x86_64. The hub's own version of JupyterHub, read from the venv.
+ARG INSTANCE_PYTHONS="3.10 3.11 3.12 3.13"
+RUN /opt/venv/bin/python -m aml_jupyterhub.wheelhouse --dest /opt/aml-jupyterhub/wheelhouse \
+      --python ${INSTANCE_PYTHONS} \
+ && chmod -R a+rX /opt/aml-jupyterhub \
  && /opt/venv/bin/pip uninstall -q -y pip setuptools
 
 # -- configurable-http-proxy from npm (npm stays in this stage) -----------------
@@ -71,6 +79,7 @@ RUN apt-get update \
  && install -d -m 0700 -o jupyterhub -g jupyterhub /srv/proxy-secrets /run/aml-tunnels
 
 COPY --from=python-build /opt/venv /opt/venv
+COPY --from=python-build /opt/aml-jupyterhub/wheelhouse /opt/aml-jupyterhub/wheelhouse
 COPY --from=chp-build /opt/chp /opt/chp
 RUN ln -s /opt/chp/bin/configurable-http-proxy /usr/local/bin/configurable-http-proxy
 COPY hub /etc/jupyterhub

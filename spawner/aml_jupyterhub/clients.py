@@ -68,13 +68,13 @@ async def compute_client(fleet, settings, project, log) -> ComputeClient:
                 call_timeout=settings.call_timeout,
                 operation_timeout=settings.operation_timeout,
                 wait_poll_interval=settings.wait_interval,
-                times=_operation_times(fleet, settings),
+                times=operation_times(fleet, settings),
             )
             fleet.clients[key] = client
     return client
 
 
-def _operation_times(fleet, settings) -> OperationTimes:
+def operation_times(fleet, settings) -> OperationTimes:
     """One history per file for the whole hub (every workspace's client adds to it)."""
     key = (settings.operation_times_file, tuple(sorted(settings.typical_operation_seconds.items())))
     times = fleet.operation_times.get(key)

@@ -14,7 +14,7 @@ import os
 from traitlets import Any, Bool, Dict, Enum, Float, Integer, List, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
-from . import builders, limits, naming, ownership, remote
+from . import bootstrap, builders, limits, naming, ownership
 from .clouds import CLOUDS
 from .credentials import CREDENTIAL_TYPES
 from .keys import load_or_create_hub_id
@@ -266,14 +266,38 @@ class AMLSettings(LoggingConfigurable):
     )
     singleuser_pythons = List(
         Unicode(),
-        default_value=remote.DEFAULT_PYTHONS,
+        default_value=bootstrap.DEFAULT_PYTHONS,
         config=True,
-        help="Pythons on the instance to look in for jupyterhub matching the hub's version, in order.",
+        help="""Pythons on the instance the hub may run the server with, in order of preference ($HOME and
+        globs expand on the instance). One that already holds JupyterHub of the hub's version is used as it is;
+        otherwise the hub installs JupyterHub over the first one with Python 3.10+ and a Jupyter server (Azure
+        ML's envs). Default: AML's SDK v2 env, every other /anaconda env, the 0.1 install's venv, python3.""",
     )
     singleuser_install_command = Unicode(
-        remote.DEFAULT_INSTALL,
+        "",
         config=True,
-        help="Shell command that installs jupyterhub=={version} into the user's space when no Python has it.",
+        help="""An admin's own shell command that installs jupyterhub=={version} on the instance where
+        singleuser_pythons then finds it, instead of the hub's own install. Empty (default): the hub sends
+        JupyterHub's wheels over SSH and installs them with no package index (the instance needs no internet).""",
+    )
+    wheelhouse_dirs = List(
+        Unicode(),
+        default_value=["/opt/aml-jupyterhub/wheelhouse"],
+        config=True,
+        help="""Read-only wheelhouses (python -m aml_jupyterhub.wheelhouse fills one) searched for JupyterHub's
+        wheels to send to an instance. Default: the hub image's, with CPython 3.10-3.13 on x86_64.""",
+    )
+    wheel_cache_dir = Unicode(
+        "",
+        config=True,
+        help="""The hub's own wheelhouse, for targets the read-only ones lack; filled from the hub's package
+        index when wheel_download allows. The hub sets it to HUB_DATA_DIR/wheelhouse. Empty: none.""",
+    )
+    wheel_download = Bool(
+        True,
+        config=True,
+        help="""Whether the hub may fetch JupyterHub's wheels from its own package index (pip download) for an
+        instance whose Python no wheelhouse covers. The instance itself never needs the internet.""",
     )
     install_timeout = Float(900, config=True, help="Seconds allowed for installing JupyterHub on the instance.")
     tunnel_bind_ip = Unicode("127.0.0.1", config=True, help="Hub-side address the SSH tunnel to the server listens on.")

@@ -32,19 +32,34 @@ keeps only what lives in this hub process (the SSH connection).
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Awaitable
 
 import jupyterhub
 
-from . import builders, remote, servertls
+from . import bootstrap, builders, interpreters, remote, servertls, wheelhouse
+from .clients import operation_times
 from .errors import spawn_error
+from .progress import fmt_elapsed, fraction_done, time_left
 from .ssh import Connection, SSHError, SSHTarget, public_key_text, read_key
 from .tunnels import TunnelSpec, tunnel_name
 
 if TYPE_CHECKING:
     from .aml_spawner import AMLSpawner
     from .profiles import Project
+
+
+# JupyterHub's own floor for the server's Python, from its metadata (">=3.10" for 6.x)
+REQUIRES_PYTHON = importlib.metadata.metadata("jupyterhub").get("Requires-Python") or ">=3.10"
+
+
+@dataclass(frozen=True)
+class ServerPython:
+    python: str
+    port: int  # free on the instance: the server's
+    api_port: int  # free too: the instance's end of a reverse tunnel to the hub
 
 
 async def _nothing() -> None:
@@ -206,17 +221,10 @@ class ProxyConnector:
             raise spawn_error(f"Could not reach your compute instance: {e}", reason="ssh", status_code=500) from None
         await self._set_connection(conn)
         state.host_key = conn.host_key or ""
-        version = jupyterhub.__version__
         try:
-            found = await remote.probe(conn, version, list(sp.singleuser_pythons))
-            if found is None:
-                sp.emit("install", f"Installing JupyterHub {version} on {info.name} (first start only).")
-                await remote.install(conn, sp.singleuser_install_command, version, sp.install_timeout)
-                found = await remote.probe(conn, version, list(sp.singleuser_pythons))
-                if found is None:
-                    raise SSHError(f"JupyterHub {version} is still not found after installing it")
+            found = await self._server_python(conn, info)
             state.remote_port = found.port
-            sp.emit("launch", f"Starting the Jupyter server (JupyterHub {found.version}) on {info.name}.")
+            sp.emit("launch", f"Starting the Jupyter server (JupyterHub {jupyterhub.__version__}) on {info.name}.")
             await self._open_ways(info, conn, found)
             if sp.internal_ssl:
                 await self._push_tls(conn, found.python)
@@ -231,6 +239,76 @@ class ProxyConnector:
                               status_code=500) from None
         sp.emit("launch", "Jupyter server is up; connecting you.", fraction=1.0)
         return self.url()
+
+    async def _server_python(self, conn: Connection, info) -> "ServerPython":
+        """The Python that runs the server on the instance, JupyterHub installed
+        first when none has the hub's version (``bootstrap``, ``interpreters``)."""
+        sp = self.spawner
+        version = jupyterhub.__version__
+        pythons = list(sp.singleuser_pythons)
+        report = await bootstrap.probe(conn, version, pythons)
+        try:
+            choice = interpreters.choose(report.candidates, version, REQUIRES_PYTHON, report.installed,
+                                         report.installed_version)
+        except interpreters.NoInterpreter as e:
+            if not sp.singleuser_install_command:
+                raise SSHError(str(e)) from None
+            choice = None
+        if choice is None or (choice.action == interpreters.INSTALL and sp.singleuser_install_command):
+            sp.emit("install", f"Installing JupyterHub {version} on {info.name} with the hub's install command.")
+            await bootstrap.install_with_command(conn, sp.singleuser_install_command, version, sp.install_timeout)
+            report = await bootstrap.probe(conn, version, pythons)
+            choice = interpreters.choose(report.candidates, version, REQUIRES_PYTHON, report.installed,
+                                         report.installed_version)
+            if choice.action != interpreters.READY:
+                raise SSHError(f"JupyterHub {version} is still not found after the install command "
+                               "(singleuser_install_command); check that singleuser_pythons lists where it installs")
+        python = choice.python
+        if choice.action == interpreters.INSTALL:
+            python = await self._install(conn, info, report, choice, version)
+        sp.log.info("[%s] server Python on %s: %s (%s)", self._log_name, info.name, python, choice.reason)
+        if bootstrap.is_hub_install(python, version):
+            seen = await bootstrap.prepare(conn, python)
+            sp.log.info("[%s] AML kernels for the server: %s%s", self._log_name, ", ".join(seen["kernels"]) or "none",
+                        "; opens in the workspace file share" if seen.get("share") else "")
+        return ServerPython(python, report.port, report.api_port)
+
+    async def _install(self, conn: Connection, info, report, choice, version: str) -> str:
+        """JupyterHub from the hub's wheels onto the instance (no index there), as its own
+        phase with elapsed time and an estimate from this hub's earlier installs."""
+        sp = self.spawner
+        times = operation_times(sp.fleet, sp)
+        expected, basis = times.expected("install", sp.server_state.vm_size or None)
+        target = wheelhouse.Target.of(choice.version, report.machine, report.libc)
+        started = time.monotonic()
+
+        def tick(what: str) -> None:
+            elapsed = time.monotonic() - started
+            sp.emit("install", f"{what}, {fmt_elapsed(elapsed)} elapsed{time_left(elapsed, expected, basis)}.",
+                    fraction=fraction_done(elapsed, expected), elapsed=elapsed)
+
+        sp.emit("install", f"First start on {info.name}: installing JupyterHub {version} for {target.label} "
+                f"({choice.reason}).", fraction=0.0)
+        try:
+            wheels, fetched = await bootstrap.wait_with_progress(
+                wheelhouse.wheels_for(version, target, list(sp.wheelhouse_dirs), sp.wheel_cache_dir,
+                                      download=sp.wheel_download),
+                lambda: tick(f"Fetching JupyterHub {version}'s wheels for {target.label}"))
+        except wheelhouse.WheelsMissing as e:
+            raise SSHError(str(e)) from None
+        size = wheelhouse.total_bytes(wheels) / 1e6
+        if fetched:
+            sp.log.info("[%s] fetched %d wheels for %s into %s", self._log_name, len(wheels), target.label,
+                        sp.wheel_cache_dir)
+        installed = await bootstrap.wait_with_progress(
+            bootstrap.install(conn, version, choice.python, wheels, sp.install_timeout),
+            lambda: tick(f"Installing JupyterHub {version} on {info.name} ({len(wheels)} packages, {size:.0f} MB, "
+                         "no internet needed there)"))
+        elapsed = time.monotonic() - started
+        times.record("install", sp.server_state.vm_size or None, elapsed)
+        sp.emit("install", f"JupyterHub {version} installed on {info.name} in {fmt_elapsed(elapsed)} "
+                f"({installed.sent_bytes / 1e6:.0f} MB sent); later starts reuse it.", fraction=1.0)
+        return installed.python
 
     @property
     def _hub_tunnel(self) -> bool:

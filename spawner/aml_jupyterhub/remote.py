@@ -1,7 +1,7 @@
 """The notebook server on the instance, driven over SSH (proxy mode).
 
 Everything lives under ``~/.aml-jupyterhub/`` on the instance (the user's
-space): a venv when JupyterHub has to be installed, and per server a
+space): JupyterHub as the hub installed it (``bootstrap``), and per server a
 directory with its environment file (0600: it holds the server's API token,
 so it never appears on a command line or in ``ps``), its log and its pid.
 """
@@ -10,38 +10,10 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import dataclass
 
 from .ssh import Connection, SSHError
 
 BASE_DIR = "$HOME/.aml-jupyterhub"
-DEFAULT_PYTHONS = [
-    "$HOME/.aml-jupyterhub/venv/bin/python",
-    "/anaconda/envs/azureml_py310_sdkv2/bin/python",
-    "python3",
-]
-DEFAULT_INSTALL = (
-    "python3 -m venv $HOME/.aml-jupyterhub/venv && "
-    "$HOME/.aml-jupyterhub/venv/bin/pip install --quiet --disable-pip-version-check "
-    "'jupyterhub=={version}' jupyterlab"
-)
-
-_PROBE = r"""
-want=%(version)s
-for py in %(pythons)s; do
-  if [ "${py#/}" = "$py" ] && [ "${py#\$HOME}" = "$py" ]; then py=$(command -v "$py" 2>/dev/null) || continue; fi
-  [ -x "$py" ] || continue
-  v=$("$py" -c 'import jupyterhub; print(jupyterhub.__version__)' 2>/dev/null) || continue
-  if [ "$v" = "$want" ]; then
-    # two free ports at once (so not the same one): the server's, and one for a reverse tunnel to the hub
-    ports=$("$py" -c 'import socket; a, b = socket.socket(), socket.socket(); a.bind(("127.0.0.1", 0)); b.bind(("127.0.0.1", 0)); print(a.getsockname()[1], b.getsockname()[1])')
-    printf '{"python": "%%s", "version": "%%s", "port": %%s, "api_port": %%s}\n' "$py" "$v" ${ports%% *} ${ports#* }
-    exit 0
-  fi
-  found="$found $py=$v"
-done
-printf '{"python": null, "found": "%%s"}\n' "$found"
-"""
 
 _LAUNCH = r"""
 set -e
@@ -107,17 +79,6 @@ def _q(text: str) -> str:
     return shlex.quote(text)
 
 
-def _pythons_arg(pythons: list[str]) -> str:
-    # $HOME must stay expandable on the instance; everything else is quoted.
-    out = []
-    for p in pythons:
-        if p.startswith("$HOME/"):
-            out.append('"$HOME"/' + _q(p[len("$HOME/"):]))
-        else:
-            out.append(_q(p))
-    return " ".join(out)
-
-
 def env_file(env: dict[str, str]) -> str:
     """Shell-sourceable ``KEY='value'`` lines (values single-quoted)."""
     lines = []
@@ -126,38 +87,6 @@ def env_file(env: dict[str, str]) -> str:
             raise ValueError(f"environment variable name {key!r} is not valid")
         lines.append(f"{key}={_q(str(value))}")
     return "\n".join(lines) + "\n"
-
-
-@dataclass(frozen=True)
-class Probe:
-    python: str
-    version: str
-    port: int
-    api_port: int = 0  # free too: the instance's end of a reverse tunnel, when the tunnel service makes it
-
-
-async def probe(conn: Connection, version: str, pythons: list[str]) -> Probe | None:
-    """Find a Python with jupyterhub==version on the instance, and two free ports."""
-    script = _PROBE % {"version": _q(version), "pythons": _pythons_arg(pythons)}
-    result = await conn.run(script, timeout=60)
-    try:
-        data = json.loads(result.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        raise SSHError(f"could not read the instance's Python setup: {result.stdout!r} {result.stderr!r}") from None
-    if not data.get("python"):
-        return None
-    return Probe(python=data["python"], version=data["version"], port=int(data["port"]),
-                 api_port=int(data.get("api_port") or 0))
-
-
-async def install(conn: Connection, command_template: str, version: str, timeout: float) -> None:
-    try:
-        await conn.run(command_template.format(version=version), timeout=timeout)
-    except SSHError as e:
-        raise SSHError(
-            f"installing JupyterHub {version} on the instance failed. If the instance has no internet access, "
-            f"pre-install it (e.g. with a setup script). Details: {e}"
-        ) from None
 
 
 def server_dir(server_key: str) -> str:

@@ -146,6 +146,39 @@ class Connection:
             raise SSHError(f"a command on {self.target.host} failed (exit {result.exit_status}): {detail}")
         return result
 
+    async def put_files(self, paths: list, remote_dir: str, timeout: float = 600) -> int:
+        """Copy local files into ``remote_dir`` (relative to the home directory) over SFTP,
+        skipping those already there with the same size; the bytes sent."""
+        try:
+            return await asyncio.wait_for(self._put_files(paths, remote_dir), timeout)
+        except asyncio.TimeoutError:
+            raise SSHError(f"sending files to {self.target.host} did not finish within {timeout:.0f} s") from None
+        except (OSError, asyncssh.Error) as e:
+            raise SSHError(f"sending files to {self.target.host} failed: {e}") from None
+
+    async def _put_files(self, paths: list, remote_dir: str) -> int:
+        sent = 0
+        async with self._conn.start_sftp_client() as sftp:
+            present = {}
+            for entry in await sftp.readdir(remote_dir):
+                if entry.attrs.size is not None:
+                    present[entry.filename] = entry.attrs.size
+            for path in paths:
+                path = Path(path)
+                size = path.stat().st_size
+                if present.get(path.name) == size:
+                    continue
+                partial = f"{remote_dir}/.{path.name}.part"
+                await sftp.put(str(path), partial)
+                try:
+                    await sftp.posix_rename(partial, f"{remote_dir}/{path.name}")
+                except asyncssh.SFTPOpUnsupported:  # a server without OpenSSH's extension
+                    if path.name in present:
+                        await sftp.remove(f"{remote_dir}/{path.name}")
+                    await sftp.rename(partial, f"{remote_dir}/{path.name}")
+                sent += size
+        return sent
+
     async def forward_local(self, remote_port: int, local_port: int = 0, local_host: str = "127.0.0.1") -> int:
         """Listen on local_host:local_port (0: any free port; a taken port falls
         back to a free one) and carry connections to the instance's 127.0.0.1:remote_port."""

@@ -20,7 +20,9 @@ log = logging.getLogger("aml_jupyterhub.timings")
 
 # Azure ML's typical durations (docs and observed: create 3-5 min, start about
 # 2 min, stop about 1 min), used until this hub has its own.
-TYPICAL_SECONDS = {"create": 240.0, "start": 120.0, "stop": 60.0, "restart": 150.0, "delete": 60.0, "resize": 120.0}
+TYPICAL_SECONDS = {"create": 240.0, "start": 120.0, "stop": 60.0, "restart": 150.0, "delete": 60.0, "resize": 120.0,
+                   # the hub's install of JupyterHub on a fresh instance (bootstrap), a guess until it has its own
+                   "install": 60.0}
 KEEP = 10  # durations kept per operation and size
 
 

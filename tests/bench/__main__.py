@@ -1,6 +1,6 @@
 """``make bench``: performance figures, printed (never asserted in tests).
 
-    python -m tests.bench [compute] [spawn] [realtime] [storm] [dataplane] [proxies] [stack] [reconcile] [--rounds N] [--spawns N] [--users N] [--servers N]
+    python -m tests.bench [compute] [spawn] [realtime] [storm] [dataplane] [proxies] [stack] [bootstrap] [reconcile] [--rounds N] [--spawns N] [--users N] [--servers N]
 
 compute: the compute client against the emulator with every transition set to
 zero seconds: ARM requests and wall time for create-to-running, stop, start
@@ -20,6 +20,9 @@ throughput straight vs through each, side by side, and whether an open
 websocket survives each proxy being given a new route.
 stack: image sizes, `docker compose up` to a healthy hub, the hub's memory
 with many running servers (images must be built: make image).
+bootstrap: the first spawn on a realistic instance with no internet (the hub's install
+of JupyterHub, its wheel cache cold and warm), the second start's, and the
+hub image's size with the wheels it carries.
 reconcile: ARM requests per hour to watch --servers running servers, with the
 reconciler off and on, and seconds from an orphan appearing to its Stopped.
 """
@@ -72,7 +75,7 @@ async def bench_compute(rounds: int) -> None:
     print(f"slowest operation: {worst:.2f} s (a poll waiting for the SDK's 30 s default would show here)")
 
 
-SUITES = ["compute", "spawn", "realtime", "storm", "dataplane", "proxies", "stack", "reconcile"]
+SUITES = ["compute", "spawn", "realtime", "storm", "dataplane", "proxies", "stack", "bootstrap", "reconcile"]
 
 
 def main(argv=None) -> int:
@@ -112,6 +115,10 @@ def main(argv=None) -> int:
             stack.bench_images()
             stack.bench_compose_up()
             stack.bench_hub_memory(args.users)
+        elif suite == "bootstrap":
+            from tests.bench import bootstrap
+
+            bootstrap.bench_bootstrap()
         elif suite == "reconcile":
             from tests.bench import reconcile
 

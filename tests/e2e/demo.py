@@ -114,4 +114,8 @@ class Demo:
         volume = f"aml-ci-{self.instance}-home"
         if _run(["docker", "volume", "ls", "-q", "--filter", f"name=^{volume}$"]).stdout.strip():
             left.append(f"volume {volume}")
+        # the workspace's file share, which outlives the instance as on AML
+        shares = _run(["docker", "volume", "ls", "-q", "--filter", "label=aml-jupyterhub.workspace-share",
+                       "--filter", f"label=aml-jupyterhub.network={NETWORK}"]).stdout.split()
+        left += [f"volume {v}" for v in shares]
         return left

@@ -232,8 +232,18 @@ def test_browser_login_spawn_form_progress_and_jupyterlab(stack, timer):
             assert progress_shot, f"the progress page never showed Creating/Starting: {messages}"
             assert len(messages) >= 2 and len(values) >= 2, (values, messages)
             assert any("Creating compute instance" in m for m in messages), messages
-            page.locator("#jp-main-dock-panel").wait_for(state="visible", timeout=180_000)
-            page.locator(".jp-Launcher").first.wait_for(state="visible", timeout=120_000)
+            try:
+                page.locator("#jp-main-dock-panel").wait_for(state="visible", timeout=180_000)
+                page.locator(".jp-Launcher").first.wait_for(state="visible", timeout=120_000)
+            except PlaywrightError:
+                shot(page, "99-no-jupyterlab")
+                raise AssertionError(f"JupyterLab did not show at {page.url}\nbrowser journal:\n{journal}") from None
+            # AML's kernels, as its own JupyterLab lists them (the hub installed JupyterHub beside them)
+            cards = page.locator('.jp-LauncherCard[data-category="Notebook"] .jp-LauncherCard-label')
+            cards.first.wait_for(state="visible", timeout=60_000)
+            labels = cards.all_inner_texts()
+            assert any("Python 3.10 - SDK v2" in t for t in labels), labels
+            assert any("Python 3.8 - AzureML" in t for t in labels), labels
             shot(page, "05-jupyterlab")
             assert re.match(rf"^{re.escape(stack.hub_url)}/user/alice(@|%40)aml-local\.example/lab", page.url), page.url
 
@@ -288,6 +298,38 @@ def test_kernel_over_websocket_through_caddy(stack, admin, kept_text, timer):
         assert admin.user_request("GET", ALICE, f"api/contents/{KEPT_FILE}").json()["content"] == kept_text
 
 
+def test_a_named_server_on_another_instance_sees_the_workspace_share(stack, admin, timer):
+    """The workspace file share is one per workspace, as on AML: a file alice writes to
+    ~/cloudfiles/code on her default server's instance is in the file browser of her named server,
+    on another instance, which opens in the share as AML's own JupyterLab does."""
+    ensure_running(admin, ALICE)
+    name, text = f"share-{stack.project}.txt", "written on alice's default server\n"
+    r = admin.user_request("PUT", ALICE, f"api/contents/cloudfiles/code/{name}",
+                           json={"type": "file", "format": "text", "content": text})
+    assert r.status_code in (200, 201), r.text
+    second = admin.user_path(ALICE) + "/servers/second"
+    with timer.phase("a named server on a second instance (its own first start: the hub installs JupyterHub)"):
+        r = admin.api("POST", second, json={"user_options": {"profile": "small"}})
+        assert r.status_code in (201, 202), (r.status_code, r.text)
+        server = wait_until(lambda: (admin.user_model(ALICE)["servers"].get("second") or {}).get("ready")
+                            and admin.user_model(ALICE)["servers"]["second"], 300, "alice's named server", interval=1)
+    assert stack.instance_name(ALICE, "second") != stack.instance_name(ALICE)
+    second_url = stack.hub_url + server["url"]
+    r = admin.session.get(f"{second_url}api/contents/cloudfiles/code/{name}", timeout=60)
+    assert r.status_code == 200 and r.json()["content"] == text, r.text
+    with chromium(stack) as page:
+        sign_in_with_azure_ad(stack, page, "alice")
+        page.wait_for_url(re.compile(rf"^{re.escape(stack.hub_url)}/(hub|user)/"))
+        page.goto(f"{second_url}lab")
+        page.locator(".jp-DirListing-content").get_by_text(name).wait_for(state="visible", timeout=120_000)
+        crumbs = page.locator(".jp-BreadCrumbs").inner_text()
+        assert "code" in crumbs, crumbs  # the file browser opened in the share
+        shot(page, "06-share-seen-from-a-named-server")
+    r = admin.api("DELETE", second)
+    assert r.status_code in (202, 204), r.text
+    wait_until(lambda: "second" not in admin.user_model(ALICE)["servers"], 180, "the named server to stop", interval=1)
+
+
 # ---- 5 ---------------------------------------------------------------------------
 
 
@@ -300,10 +342,12 @@ def test_stop_server_stops_the_instance(stack, admin, timer):
     assert stack.container_state(f"aml-ci-{name}") == "exited"
 
 
-def _instances_of(stack, user: str) -> list[str]:
-    """The names of the emulator's instances tagged as ``user``'s (other tests' users have theirs)."""
+def _instances_of(stack, user: str, server: str = "") -> list[str]:
+    """The names of the emulator's instances tagged as the instances of ``user``'s server
+    (other tests' users, and named servers, have theirs)."""
     return sorted(n for n, i in stack.emulator_instances().items()
-                  if (i.get("tags") or {}).get("jupyterhub-user") == user)
+                  if (i.get("tags") or {}).get("jupyterhub-user") == user
+                  and (i.get("tags") or {}).get("jupyterhub-server") == (server or "default"))
 
 
 def _instance_state(stack, user: str) -> str:

@@ -23,10 +23,11 @@ import requests
 from aml_jupyterhub.naming import instance_name
 from tests.harness.emulator import DEFAULT_RG, DEFAULT_SUB, DEFAULT_WORKSPACE, DEFAULT_WS
 from tests.harness.login import browser, open_with_login
-from tests.harness.net import free_port, wait_for_http, wait_until
+from tests.harness.net import free_port, free_ports, wait_for_http, wait_until
 from tests.harness.repo import ROOT, example_env
 
 CHP = ROOT / ".venv" / "chp" / "node_modules" / ".bin" / "configurable-http-proxy"
+WHEEL_CACHE = ROOT / ".venv" / "wheelhouse"
 
 
 def chp_command() -> str:
@@ -86,9 +87,9 @@ class Hub:
         # proxy: a started tests.harness.proxyservice.ProxyService, the product's proxy
         # container (its proxy and tunnels outlive this hub); None: the hub starts its own CHP
         self.proxy = proxy
-        self.port = proxy.port if proxy else free_port()
-        self.hub_port = proxy.hub_port if proxy else free_port()
-        self.proxy_api_port = proxy.api_port if proxy else free_port()
+        # three distinct ports (picked one by one, the kernel may hand out the same one twice)
+        self.port, self.hub_port, self.proxy_api_port = (
+            (proxy.port, proxy.hub_port, proxy.api_port) if proxy else free_ports(3))
         self.url = f"http://127.0.0.1:{self.port}"
         self.token = secrets.token_hex(16)
         self.proxy_token = secrets.token_hex(16)
@@ -169,6 +170,8 @@ class Hub:
                 add_instances_page(c, "http://127.0.0.1:{self.instances_page_port}")
             c.AMLSpawner.wait_interval = 0.5
             c.AMLSpawner.retry_total = 6
+            # JupyterHub's wheels for instances without it, fetched once per machine (the image ships them)
+            c.AMLSpawner.wheel_cache_dir = "{WHEEL_CACHE}"
             """
         )
 

@@ -11,10 +11,13 @@ import uuid
 import aiohttp
 
 
-async def execute(api_url: str, token: str, code: str, *, username: str = "", ssl_context: ssl.SSLContext | None = None):
+async def execute(api_url: str, token: str, code: str, *, username: str = "", ssl_context: ssl.SSLContext | None = None,
+                  kernel_name: str | None = None):
     """Start a kernel at ``api_url`` (``.../user/<name>/api``), run ``code``,
-    return its ``text/plain`` result; the kernel is shut down after."""
-    async with KernelChannel(api_url, token, ssl_context, username=username) as kernel:
+    return its ``text/plain`` result; the kernel is shut down after. The
+    server's default kernel unless ``kernel_name`` (on an AML instance it is
+    AML's, not a "python3")."""
+    async with KernelChannel(api_url, token, ssl_context, username=username, kernel_name=kernel_name) as kernel:
         return await kernel.run(code, timeout=120)
 
 
@@ -36,7 +39,7 @@ async def start_busy(api_url: str, token: str = "", code: str = "import time; ti
             xsrf = next((c.value for c in jar if c.key == "_xsrf"), None)
             assert xsrf, f"{page_url} set no _xsrf cookie"
             post_headers["X-XSRFToken"] = xsrf
-        async with s.post(f"{api_url}/kernels", json={"name": "python3"}, headers=post_headers) as r:
+        async with s.post(f"{api_url}/kernels", json={}, headers=post_headers) as r:  # the server's default kernel
             assert r.status == 201, await r.text()
             kernel_id = (await r.json())["id"]
         ws_url = api_url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
@@ -71,14 +74,17 @@ class KernelChannel:
     open JupyterLab keeps it: ``async with KernelChannel(api, token) as k:
     await k.run("1+1")``. ``k.ws.closed`` says whether the socket was lost."""
 
-    def __init__(self, api_url: str, token: str, ssl_context: ssl.SSLContext | None = None, *, username: str = ""):
+    def __init__(self, api_url: str, token: str, ssl_context: ssl.SSLContext | None = None, *, username: str = "",
+                 kernel_name: str | None = None):
         self.api_url, self.token, self.ssl_context, self.username = api_url, token, ssl_context, username
+        self.kernel_name = kernel_name
 
     async def __aenter__(self) -> "KernelChannel":
         connector = aiohttp.TCPConnector(ssl=self.ssl_context) if self.ssl_context else None
         self.session = aiohttp.ClientSession(headers={"Authorization": f"token {self.token}"}, connector=connector,
                                              timeout=aiohttp.ClientTimeout(total=120))
-        async with self.session.post(f"{self.api_url}/kernels", json={"name": "python3"}) as r:
+        body = {"name": self.kernel_name} if self.kernel_name else {}
+        async with self.session.post(f"{self.api_url}/kernels", json=body) as r:
             assert r.status == 201, await r.text()
             self.kernel_id = (await r.json())["id"]
         ws_url = self.api_url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)

@@ -23,6 +23,20 @@ def free_port(host: str = LOOPBACK) -> int:
         return s.getsockname()[1]
 
 
+def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
+    """``count`` distinct free ports: each held open while the next is picked."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            socks.append(s)
+            s.bind((host, 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def wait_until(predicate: Callable[[], object], timeout: float, what: str, *, interval: float = 0.2,
                proc: subprocess.Popen | None = None, log: Callable[[], str] = lambda: ""):
     """``predicate()``'s first truthy value within ``timeout`` seconds.

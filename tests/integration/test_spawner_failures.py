@@ -110,7 +110,7 @@ def test_failed_install_says_what_to_do(make_hub, emu):
     events = hub.progress("rita")
     assert events[-1].get("failed")
     assert "installing JupyterHub 6.1" in events[-1]["message"] and "no route to pypi.org" in events[-1]["message"]
-    assert "setup script" in events[-1]["message"]
+    assert "Without that setting the hub brings JupyterHub itself" in events[-1]["message"]
     hub.wait_for(lambda: (instance(emu, hub.instance_name("rita")) or {}).get("state") == "Stopped", 60,
                  what="the instance to be stopped after the failed spawn")
 
