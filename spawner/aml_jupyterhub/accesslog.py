@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from jupyterhub.log import SCRUB_PARAM_KEYS
 from jupyterhub.log import log_request as jupyterhub_log_request
+from tornado.log import access_log
 
 HIDDEN = "[secret]"
 
@@ -37,6 +38,17 @@ def scrub_uri(uri: str, depth: int = 3) -> str:
     if not changed:
         return uri
     return urlunsplit(parts._replace(query=urlencode(pairs, safe="/[]")))
+
+
+def log_service_request(handler) -> None:
+    """Tornado's access-log line for the hub's other programs (the proxy's error pages, the
+    tunnel service), with the same secrets hidden: the proxy's error page for a failed OAuth
+    callback is asked for with that callback's URL, code and state in it."""
+    status = handler.get_status()
+    log = access_log.info if status < 400 else access_log.warning if status < 500 else access_log.error
+    request = handler.request
+    log("%d %s %s (%s) %.2fms", status, request.method, scrub_uri(request.uri), request.remote_ip,
+        1000.0 * request.request_time())
 
 
 def log_request(handler) -> None:

@@ -20,7 +20,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlencode, urlparse
+from urllib.parse import urlparse
 
 import jinja2
 from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
@@ -29,6 +29,8 @@ from tornado import httpclient, ioloop, web
 
 SERVICE_NAME = "aml-instances"
 HUB_GONE_CHECK_SECONDS = 2
+DONE_COOKIE = "aml-instances-done"  # what the last stop did, for the page after the redirect
+DONE_MAX_AGE_DAYS = 5 / 1440  # shown within five minutes, or not at all
 HUB_PID_VARIABLE = "INSTANCES_PAGE_HUB_PID"  # set by the hub (hubconfig.add_instances_page)
 TEMPLATE = Path(__file__).parent / "templates" / "instances_page.html"
 
@@ -92,11 +94,22 @@ class PageHandler(HubOAuthenticated, web.RequestHandler):
                       hub_prefix=os.environ.get("JUPYTERHUB_BASE_URL", "/") + "hub/", message=message,
                       now=time.time())
 
+    def set_default_headers(self) -> None:
+        # never inside another page's frame: a page on a user's server could otherwise load it
+        # hidden in an admin's browser and press its buttons
+        self.set_header("Content-Security-Policy", "frame-ancestors 'none'")
+        self.set_header("X-Frame-Options", "DENY")
+
     @web.authenticated
     async def get(self):
         data = await hub_api("GET", "/aml/instances")
         self.set_header("Cache-Control", "no-store")
-        self.finish(self._page(data, self.get_argument("done", "")))
+        # what the last stop did, from this page's own signed cookie (never from the URL: a link
+        # could make the page say anything), shown once
+        done = self.get_signed_cookie(DONE_COOKIE, max_age_days=DONE_MAX_AGE_DAYS)
+        if done is not None:
+            self.clear_cookie(DONE_COOKIE, path=self.request.path)
+        self.finish(self._page(data, done.decode(errors="replace") if done else ""))
 
     @web.authenticated
     async def post(self):
@@ -110,7 +123,9 @@ class PageHandler(HubOAuthenticated, web.RequestHandler):
         what = (f"Stopping {done['user']}'s server" + (f" '{done['server']}'" if done.get("server") else "")
                 + f" and its compute instance {name}." if done.get("stopped") == "server"
                 else f"Stopping compute instance {name}, which no server used.")
-        self.redirect(f"{self.request.path}?{urlencode({'done': what})}")
+        self.set_signed_cookie(DONE_COOKIE, what, expires_days=None, path=self.request.path, httponly=True,
+                               samesite="Strict", secure=self.request.protocol == "https")
+        self.redirect(self.request.path)
 
 
 def make_app() -> web.Application:

@@ -244,6 +244,30 @@ def hub_db_url(values: dict):
     return url
 
 
+_DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`|~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+
+
+def host_problem(host: str) -> str:
+    """Why ``host`` is not a DNS name Caddy can serve and Azure AD can call back ("" if it is one).
+    Caddy reads HOST into its config, and the hub into its public URL: anything but a plain
+    name (a scheme, a path, a space, a newline) would change what they mean."""
+    if not host:
+        return "it is empty; use the hub's public DNS name, e.g. hub.example.org (localhost for the demo)"
+    labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
+    if len(host) > 253 or not all(_DNS_LABEL.match(label) for label in labels):
+        return ("use the hub's public DNS name alone, e.g. hub.example.org: letters, digits, hyphens and dots, "
+                "no scheme (https://), port, path or spaces")
+    return ""
+
+
+def email_problem(email: str) -> str:
+    """Why ``email`` is not an address Caddy can give Let's Encrypt ("" if it is one, or empty)."""
+    if email and (len(email) > 254 or not _EMAIL.match(email)):
+        return "use one plain e-mail address, e.g. admin@example.org (or leave it empty)"
+    return ""
+
+
 def load_settings(env: Mapping[str, str]) -> dict:
     """Every setting's value from ``env`` (defaults filled in); ConfigError
     for an unknown variable of ours, a bad value, or a missing required one."""
@@ -284,6 +308,10 @@ def load_settings(env: Mapping[str, str]) -> dict:
     for name in ("HTTPS_PORT", "HTTP_PORT", "EMULATOR_PORT", "HUB_INSTANCES_PAGE_PORT"):
         if values[name] is not None and not 1 <= values[name] <= 65535:
             raise ConfigError(f"{name}={values[name]} is not a port: use 1-65535 ({BY_NAME[name].help})")
+    for name, problem in (("HOST", host_problem(values["HOST"])),
+                          ("ACME_EMAIL", email_problem(values["ACME_EMAIL"]))):
+        if problem:
+            raise ConfigError(f"{name}={_short(values[name])} is not valid: {problem}")
     try:
         values["AML_GROUP_VCPU_LIMITS"] = parse_group_limits(values["AML_GROUP_VCPU_LIMITS"])
     except ValueError as e:

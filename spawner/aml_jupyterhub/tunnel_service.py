@@ -38,6 +38,7 @@ from pathlib import Path
 
 from tornado import web
 
+from .accesslog import log_service_request
 from .tunnels import TunnelSpec, TunnelSpecError, check_key, known_hosts_line, ssh_command
 
 log = logging.getLogger("aml_jupyterhub.tunnels")
@@ -343,4 +344,5 @@ def make_app(registry: TunnelRegistry | None, token: str, extra_handlers: list =
     """The API (without ``registry``: only /health and ``extra_handlers``)."""
     args = {"registry": registry, "token": token}
     tunnels = [(r"/tunnels/?", ListHandler, args), (r"/tunnels/([^/]+)", TunnelHandler, args)] if registry else []
-    return web.Application([(r"/health", HealthHandler, args), *tunnels, *extra_handlers])
+    return web.Application([(r"/health", HealthHandler, args), *tunnels, *extra_handlers],
+                           log_function=log_service_request)

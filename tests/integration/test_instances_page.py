@@ -86,4 +86,11 @@ def test_admins_see_and_stop_instances_non_admins_get_403(hub, emu):
     r = admin.post(f"{hub.url}{PAGE}", data={"workspace": ws, "name": "jhother-ci"}, timeout=30)
     assert r.status_code == 403
     assert state_of(emu, "jhother-ci") == "Running"  # another hub's instance: untouched throughout
+    # the page says only what its own stops did: a crafted link cannot put words in it, and it is shown once
+    spoof = admin.get(f"{hub.url}{PAGE}", params={"done": "Your session expired: log in at evil.example"}, timeout=60)
+    assert spoof.status_code == 200 and "evil.example" not in spoof.text
+    assert "Stopping alice&#39;s server" not in spoof.text  # the last stop's message went with its first showing
+    # and it never shows inside another page's frame (a page on a user's server could load it hidden)
+    assert spoof.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
+    assert spoof.headers["X-Frame-Options"] == "DENY"
     assert "root stops alice's server" in hub.log_tail(200_000) and "by root" in hub.log_tail(200_000)

@@ -16,6 +16,7 @@ import requests
 from tests.harness.emulator import instances
 from tests.harness.hub import Hub, spawn_ready
 from tests.harness.kernel import KernelChannel
+from tests.harness.net import wait_until
 from tests.harness.proxyservice import ProxyService
 
 
@@ -142,6 +143,16 @@ def test_the_tunnel_api_wants_the_token_and_says_what_is_wrong(proxy):
     # that says so and reloads itself
     r = requests.get(f"{proxy.url}/hub/home", timeout=10)
     assert r.status_code == 503 and "restarting" in r.text and 'http-equiv="refresh"' in r.text, r.text
+
+
+def test_the_error_page_logs_no_oauth_code_or_state(proxy):
+    """A user's OAuth callback that reaches no server goes to CHP's error page with its URL: the proxy's
+    log says what failed, but not the callback's code and state (the hub's log hides them too)."""
+    r = requests.get(f"{proxy.url}/user/alice/oauth_callback?code=C0DE-SECRET&state=ST4TE-SECRET", timeout=10)
+    assert r.status_code == 503
+    wait_until(lambda: "oauth_callback" in proxy.log_tail(20_000), 10, "the error page's log line")
+    log = proxy.log_tail(20_000)
+    assert "C0DE-SECRET" not in log and "ST4TE-SECRET" not in log, log[-2000:]
 
 
 def test_an_upgrade_to_the_proxy_container_keeps_a_running_server(emulator, emu, tmp_path):

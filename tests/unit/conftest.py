@@ -9,6 +9,7 @@ the last unit test of a run.
 
 from __future__ import annotations
 
+import asyncssh  # noqa: F401  (at import it asks ldconfig where libcrypto is: a process, so before any test)
 import pytest
 
 from tests.harness.isolation import no_io

@@ -144,10 +144,24 @@ def test_missing_required_setting_named(missing):
     ({"AML_DELETE_FOREVER_ACTION": "purge"}, "use one of keep, delete"),
     ({"HUB_INSTANCES_PAGE_PORT": "0"}, "HUB_INSTANCES_PAGE_PORT=0 is not a port: use 1-65535"),
     ({"AML_CONNECT_MODE": "x" * 10000}, "characters)"),  # a huge value is cut, not echoed
+    # HOST goes into Caddy's config and the hub's URL: a newline would add a Caddy directive
+    ({"HOST": "hub.example.org\n\treverse_proxy evil:80"}, "reverse_proxy evil:80' is not valid: use the hub's"),
+    ({"HOST": "my host"}, "HOST='my host' is not valid: use the hub's public DNS name alone"),
+    ({"HOST": "https://evil/x"}, "HOST='https://evil/x' is not valid"),
+    ({"HOST": "hub.example.org:8443"}, "no scheme (https://), port, path or spaces"),
+    ({"HOST": "-bad.example.org"}, "HOST='-bad.example.org' is not valid"),
+    ({"ACME_EMAIL": "admin@example.org\n}"}, "^ACME_EMAIL='admin@example.org.+' is not valid: use one plain e-mail"),
+    ({"ACME_EMAIL": "not an address"}, "ACME_EMAIL='not an address' is not valid"),
 ])
 def test_bad_values_named(env, text):
     with pytest.raises(ConfigError, match=text.replace("(", r"\(").replace(")", r"\)")):
         load_settings({**example_env(), **env})
+
+
+@pytest.mark.parametrize("host", ["localhost", "hub.example.org", "hub-1.data.example.org.", "10.0.0.4"])
+def test_good_hosts_and_addresses_pass(host):
+    values = load_settings({**example_env(), "HOST": host, "ACME_EMAIL": "ops+hub@example.org"})
+    assert (values["HOST"], values["ACME_EMAIL"]) == (host, "ops+hub@example.org")
 
 
 def test_a_huge_value_is_not_echoed_whole():
