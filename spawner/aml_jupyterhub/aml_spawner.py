@@ -41,7 +41,7 @@ from .form import render_form
 from .prices import load_table, with_prices
 from .profiles import OptionsError, Project, choose, menu_for, parse_profiles, parse_projects
 from .progress import ProgressLog, fmt_elapsed, fraction_done, time_left
-from .reconciler import Reconciler
+from .reconciler import Reconciler, suspects_path
 from .ssh import SSHError
 from .state import ServerState
 from .tunnels import tunnel_name
@@ -187,6 +187,7 @@ class AMLSpawner(AMLSettings, Spawner):
                 act=lambda action: self.fleet.act(
                     client, project.key, action, retry_delay=self.wait_interval,
                     on_deleted=lambda name=action.name: self.key_store.remove(project.key, name)),
+                suspects_file=suspects_path(self.reconciler_state_dir, project.key),
             )
 
         return self.fleet.reconciler(project.key, make)
@@ -521,6 +522,8 @@ class AMLSpawner(AMLSettings, Spawner):
         (or the instance version 0.1 made for it). Somebody else's instance
         under either name is refused here, before anything is done."""
         name, owner, remembered = self._target_instance(project)
+        if not remembered:
+            self._refuse_if_another_server_has(name)
         info = await self._read_owned(client, name, owner, allow_legacy=remembered)
         if info is not None:
             return name, owner, info, remembered
@@ -536,6 +539,28 @@ class AMLSpawner(AMLSettings, Spawner):
         if found is not None:
             return found[0], owner, found[1], True
         return name, owner, None, False
+
+    def _refuse_if_another_server_has(self, name: str) -> None:
+        """A server renamed keeps its instance (its state records it), while the
+        instance's name and tags still say the old server name: a new server of
+        that old name would map onto it. Refused, before anything is touched."""
+        other = next((server or "default" for server, orm in self._orm_spawners().items()
+                      if server != (self.name or "") and
+                      (ServerState.from_dict(orm.state or {}).instance_name or "").lower() == name.lower()), None)
+        if other is None:
+            return
+        self.log.warning("[%s] compute instance %s is recorded by %s's server %r: not used for this one",
+                         self._log_name, name, self.user.name, other)
+        raise spawn_error(
+            f"Compute instance {name}, which a server named {self.name or 'default'!r} would use, belongs to your "
+            f"server {other!r} (renamed since it was made). Choose another name for this server; {other!r} keeps "
+            "its instance and files.",
+            reason="instance_of_another_server", status_code=409)
+
+    def _orm_spawners(self) -> dict:
+        """The user's servers as the hub's database records them (name -> orm Spawner)."""
+        orm_user = getattr(self.user, "orm_user", None)
+        return dict(getattr(orm_user, "orm_spawners", None) or {})
 
     def _target_instance(self, project: Project) -> tuple[str, ownership.Owner, bool]:
         """The instance to use: the one this server remembers (its name and
@@ -780,6 +805,12 @@ class AMLSpawner(AMLSettings, Spawner):
                           self._log_name, name)
             return
         if not self.server_state.instance_name:
+            try:
+                self._refuse_if_another_server_has(name)
+            except SpawnException:
+                self.log.warning("[%s] removed from the hub; compute instance %s is another server's: not deleted",
+                                 self._log_name, name)
+                return
             self.server_state.instance_name = name
             project = self._projects()[0]
             self.server_state.workspace = _workspace_record(project)

@@ -66,10 +66,11 @@ _SKIP_NAMES = {
     CADDY: set(),
 }
 _SKIP_DIRS = {
-    HUB: {"__pycache__", ".cache"},
+    HUB: {"__pycache__", ".cache", "wheelhouse"},  # the wheelhouse: wheels the hub fetches again when needed
     CADDY: {"locks"},  # Caddy's lock files: of the running Caddy only
 }
 _RESTORE_STAGING = ".aml-restore-"  # the folder a restore unpacks into, beside the data
+INSTANCE_KEYS = PurePosixPath("secrets/instance-keys")  # one key pair per instance (keys.KeyStore)
 _PUBLIC = ("hub-id", ".pub")  # files the hub makes readable for all (its id is on every instance's tags)
 WHAT = {HUB: "secrets and SSH keys (the hub-data volume)", CADDY: "Caddy's certificates (the caddy-data volume)"}
 
@@ -526,9 +527,26 @@ def _swap_in(staging: Path, target: Path) -> None:
     staging.rmdir()
 
 
-def unpack(path: Path, targets: dict[str, Path], owner: tuple[int, int] | None) -> dict[str, int]:
+def keys_made_since(target: Path, staging: Path) -> list[PurePosixPath]:
+    """The instance keys in ``target`` (the volume) that the archive (unpacked in
+    ``staging``) lacks: instances made after the backup. Their private keys exist
+    nowhere else, and AML cannot take a new key on an existing instance."""
+    root = target.joinpath(*INSTANCE_KEYS.parts)
+    if not root.is_dir():
+        return []
+    found = []
+    for path in sorted(root.rglob("*")):
+        rel = PurePosixPath(path.relative_to(target).as_posix())
+        if path.is_file() and not path.is_symlink() and not staging.joinpath(*rel.parts).exists():
+            found.append(rel)
+    return found
+
+
+def unpack(path: Path, targets: dict[str, Path], owner: tuple[int, int] | None,
+           kept: list[PurePosixPath] | None = None) -> dict[str, int]:
     """Every member into a staging folder of its volume, then swapped in. hub-data's entries
-    get the hub's owner (``owner``) and modes (:func:`hub_mode`); Caddy's keep the archive's."""
+    get the hub's owner (``owner``) and modes (:func:`hub_mode`); Caddy's keep the archive's.
+    Instance keys the volume has and the archive lacks are kept (and listed in ``kept``)."""
     staging = {s: t / f"{_RESTORE_STAGING}{secrets.token_hex(4)}" for s, t in targets.items()}
     root_info: dict[str, tarfile.TarInfo] = {}
     written = {s: 0 for s in targets}
@@ -556,6 +574,20 @@ def unpack(path: Path, targets: dict[str, Path], owner: tuple[int, int] | None) 
                         shutil.copyfileobj(tar.extractfile(member), f)
                     written[section] += 1
                 _own(dest, section, rel, member, owner, can_chown)
+        if HUB in targets:
+            for rel in keys_made_since(targets[HUB], staging[HUB]):
+                dest = staging[HUB].joinpath(*rel.parts)
+                for parent in reversed(rel.parents[:-1]):  # the folders, made as the hub makes them
+                    folder = staging[HUB].joinpath(*parent.parts)
+                    if not folder.exists():
+                        folder.mkdir(mode=0o700)
+                        _own(folder, HUB, parent, None, owner, can_chown)
+                os.rename(targets[HUB].joinpath(*rel.parts), dest)
+                if can_chown and owner is not None:
+                    os.chown(dest, *owner, follow_symlinks=False)
+                os.chmod(dest, hub_mode(rel, is_dir=False))
+                if kept is not None:
+                    kept.append(rel)
         for section, target in targets.items():
             _swap_in(staging[section], target)
             if section in root_info:
@@ -609,7 +641,8 @@ def restore(path: Path, hub_dir: Path, caddy_dir: Path, environ, *, force: bool 
     owner = hub_owner() or (HUB_UID, HUB_UID)
     targets = {HUB: hub_dir, **({CADDY: caddy_dir} if CADDY in archive.sections else {})}
     try:
-        written = unpack(path, targets, owner)
+        kept: list[PurePosixPath] = []
+        written = unpack(path, targets, owner, kept)
     except OSError as e:
         raise BackupError(f"cannot write the restored files: {e.strerror or e} ({e.filename}); nothing of the "
                           "archive was put in place of the volumes' data (run it as root: make restore does)") from None
@@ -625,6 +658,11 @@ def restore(path: Path, hub_dir: Path, caddy_dir: Path, environ, *, force: bool 
         say(f"{WHAT[CADDY]}: {written[CADDY]} files")
     if there:
         say(f"replaced what the hub-data volume held: {' and '.join(there)}")
+    private = [k for k in kept if not k.name.endswith(".pub")]
+    if private:
+        names = ", ".join(k.name for k in private[:10]) + (f" and {len(private) - 10} more" if len(private) > 10 else "")
+        say(f"kept the SSH keys of {len(private)} instance(s) made after this backup ({names}): the archive has "
+            "none for them, and their servers need them")
     return written
 
 

@@ -167,6 +167,13 @@ class AMLSettings(LoggingConfigurable):
         size), for the spawn page's estimate and the status-poll schedule. Empty: kept in memory only.
         The hub sets it to HUB_DATA_DIR/operation-times.json.""",
     )
+    reconciler_state_dir = Unicode(
+        "",
+        config=True,
+        help="""Directory where the reconcilers keep the instances they suspect of running without a server,
+        and since when, so that a hub restart does not start the count again. The hub sets it to
+        HUB_DATA_DIR/reconciler. Empty: kept in memory only.""",
+    )
     typical_operation_seconds = Dict(
         config=True,
         help="""Seconds an operation ({"create": 240, "start": 120, ...}) is expected to take until the hub

@@ -2,9 +2,12 @@
 
 GET /hub/health on the hub's own port. With internal TLS (direct mode) the
 hub speaks only TLS and wants a client certificate: the check then uses the
-hub's own (hub-internal, in the data volume), which it finds there. A hub
-that made them once but now runs without internal TLS answers plain HTTP:
-the check falls back to it.
+hub's own (hub-internal, in the data volume). Which one to try first follows
+the configured mode (AML_CONNECT_MODE, in the container's environment), not
+the certificates found: they stay in the volume after a switch back from
+direct mode, and a TLS hello to a plain-HTTP hub is never answered (it only
+times out), where plain HTTP to a TLS hub is refused at once. The other one
+is the fallback.
 """
 
 from __future__ import annotations
@@ -29,25 +32,25 @@ def tls_context(certs: Path) -> ssl.SSLContext | None:
     return ctx
 
 
-def check(certs: Path, timeout: float = 4) -> int:
+def check(certs: Path, *, direct: bool, hub: str = HUB, timeout: float = 4) -> int:
     ctx = tls_context(certs)
-    if ctx is not None:
+    ways = [("https", ctx), ("http", None)] if ctx is not None else [("http", None)]
+    if not direct:
+        ways.reverse()
+    for i, (scheme, context) in enumerate(ways):
         try:
-            urllib.request.urlopen(f"https://{HUB}/hub/health", timeout=timeout, context=ctx)
+            urllib.request.urlopen(f"{scheme}://{hub}/hub/health", timeout=timeout, context=context)
             return 0
-        except ssl.SSLError:
-            pass  # not speaking TLS: internal TLS is off now
-        except OSError as e:
-            if not isinstance(getattr(e, "reason", None), ssl.SSLError):
+        except OSError:
+            if i == len(ways) - 1:
                 raise
-    urllib.request.urlopen(f"http://{HUB}/hub/health", timeout=timeout)
-    return 0
+    return 1
 
 
 def main() -> int:
     certs = Path(os.environ.get("HUB_DATA_DIR") or "/srv/jupyterhub") / "internal-ssl"
     try:
-        return check(certs)
+        return check(certs, direct=os.environ.get("AML_CONNECT_MODE", "").strip().lower() == "direct")
     except OSError as e:
         print(f"hub not healthy: {e}", file=sys.stderr)
         return 1

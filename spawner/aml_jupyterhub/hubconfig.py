@@ -402,6 +402,7 @@ def configure(c, values: dict, environ=None) -> None:
     s.start_timeout = values["AML_START_TIMEOUT"] or 1200
     s.secrets_dir = str(data / "secrets")
     s.operation_times_file = str(data / "operation-times.json")
+    s.reconciler_state_dir = str(data / "reconciler")
     if not values["AML_WHEEL_CACHE_DIR"]:
         s.wheel_cache_dir = str(data / "wheelhouse")  # JupyterHub's wheels the hub fetched for instances
     s.ssh_key_file = str(data / "ssh" / "id_ed25519")  # version 0.1's shared key, for its instances

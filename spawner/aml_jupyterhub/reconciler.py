@@ -9,7 +9,9 @@ where the admin chose ``stop_action = "delete"``) once it has been seen so on
 two passes at least half an interval apart, so an orphan is stopped within
 two intervals of appearing and a server caught between two steps is never
 mistaken for one. Instances of other hubs, and untagged ones, are never
-touched.
+touched. The suspects (and when each was first seen) are kept in a file, so
+a hub restart does not start their count again: an orphan seen before the
+restart is stopped at the first pass after it, which comes soon after start.
 
 :func:`plan` is the decision, pure; :class:`Reconciler` does the reading and
 hands actions to the fleet (which takes the instance's lock and checks again
@@ -19,8 +21,13 @@ that no server has claimed it meanwhile).
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
+import os
+import tempfile
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Iterable
 
@@ -32,6 +39,18 @@ log = logging.getLogger("aml_jupyterhub.reconciler")
 
 # States in which an instance bills for compute and AML accepts a stop.
 BILLING_STATES = frozenset({"Running"})
+# The first pass after the hub starts (or the interval, if shorter): the hub has
+# loaded its servers by then, and an orphan it knew of before its restart should
+# not run a whole interval more.
+FIRST_PASS_AFTER = 30.0
+
+
+def suspects_path(state_dir: str, workspace_key: tuple) -> Path | None:
+    """Where a workspace's reconciler keeps its suspects across restarts (None: nowhere)."""
+    if not state_dir:
+        return None
+    digest = hashlib.sha256("/".join(workspace_key).lower().encode()).hexdigest()[:16]
+    return Path(state_dir) / f"suspects-{digest}.json"
 
 
 @dataclass(frozen=True)
@@ -119,6 +138,7 @@ class Reconciler:
         stop_action: str,
         in_use: Callable[[], set[str]],
         act: Callable[[Action], None],
+        suspects_file: str | os.PathLike | None = None,
     ):
         self.workspace = workspace
         self._list = list_instances
@@ -133,6 +153,7 @@ class Reconciler:
         self._task: asyncio.Task | None = None
         self._failing: str | None = None  # the message of the list failure last logged
         self._fresh_after = 0.0  # a list taken before this (monotonic) is too old, whatever max_age says
+        self._suspects_file = Path(suspects_file) if suspects_file else None
 
     @property
     def latest(self) -> Snapshot | None:
@@ -179,15 +200,47 @@ class Reconciler:
         RECONCILER_ACTIONS.labels(action.kind).inc()
         self._act(action)
 
+    # ---- the suspects across hub restarts (a file per workspace; wall-clock times in it) ----
+
+    def load_suspects(self) -> dict:
+        """The suspects a previous hub saved, first-seen times made monotonic (blocking: a thread)."""
+        if self._suspects_file is None:
+            return {}
+        try:
+            data = json.loads(self._suspects_file.read_text())
+            now_wall, now = time.time(), time.monotonic()
+            return {str(name): now - max(0.0, now_wall - float(wall)) for name, wall in data.items()}
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, TypeError, AttributeError) as e:
+            log.warning("reconciler: ignoring %s (%s): orphans are counted from now", self._suspects_file, e)
+            return {}
+
+    def save_suspects(self, suspects: dict) -> None:
+        """Blocking: run it in a thread. A failure costs only the count across a restart."""
+        if self._suspects_file is None:
+            return
+        now_wall, now = time.time(), time.monotonic()
+        data = {name: round(now_wall - (now - first_seen), 3) for name, first_seen in suspects.items()}
+        try:
+            self._suspects_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self._suspects_file.parent, prefix=".suspects.")
+            with os.fdopen(fd, "w") as f:
+                json.dump(data, f)
+            os.replace(tmp, self._suspects_file)
+        except OSError as e:
+            log.warning("reconciler: could not save its suspects to %s: %s", self._suspects_file, e)
+
     async def _loop(self) -> None:
-        # The first pass waits an interval: the hub is still finding its servers.
         # Passes keep a fixed cadence (a slow list does not push the next one back).
-        next_pass = time.monotonic() + self.interval
+        next_pass = time.monotonic() + min(self.interval, FIRST_PASS_AFTER)
+        self._suspects = {**await asyncio.to_thread(self.load_suspects), **self._suspects}
         while True:
             await asyncio.sleep(max(0.0, next_pass - time.monotonic()))
             next_pass = max(next_pass + self.interval, time.monotonic())
             try:
                 self.reconcile(await self.snapshot(self.interval / 2))
+                await asyncio.to_thread(self.save_suspects, dict(self._suspects))
             except ComputeError as e:
                 self._list_failed(e)
             except Exception:

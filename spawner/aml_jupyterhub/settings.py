@@ -126,7 +126,7 @@ SETTINGS: list[Setting] = [_from_table(e) for e in json.loads((Path(__file__).pa
 # Traits the hub sets itself (from HUB_DATA_DIR, or objects), and mappings a
 # config file in HUB_CONFIG_DIR sets: no setting of their own.
 HUB_SET_TRAITS = {"secrets_dir", "ssh_key_file", "credential", "compute_client_factory", "profiles", "projects",
-                  "tags", "emulator_token", "operation_times_file", "typical_operation_seconds",
+                  "tags", "emulator_token", "operation_times_file", "reconciler_state_dir", "typical_operation_seconds",
                   "tunnel_service_token", "group_vcpu_limits"}
 
 

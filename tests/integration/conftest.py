@@ -4,7 +4,28 @@ from __future__ import annotations
 
 import pytest
 
+from tests.harness.docker_instances import ensure_image
 from tests.harness.hub import Hub
+
+
+@pytest.fixture(scope="module")
+def docker_client():
+    """The Docker engine (the emulator's Docker runtime), or the test skipped with the reason."""
+    import docker
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        pytest.skip(f"Docker engine not reachable ({exc}): start Docker or set DOCKER_HOST")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def image(docker_client) -> str:
+    """The emulated compute-instance image, built from docker/instance.Dockerfile if missing."""
+    return ensure_image(docker_client)
 
 
 @pytest.fixture

@@ -25,20 +25,9 @@ INSTALL_LOG = "/home/azureuser/.aml-jupyterhub/install.log"
 
 
 @pytest.fixture(scope="module")
-def client():
-    try:
-        c = docker.from_env()
-        c.ping()
-    except Exception as e:  # no engine: say so, do not pretend
-        pytest.skip(f"no Docker engine: {e}")
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module")
-def offline(client, tmp_path_factory):
+def offline(docker_client, tmp_path_factory):
     """An emulator whose instances have no route out, and a hub in front of it."""
-    with docker_emulator(client, tmp_path_factory.mktemp("emu-offline"), internet="none") as (emu, network):
+    with docker_emulator(docker_client, tmp_path_factory.mktemp("emu-offline"), internet="none") as (emu, network):
         hub = Hub(tmp_path_factory.mktemp("hub-offline"), emu).start()
         try:
             yield hub, emu, network
@@ -59,16 +48,16 @@ def _stopped(emu, name: str) -> bool:
     return (instance(emu, name) or {}).get("state") == "Stopped"
 
 
-def test_first_spawn_installs_offline_and_a_later_start_reuses_it(offline, client):
+def test_first_spawn_installs_offline_and_a_later_start_reuses_it(offline, docker_client):
     hub, emu, network = offline
-    assert client.networks.get(network).attrs["Internal"] is True  # no route out for the instances
+    assert docker_client.networks.get(network).attrs["Internal"] is True  # no route out for the instances
 
     events = spawn_ready(hub, "alice")
     messages = [e["message"] for e in events]
     assert any("installing JupyterHub 6.1.1 for Python 3." in m for m in messages), messages
     assert any(m.startswith("JupyterHub 6.1.1 installed on") for m in messages), messages
     name = hub.instance_name("alice")
-    log = _sh(client, name, f"cat {INSTALL_LOG}")
+    log = _sh(docker_client, name, f"cat {INSTALL_LOG}")
     assert log.count("installing JupyterHub 6.1.1") == 1 and "installed JupyterHub 6.1.1 in" in log, log
     assert "no package index" in log
 
@@ -86,13 +75,13 @@ def test_first_spawn_installs_offline_and_a_later_start_reuses_it(offline, clien
     hub.wait_for(lambda: _stopped(emu, name), 60, what="alice's instance to stop")
     events = spawn_ready(hub, "alice")
     assert not any("installing JupyterHub" in e["message"] for e in events), [e["message"] for e in events]
-    log = _sh(client, name, f"cat {INSTALL_LOG}")
+    log = _sh(docker_client, name, f"cat {INSTALL_LOG}")
     assert log.count("installing JupyterHub 6.1.1") == 1, log  # the second start installed nothing
     assert _run(hub, "alice", "1 + 1") == "2"
     hub.stop_server("alice")
 
 
-def test_an_install_killed_half_way_is_redone_at_the_next_start(offline, client):
+def test_an_install_killed_half_way_is_redone_at_the_next_start(offline, docker_client):
     hub, emu, _ = offline
     r = hub.spawn("bob")
     assert r.status_code in (201, 202), r.text
@@ -101,12 +90,12 @@ def test_an_install_killed_half_way_is_redone_at_the_next_start(offline, client)
     def pip_running() -> bool:
         try:
             # the pip process itself (the install script's own text names pip too, quoted differently)
-            return "bin/python -m pip install" in _sh(client, name, "ps -eo args")
+            return "bin/python -m pip install" in _sh(docker_client, name, "ps -eo args")
         except docker.errors.NotFound:
             return False
 
     wait_until(pip_running, 180, "the install's pip to run on bob's instance", interval=0.2, log=hub.log_tail)
-    _sh(client, name, "pkill -KILL -f 'bin/python -m pip install'")
+    _sh(docker_client, name, "pkill -KILL -f 'bin/python -m pip install'")
     events = hub.progress("bob")
     assert events[-1].get("failed"), events
     assert "pip could not install JupyterHub 6.1.1" in events[-1]["message"], events[-1]
@@ -115,7 +104,7 @@ def test_an_install_killed_half_way_is_redone_at_the_next_start(offline, client)
     hub.wait_for(lambda: hub.server_model("bob") is None, 30, what="bob's server record to go")
 
     events = spawn_ready(hub, "bob")
-    log = _sh(client, name, f"cat {INSTALL_LOG}")
+    log = _sh(docker_client, name, f"cat {INSTALL_LOG}")
     assert "FAILED: pip could not install" in log and "removing an unfinished install" in log, log
     assert "installed JupyterHub 6.1.1 in" in log.rstrip().splitlines()[-1], log
     # the kernel is the env's own Python: the hub's install does not leak into it

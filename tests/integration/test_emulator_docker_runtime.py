@@ -15,7 +15,6 @@ from aml_emulator.runtime.docker import share_volume_name
 from tests.harness.emulator import DEFAULT_RG, DEFAULT_SUB, EmulatorProcess
 
 pytestmark = pytest.mark.docker
-IMAGE = "aml-jupyterhub-instance:local"
 # a workspace of its own: its file share (a volume that outlives instances) is
 # this test's to remove, never the local demo's (the default workspace's)
 WORKSPACE = f"ws-dock-{uuid.uuid4().hex[:8]}"
@@ -23,18 +22,7 @@ SHARE = share_volume_name(RuntimeInstance(name="-", vm_size="-", workspace=f"{DE
 
 
 @pytest.fixture(scope="module")
-def docker_emulator(tmp_path_factory):
-    try:
-        client = docker.from_env()
-        client.ping()
-    except Exception as e:  # no engine: say so, do not pretend
-        pytest.skip(f"no Docker engine: {e}")
-    try:
-        client.images.get(IMAGE)
-    except docker.errors.ImageNotFound:
-        from tests.harness.repo import ROOT
-
-        client.images.build(path=str(ROOT / "docker"), dockerfile="instance.Dockerfile", tag=IMAGE, rm=True)
+def docker_emulator(docker_client, image, tmp_path_factory):
     emu = EmulatorProcess(tmp_path_factory.mktemp("emu-docker"),
                           ["--runtime", "docker", "--transition", "all=0.2", "--poll-interval", "0.2",
                            "--workspace", f"{DEFAULT_SUB}/{DEFAULT_RG}/{WORKSPACE}/westeurope"]).start()
@@ -44,7 +32,7 @@ def docker_emulator(tmp_path_factory):
     finally:
         emu.stop()
         with contextlib.suppress(docker.errors.NotFound):
-            client.volumes.get(SHARE).remove(force=True)
+            docker_client.volumes.get(SHARE).remove(force=True)
 
 
 def ssh(port, key, command):

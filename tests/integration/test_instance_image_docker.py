@@ -15,7 +15,6 @@ import contextlib
 import json
 import shlex
 import uuid
-from pathlib import Path
 
 import aiohttp
 import asyncssh
@@ -37,8 +36,6 @@ from aml_emulator.runtime.docker import (
 )
 from tests.harness.emulator import DEFAULT_SUB, EmulatorProcess
 
-ROOT = Path(__file__).resolve().parents[2]
-IMAGE = "aml-jupyterhub-instance:local"
 ENVS = ("azureml_py310_sdkv2", "azureml_py38", "jupyter_env")
 KERNELS = {  # name: (display name, env)
     "python310-sdkv2": ("Python 3.10 - SDK v2", "azureml_py310_sdkv2"),
@@ -48,28 +45,6 @@ KERNELS = {  # name: (display name, env)
 INTERNET_PROBE = "/usr/bin/python3 -c \"import socket; socket.create_connection(('1.1.1.1', 443), timeout=3)\""
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture(scope="module")
-def docker_client():
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        pytest.skip(f"Docker engine not reachable ({exc}): start Docker or set DOCKER_HOST")
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def image(docker_client):
-    try:
-        docker_client.images.get(IMAGE)
-    except docker.errors.ImageNotFound:
-        docker_client.images.build(
-            path=str(ROOT / "docker"), dockerfile="instance.Dockerfile", tag=IMAGE, rm=True, forcerm=True
-        )
-    return IMAGE
 
 
 class Made:

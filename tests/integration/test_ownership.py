@@ -104,8 +104,11 @@ def test_each_instance_has_a_key_of_its_own_that_opens_only_it(make_hub, emu):
     assert not asyncio.run(login(alice_key, bob["ssh_host"], bob["ssh_port"]))
 
 
-def test_a_renamed_server_keeps_its_instance_and_files(make_hub, emu):
-    hub = make_hub()
+def test_a_renamed_server_keeps_its_instance_and_files_and_its_old_name_gets_not_them(make_hub, emu):
+    """After proj is renamed thesis, thesis starts on its instance with its files; a new server proj
+    would map onto that instance too (its name and tags still say proj): it is refused, and removing
+    it deletes nothing of thesis's, even with delete_forever_action = "delete"."""
+    hub = make_hub('c.AMLSpawner.delete_forever_action = "delete"')
     spawn_ready(hub, "alice", "proj")
     name = instance_of(emu, "alice", "proj")
     r = hub.user_request("PUT", "alice", "api/contents/thesis.txt", server="proj",
@@ -124,6 +127,20 @@ def test_a_renamed_server_keeps_its_instance_and_files(make_hub, emu):
     assert r.status_code == 200 and r.json()["content"] == "chapter one", r.text
     hub.stop_server("alice", "thesis")
     assert state_of(emu, name) == "Stopped"
+
+    hub.spawn("alice", "proj")
+    events = hub.progress("alice", "proj")
+    assert events[-1].get("failed"), events
+    assert "belongs to your server 'thesis'" in events[-1]["message"], events[-1]
+    assert state_of(emu, name) == "Stopped"  # not started for the new server
+    r = hub.api("DELETE", "/users/alice/servers/proj", json={"remove": True})
+    assert r.status_code in (202, 204), r.text
+    hub.wait_for(lambda: "is another server's: not deleted" in hub.log_tail(40000), 30, what="the refusal to delete")
+    assert instance(emu, name) is not None  # thesis's instance and disk are still there
+    spawn_ready(hub, "alice", "thesis")
+    r = hub.user_get("alice", "api/contents/thesis.txt", server="thesis")
+    assert r.status_code == 200 and r.json()["content"] == "chapter one", r.text
+    hub.stop_server("alice", "thesis")
 
 
 def test_removing_a_server_keeps_its_instance_unless_the_admin_chose_delete(make_hub, emu):

@@ -96,6 +96,31 @@ def test_the_reconciler_stops_orphans_of_this_hub_only(make_hub, emu):
     print(f"orphan to Stopped: {took:.1f} s (interval 1 s, stop transition 0.3 s)")
 
 
+def test_an_orphan_seen_before_a_hub_restart_is_not_counted_again_after_it(make_hub, emu, tmp_path):
+    """The reconciler's suspects survive the hub: a restart (or several) does not give an orphan
+    another interval to run. Checked by what the stop says: the orphan had been seen running
+    without a server for longer than the restarted hub had been up."""
+    state = tmp_path / "reconciler"
+    hub = make_hub(f"""
+        c.AMLSpawner.reconcile_interval = 20
+        c.AMLSpawner.reconciler_state_dir = "{state}"
+    """)
+    orphan = "jhghost-restart"
+    make_instance(emu, orphan, Owner(hub.hub_id, "ghost", "").tags())
+    # the first pass (20 s after start) sees it, and saves it as a suspect
+    hub.wait_for(lambda: any(orphan in p.read_text() for p in state.glob("suspects-*.json")), 60,
+                 what="the orphan to be saved as a suspect")
+    assert state_of(emu, orphan) == "Running"
+    hub.kill()  # before the second pass would stop it
+    restarted = time.monotonic()
+    hub.start()
+    wait_state(hub, emu, orphan, "Stopped", 90)
+    up = time.monotonic() - restarted
+    line = next(x for x in hub.log_tail(60000).splitlines() if f"compute instance {orphan}" in x and "seen so for" in x)
+    seen = float(line.split("seen so for ")[1].split(" s")[0])
+    assert seen > up, (seen, up, line)  # first seen by the hub before the restart
+
+
 def test_stop_action_keep_leaves_orphans_running_and_says_so(make_hub, emu):
     hub = make_hub("""
         c.AMLSpawner.reconcile_interval = 1

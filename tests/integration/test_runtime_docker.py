@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from pathlib import Path
 
 import aiohttp
 import asyncssh
@@ -19,32 +18,8 @@ import pytest
 from aml_emulator.runtime.base import RuntimeFailure, RuntimeInstance
 from aml_emulator.runtime.docker import NETWORK_LABEL, DockerRuntime, container_name, volume_name
 
-ROOT = Path(__file__).resolve().parents[2]
-IMAGE = "aml-jupyterhub-instance:local"
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture(scope="module")
-def docker_client():
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        pytest.skip(f"Docker engine not reachable ({exc}): start Docker or set DOCKER_HOST")
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def image(docker_client):
-    try:
-        docker_client.images.get(IMAGE)
-    except docker.errors.ImageNotFound:
-        docker_client.images.build(
-            path=str(ROOT / "docker"), dockerfile="instance.Dockerfile", tag=IMAGE, rm=True, forcerm=True
-        )
-    return IMAGE
 
 
 @pytest.fixture

@@ -112,10 +112,17 @@ def test_tunnels_opened_again_after_the_proxy_container_restarts(proxy, hub_with
     the hub's next poll opens the tunnel again and its route check adds the route."""
     hub = hub_with(proxy)
     spawn_ready(hub, "quinn")
+
+    def ssh_pids() -> set:
+        return {leg["pid"] for tunnel in proxy.tunnels().values() for leg in tunnel["legs"]}
+
+    before = ssh_pids()
+    assert before
     proxy.stop()
     proxy.start()
-    assert proxy.tunnels() == {}
-    hub.wait_for(lambda: len(proxy.tunnels()) == 1, 60, what="the hub's poll to open the tunnel again")
+    # the restart lost them (the hub's poll, every 2 s, may open them again before we look: by new processes)
+    hub.wait_for(lambda: len(proxy.tunnels()) == 1 and not ssh_pids() & before, 60,
+                 what="the hub's poll to open the tunnel again")
     hub.wait_for(lambda: hub.user_get("quinn", "api/status").status_code == 200, 120,
                  what="quinn's route and tunnel back")
 

@@ -254,6 +254,30 @@ def test_round_trip_restores_files_modes_and_says_what(tmp_path, capsys):
     assert "replaced what the hub-data volume held" in capsys.readouterr().out
 
 
+def test_a_forced_restore_keeps_the_keys_of_instances_made_after_the_backup(tmp_path, capsys):
+    """Their private keys exist nowhere else and AML takes no new key on an existing instance:
+    dropping them would leave those servers unable to start."""
+    hub, caddy = a_hub(tmp_path / "before"), a_caddy(tmp_path / "before")
+    path = backup.create(hub, caddy, tmp_path / "out", {}, now=NOW)
+    later = hub / "secrets" / "instance-keys" / "ef01"
+    later.mkdir(mode=0o700)
+    (later / "jh-made-later").write_text("LATER PRIVATE KEY\n")
+    (later / "jh-made-later.pub").write_text("ssh-ed25519 BBBB\n")
+    (hub / "secrets" / "instance-keys" / "abcd" / "jh-x").write_text("CHANGED\n")  # in the archive: the archive's
+    (hub / "secrets" / "made-later").write_text("x")  # anything else the archive lacks goes, as before
+    capsys.readouterr()
+    backup.restore(path, hub, caddy, {}, force=True)
+    said = capsys.readouterr().out
+    assert (later / "jh-made-later").read_text() == "LATER PRIVATE KEY\n"
+    assert (later / "jh-made-later.pub").read_text() == "ssh-ed25519 BBBB\n"
+    assert stat.S_IMODE((later / "jh-made-later").stat().st_mode) == 0o600
+    assert stat.S_IMODE(later.stat().st_mode) == 0o700
+    assert (hub / "secrets" / "instance-keys" / "abcd" / "jh-x").read_text() == "PRIVATE KEY\n"
+    assert not (hub / "secrets" / "made-later").exists()
+    assert "kept the SSH keys of 1 instance(s) made after this backup (jh-made-later)" in said, said
+    assert not [p for p in hub.iterdir() if p.name.startswith(".aml-restore-")]
+
+
 def test_restore_refuses_while_the_hub_answers(tmp_path):
     path = backup.create(a_hub(tmp_path), tmp_path / "none", tmp_path / "out", {}, now=NOW)
     target = tmp_path / "target"

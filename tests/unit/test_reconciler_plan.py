@@ -68,3 +68,26 @@ def test_stop_action_delete_deletes_running_orphans_and_keep_only_reports():
 def test_an_instance_gone_from_the_list_is_forgotten():
     first = run(Snapshot.of(100, [ours("jha-x")]))
     assert run(Snapshot.of(110, []), first.suspects).suspects == {}
+
+
+def test_suspects_are_kept_across_a_restart_with_their_age(tmp_path):
+    import time
+
+    from aml_jupyterhub.reconciler import Reconciler, suspects_path
+
+    path = suspects_path(str(tmp_path), ("sub", "rg", "WS"))
+    assert path == suspects_path(str(tmp_path), ("sub", "rg", "ws"))  # one file per workspace, any case
+    assert suspects_path("", ("sub", "rg", "ws")) is None
+
+    def reconciler():
+        return Reconciler("ws", None, hub_id="h", interval=600, stop_action="stop", in_use=set, act=None,
+                          suspects_file=path)
+
+    first = reconciler()
+    assert first.load_suspects() == {}  # nothing saved yet
+    first.save_suspects({"jhghost": time.monotonic() - 400})
+    again = reconciler().load_suspects()  # as the next hub reads it
+    assert set(again) == {"jhghost"} and 399 < time.monotonic() - again["jhghost"] < 402
+
+    path.write_text("not json")
+    assert reconciler().load_suspects() == {}  # a damaged file costs the count, nothing else
