@@ -38,10 +38,16 @@ venv: $(VENV)/.installed $(CHP)
 
 # what the whole suite needs besides the venv, said before it runs rather than as a failure deep in it
 CHROMIUM ?= /usr/bin/chromium
+CERTUTIL ?= certutil
+POSTGRES_BIN ?= /usr/lib/postgresql
 test-prerequisites:
 	@command -v docker >/dev/null || { echo "make test needs Docker (Engine and the Compose v2 plugin) for the stack tests"; exit 1; }
 	@[ -x "$(CHROMIUM)" ] || { echo "make test needs Chromium at $(CHROMIUM) for the browser tests:"; \
 	  echo "  sudo apt-get install chromium   (Debian/Ubuntu; Playwright drives it, no browser download)"; exit 1; }
+	@command -v "$(CERTUTIL)" >/dev/null || { echo "make test needs certutil ($(CERTUTIL)) to make Chromium trust the test CAs:"; \
+	  echo "  sudo apt-get install libnss3-tools"; exit 1; }
+	@ls $(POSTGRES_BIN)/*/bin/initdb >/dev/null 2>&1 || { echo "make test needs a PostgreSQL server ($(POSTGRES_BIN)/*/bin/initdb) for the hub's database test:"; \
+	  echo "  sudo apt-get install postgresql   (the test starts its own server; the system one may stay off)"; exit 1; }
 
 # the suite on TEST_WORKERS processes (pytest-xdist; 0 runs it in one): most of its time is spent
 # waiting for hubs, servers and the emulator, not computing. Every test that needs Docker goes to

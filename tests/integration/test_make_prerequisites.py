@@ -14,6 +14,28 @@ def test_a_missing_chromium_is_named_with_how_to_get_it(tmp_path):
     assert "apt-get install chromium" in r.stdout
 
 
+def test_a_missing_certutil_is_named_with_how_to_get_it(tmp_path):
+    chromium = tmp_path / "chromium"
+    chromium.write_text("#!/bin/sh\n")
+    chromium.chmod(0o755)
+    r = subprocess.run(["make", "-s", "test-prerequisites", f"CHROMIUM={chromium}",
+                        f"CERTUTIL={tmp_path / 'no-certutil-here'}"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode != 0
+    assert "make test needs certutil" in r.stdout and "apt-get install libnss3-tools" in r.stdout, r.stdout
+
+
+def test_a_missing_postgresql_server_is_named_with_how_to_get_it(tmp_path):
+    chromium = tmp_path / "chromium"
+    chromium.write_text("#!/bin/sh\n")
+    chromium.chmod(0o755)
+    r = subprocess.run(["make", "-s", "test-prerequisites", f"CHROMIUM={chromium}",
+                        f"POSTGRES_BIN={tmp_path / 'no-postgres-here'}"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode != 0
+    assert "PostgreSQL server" in r.stdout and "apt-get install postgresql" in r.stdout, r.stdout
+
+
 def test_present_prerequisites_pass_quietly(tmp_path):
     fake = tmp_path / "chromium"
     fake.write_text("#!/bin/sh\n")
