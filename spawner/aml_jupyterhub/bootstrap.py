@@ -32,12 +32,13 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import remote
 from .interpreters import Candidate
 from .ssh import Connection, SSHError
 
 log = logging.getLogger("aml_jupyterhub.bootstrap")
 
-BASE = "$HOME/.aml-jupyterhub"
+BASE = remote.BASE_DIR  # everything of the hub's on the instance, in the user's space
 # AML's envs first (the SDK v2 env is AML's default kernel's), then every other
 # env, then whatever python3 is (on AML: Ubuntu's, usually too old). The 0.1
 # install's venv stays in the list so servers it set up keep working.
@@ -62,7 +63,7 @@ def is_hub_install(python: str, version: str) -> bool:
 # Runs under any Python 3 (the instance's oldest included): what one candidate holds.
 _DESCRIBE = r"""
 import json, platform, sys
-out = {"path": sys.argv[1], "version": platform.python_version(), "prefix": sys.prefix}
+out = {"path": sys.argv[1], "version": platform.python_version()}
 for name in ("jupyterhub", "jupyter_server"):
     try:
         out[name] = __import__(name).__version__
@@ -107,7 +108,6 @@ class Report:
     """What :func:`probe` found on the instance."""
 
     candidates: list[Candidate] = field(default_factory=list)
-    prefixes: dict[str, str] = field(default_factory=dict)  # python -> its sys.prefix
     installed: str | None = None  # the hub's finished install of this version: its python
     installed_version: str = ""  # that python's version
     machine: str = ""  # "x86_64"
@@ -117,7 +117,7 @@ class Report:
 
 
 def parse_report(text: str) -> Report:
-    candidates, prefixes = [], {}
+    candidates = []
     installed, installed_version, machine, libc, ports = None, "", "", "", []
     for line in text.splitlines():
         word, _, rest = line.strip().partition(" ")
@@ -127,8 +127,6 @@ def parse_report(text: str) -> Report:
             except ValueError:
                 continue
             candidates.append(Candidate.from_report(item))
-            if item.get("prefix"):
-                prefixes[str(item["path"])] = str(item["prefix"])
         elif word == "installed" and rest:
             installed, _, installed_version = rest.partition(" ")
         elif word == "machine":
@@ -138,7 +136,7 @@ def parse_report(text: str) -> Report:
         elif word == "ports":
             ports = [int(p) for p in rest.split() if p.isdigit()]
     port, api_port = (ports + [0, 0])[:2]
-    return Report(candidates, prefixes, installed, installed_version.strip(), machine, libc, port, api_port)
+    return Report(candidates, installed, installed_version.strip(), machine, libc, port, api_port)
 
 
 def _patterns(pythons: list[str]) -> str:
@@ -280,11 +278,6 @@ async def install_with_command(conn: Connection, command_template: str, version:
         raise SSHError(f"installing JupyterHub {version} with the hub's install command (singleuser_install_command) "
                        f"failed: {e}. Without that setting the hub brings JupyterHub itself, and the instance "
                        "needs no internet.") from None
-
-
-async def install_log(conn: Connection, lines: int = 200) -> str:
-    result = await conn.run(f"tail -n {int(lines)} {BASE}/install.log 2>/dev/null", timeout=30, check=False)
-    return result.stdout or ""
 
 
 # ---- before every start: what the server sees ------------------------------------

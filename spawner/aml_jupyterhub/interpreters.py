@@ -102,9 +102,3 @@ def choose(candidates: list[Candidate], jupyterhub_version: str, requires_python
             return Choice(INSTALL, c.path, c.version,
                           f"Python {c.version} with Jupyter server {c.jupyter_server} at {c.path}")
     raise NoInterpreter(jupyterhub_version, requires_python, rejected)
-
-
-def python_tag(version: str) -> str:
-    """"3.11.2" -> "cp311": the wheel tag of a CPython of that version."""
-    v = Version(version)
-    return f"cp{v.major}{v.minor}"

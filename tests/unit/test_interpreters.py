@@ -2,7 +2,7 @@
 
 import pytest
 
-from aml_jupyterhub.interpreters import INSTALL, READY, Candidate, NoInterpreter, choose, python_tag
+from aml_jupyterhub.interpreters import INSTALL, READY, Candidate, NoInterpreter, choose
 
 HUB = "6.1.1"
 REQ = ">=3.10"
@@ -56,7 +56,3 @@ def test_a_new_enough_python_without_jupyter_is_not_chosen():
 def test_a_python_that_does_not_run_is_named():
     with pytest.raises(NoInterpreter, match="/anaconda/envs/broken/bin/python: does not run"):
         choose([Candidate("/anaconda/envs/broken/bin/python", "")], HUB, REQ)
-
-
-def test_python_tag():
-    assert python_tag("3.11.2") == "cp311"
