@@ -94,8 +94,13 @@ EXPOSE 8000
 
 # The hub's own API port (JupyterHub's default hub_bind_url, 127.0.0.1:8081);
 # /hub/health answers without login (over internal TLS in direct mode: aml_jupyterhub.health).
+# Docker starts it with the container's whole environment, secrets included,
+# as the hub's user: env drops them (settings.SECRET_VARIABLES) before Python starts.
 HEALTHCHECK --interval=2s --timeout=5s --start-period=60s --retries=3 \
-  CMD ["python3", "-m", "aml_jupyterhub.health"]
+  CMD ["env", "-u", "AAD_CLIENT_SECRET", "-u", "AZURE_CLIENT_SECRET", "-u", "AML_STATIC_TOKEN", \
+       "-u", "HUB_DB_PASSWORD", "python3", "-m", "aml_jupyterhub.health"]
 
-ENTRYPOINT ["tini", "--"]
+# Takes the secrets out of the environment, hands them to the command on a
+# pipe and execs tini (PID 1) with the command: see aml_jupyterhub/launch.py.
+ENTRYPOINT ["aml-jupyterhub-launch"]
 CMD ["jupyterhub", "-f", "/etc/jupyterhub/jupyterhub_config.py"]

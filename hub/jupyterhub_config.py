@@ -14,11 +14,13 @@ import os
 from aml_jupyterhub.hubconfig import (ConfigError, config_files, configure, fail, keep_runtime_notices,
                                       leave_out_the_instances_page_if_its_port_is_taken, let_children_stop_at_sigint,
                                       load_settings)
+from aml_jupyterhub.settings import take_launcher_secrets
 
 c = get_config()  # noqa: F821 (provided by JupyterHub)
 let_children_stop_at_sigint()
 
 try:
+    take_launcher_secrets(os.environ)  # the image's entrypoint keeps them out of every process's environment
     values = load_settings(os.environ)
     configure(c, values)
 except ConfigError as e:

@@ -19,6 +19,9 @@ import pytest
 
 from tests.harness import arm_contract
 from tests.harness.emulator import FAST, EmulatorProcess
+from tests.harness.net import resolve_localhost_subdomains
+
+resolve_localhost_subdomains()  # users' servers on <user>.localhost, as a browser reaches them
 
 # make test run as a background job or under nohup starts with SIGINT ignored, and every hub,
 # service and server the tests start would inherit that: JupyterHub then waits 10 s for each

@@ -3,9 +3,13 @@
 oauthenticator's AzureAdOAuthenticator decodes the id_token without checking
 its signature, audience, issuer or expiry (shared/reference/azure-ad-contract.md
 §1, step 4). This subclass checks all four against the tenant's published
-signing keys, and refuses a token from another tenant. Expiry is checked at
-login; a refresh re-reads the stored token (Azure AD v1 gives the hub no way
-to renew it), so there only signature, audience, issuer and tenant apply.
+signing keys, and refuses a token from another tenant.
+
+Of the login it keeps (``auth_state``) only the claims the hub uses, no token:
+JupyterHub's REST API shows a user's auth_state to every admin, and an access
+token would let an admin act as that user towards Microsoft Graph. The users
+API it serves instead (:class:`UserAPIHandler`) shows no one even those claims
+unless HUB_ADMIN_READS_AUTH_STATE asks for it.
 
 It also turns Azure AD guest names (``erin_contoso.com#EXT#@tenant``) into the
 readable address they stand for (``erin@contoso.com``).
@@ -13,18 +17,20 @@ readable address they stand for (``erin@contoso.com``).
 
 from __future__ import annotations
 
-import contextvars
 import json
 import time
 
 import jwt
+from jupyterhub.apihandlers import users as users_api
 from oauthenticator.azuread import AzureAdOAuthenticator
 from tornado import web
-from traitlets import Dict, Float, Unicode, default
+from traitlets import Bool, Dict, Float, Unicode, default
 
 from .refused import RefusedCallbackHandler
 
-_fresh_login: contextvars.ContextVar[bool] = contextvars.ContextVar("aml_fresh_login", default=False)
+# The id_token claims the hub reads: whom redirect mode assigns an instance to (oid, tid), the names the
+# refusal page shows (upn, name) and the groups that allow users in and make admins.
+KEPT_CLAIMS = ("oid", "tid", "upn", "name", "groups")
 
 
 def readable_guest_name(name: str) -> str:
@@ -65,6 +71,18 @@ class VerifiedAzureAdOAuthenticator(AzureAdOAuthenticator):
     )
     callback_handler = RefusedCallbackHandler
     keys_cache_seconds = Float(3600, config=True, help="How long fetched signing keys are reused, seconds.")
+    api_shows_auth_state = Bool(
+        False, config=True,
+        help="The REST API shows a user's auth_state to whoever JupyterHub lets read it, every admin included. "
+             "Default: it shows it to nobody (the hub reads it itself).",
+    )
+
+    def get_handlers(self, app):
+        handlers = super().get_handlers(app)
+        if not self.api_shows_auth_state:
+            # the authenticator's handlers come before JupyterHub's own: this one answers the route instead
+            handlers.append((r"/api/users/([^/]+)", UserAPIHandler))
+        return handlers
 
     @default("jwks_url")
     def _jwks_url_default(self):
@@ -98,7 +116,7 @@ class VerifiedAzureAdOAuthenticator(AzureAdOAuthenticator):
         self.log.warning("Refusing Azure AD login: %s", why)
         return web.HTTPError(403, f"Login refused: the identity token {why}. Try logging in again.")
 
-    async def verify_id_token(self, id_token: str, *, check_expiry: bool = True) -> dict:
+    async def verify_id_token(self, id_token: str) -> dict:
         try:
             header = jwt.get_unverified_header(id_token)
         except jwt.PyJWTError:
@@ -119,7 +137,7 @@ class VerifiedAzureAdOAuthenticator(AzureAdOAuthenticator):
                 audience=self.client_id,
                 issuer=self.issuer,
                 leeway=self.clock_skew_seconds,
-                options={"verify_exp": check_expiry, "verify_nbf": check_expiry, "require": ["exp", "aud", "iss"]},
+                options={"require": ["exp", "aud", "iss"]},
             )
         except jwt.ExpiredSignatureError:
             raise self._refuse("has expired") from None
@@ -136,11 +154,7 @@ class VerifiedAzureAdOAuthenticator(AzureAdOAuthenticator):
         return claims
 
     async def authenticate(self, handler, data=None, **kwargs):
-        token = _fresh_login.set(True)
-        try:
-            model = await super().authenticate(handler, data, **kwargs)
-        finally:
-            _fresh_login.reset(token)
+        model = await super().authenticate(handler, data, **kwargs)
         if handler is not None:
             handler._aml_auth_model = model  # who it was, for the refusal page if check_allowed says no
         return model
@@ -149,7 +163,69 @@ class VerifiedAzureAdOAuthenticator(AzureAdOAuthenticator):
         id_token = token_info.get("id_token")
         if not id_token:
             raise web.HTTPError(500, "Azure AD returned no id_token; is the app registration a web app?")
-        return await self.verify_id_token(id_token, check_expiry=_fresh_login.get())
+        return await self.verify_id_token(id_token)
+
+    def slim_auth_state(self, auth_state: dict) -> dict:
+        """``auth_state`` with the claims the hub reads and the granted scope names
+        (``allowed_scopes``), without the tokens or the rest of the token response."""
+        claims = auth_state.get(self.user_auth_state_key) or {}
+        names = set(KEPT_CLAIMS)
+        for path in (self.username_claim, self.auth_state_groups_key):  # either may be a callable instead
+            if isinstance(path, str):
+                names.add(path.removeprefix(f"{self.user_auth_state_key}."))
+        slim = {self.user_auth_state_key: {name: claims[name] for name in sorted(names) if name in claims}}
+        if "scope" in auth_state:
+            slim["scope"] = auth_state["scope"]
+        return slim
+
+    def build_auth_state_dict(self, token_info, user_info):
+        return self.slim_auth_state(super().build_auth_state_dict(token_info, user_info))
+
+    async def refresh_user(self, user, handler=None, **kwargs):
+        """The login's model again, from the claims stored at login.
+
+        oauthenticator's refresh only decoded the stored id_token again (Azure
+        AD v1 gives the hub nothing to renew), so the stored claims tell as
+        much; the group rules run again, so groups and admin rights follow the
+        current settings, and a login an earlier version stored is saved slim."""
+        if not self.enable_auth_state:
+            return True
+        auth_state = await user.get_auth_state() or {}
+        if not auth_state.get(self.user_auth_state_key):
+            self.log.info("No Azure AD login stored for %s: they must log in again", user.name)
+            return False
+        model = {"name": user.name, "admin": True if user.name in self.admin_users else None,
+                 "auth_state": self.slim_auth_state(auth_state)}
+        model = await self.update_auth_model(model)
+        if self.manage_groups:
+            model = await self._apply_managed_groups(model)  # oauthenticator's own rules, as at login (pinned <18)
+        return model
 
     def user_info_to_username(self, user_info):
         return readable_guest_name(super().user_info_to_username(user_info))
+
+
+class UserAPIHandler(users_api.UserAPIHandler):
+    """JupyterHub's ``/hub/api/users/<name>``, whose answers carry no auth_state.
+
+    JupyterHub shows a user's auth_state in GET to holders of
+    ``admin:auth_state`` and in every PATCH answer to holders of
+    ``admin:users``; its admin role has both and refuses other scopes
+    ("Cannot override admin role"), so the answer is where it is left out."""
+
+    def write(self, chunk):
+        try:
+            model = json.loads(chunk) if isinstance(chunk, (str, bytes)) else None
+        except ValueError:
+            model = None
+        if isinstance(model, dict) and "auth_state" in model:
+            del model["auth_state"]
+            chunk = json.dumps(model)
+        super().write(chunk)
+
+
+def configure_admin_access(c, reads_auth_state: bool) -> None:
+    """HUB_ADMIN_READS_AUTH_STATE: true gives JupyterHub's own users API back,
+    which shows admins every user's auth_state."""
+    if reads_auth_state:  # only then: the trait's default is the safe side
+        c.VerifiedAzureAdOAuthenticator.api_shows_auth_state = True

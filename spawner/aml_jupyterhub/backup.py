@@ -23,7 +23,9 @@ type, the counts) before it writes anything, refuses while the hub answers
 or when the volumes already hold a hub's data (unless ``--force``), unpacks
 beside the data and then swaps it in, and gives hub-data's files to the
 hub's user (``jupyterhub``), directories 0700 and secrets 0600, as the hub
-makes them. Every failure a user can hit is one line saying what to do.
+makes them, and caddy-data's to root, folders 0700 and files 0600, as Caddy
+makes them: never the archive's owners or modes. Every failure a user can
+hit is one line saying what to do.
 """
 
 from __future__ import annotations
@@ -236,6 +238,27 @@ def hub_mode(rel: PurePosixPath, is_dir: bool) -> int:
     if is_dir:
         return 0o700
     return 0o644 if rel.name == "hub-id" or rel.name.endswith(".pub") else 0o600
+
+
+CADDY_OWNER = (0, 0)  # Caddy's image runs as root and makes its data root's
+
+
+def caddy_mode(rel: PurePosixPath, is_dir: bool) -> int:
+    """A restored caddy-data entry's mode, as Caddy makes them: folders 0700,
+    files 0600, the volume itself 0755 (the image's /data)."""
+    if is_dir:
+        return 0o755 if not rel.parts else 0o700
+    return 0o600
+
+
+def restored_owner_and_mode(section: str, rel: PurePosixPath, is_dir: bool,
+                            hub_owner: tuple[int, int] | None) -> tuple[tuple[int, int] | None, int]:
+    """(uid, gid) and mode a restored entry gets: never the archive's, which
+    anyone could have written (a root-owned setuid file in Caddy's volume).
+    No owner (None): left as the restore makes it."""
+    if section == HUB:
+        return hub_owner, hub_mode(rel, is_dir)
+    return CADDY_OWNER, caddy_mode(rel, is_dir)
 
 
 def existing_data(hub_dir: Path, database: Database) -> list[str]:
@@ -544,9 +567,11 @@ def keys_made_since(target: Path, staging: Path) -> list[PurePosixPath]:
 
 def unpack(path: Path, targets: dict[str, Path], owner: tuple[int, int] | None,
            kept: list[PurePosixPath] | None = None) -> dict[str, int]:
-    """Every member into a staging folder of its volume, then swapped in. hub-data's entries
-    get the hub's owner (``owner``) and modes (:func:`hub_mode`); Caddy's keep the archive's.
-    Instance keys the volume has and the archive lacks are kept (and listed in ``kept``)."""
+    """Every member into a staging folder of its volume, then swapped in. Every entry, the
+    folders made for members the archive lists without their parents too, gets its owner and
+    mode from :func:`restored_owner_and_mode` (hub-data's the hub's ``owner``, Caddy's root's),
+    never the archive's. Instance keys the volume has and the archive lacks are kept (and
+    listed in ``kept``)."""
     staging = {s: t / f"{_RESTORE_STAGING}{secrets.token_hex(4)}" for s, t in targets.items()}
     root_info: dict[str, tarfile.TarInfo] = {}
     written = {s: 0 for s in targets}
@@ -565,35 +590,27 @@ def unpack(path: Path, targets: dict[str, Path], owner: tuple[int, int] | None,
                     root_info[section] = member
                     continue
                 dest = staging[section].joinpath(*rel.parts)
+                _parents(staging[section], rel, section, owner, can_chown)
                 if member.isdir():
-                    dest.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    dest.mkdir(mode=0o700, exist_ok=True)
                 else:
-                    dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                     with os.fdopen(fd, "wb") as f:
                         shutil.copyfileobj(tar.extractfile(member), f)
                     written[section] += 1
-                _own(dest, section, rel, member, owner, can_chown)
+                _own(dest, section, rel, member.isdir(), owner, can_chown, member.mtime)
         if HUB in targets:
             for rel in keys_made_since(targets[HUB], staging[HUB]):
                 dest = staging[HUB].joinpath(*rel.parts)
-                for parent in reversed(rel.parents[:-1]):  # the folders, made as the hub makes them
-                    folder = staging[HUB].joinpath(*parent.parts)
-                    if not folder.exists():
-                        folder.mkdir(mode=0o700)
-                        _own(folder, HUB, parent, None, owner, can_chown)
+                _parents(staging[HUB], rel, HUB, owner, can_chown)
                 os.rename(targets[HUB].joinpath(*rel.parts), dest)
-                if can_chown and owner is not None:
-                    os.chown(dest, *owner, follow_symlinks=False)
-                os.chmod(dest, hub_mode(rel, is_dir=False))
+                _own(dest, HUB, rel, False, owner, can_chown)
                 if kept is not None:
                     kept.append(rel)
         for section, target in targets.items():
             _swap_in(staging[section], target)
-            if section in root_info:
-                _own(target, section, PurePosixPath(), root_info[section], owner, can_chown)
-            elif section == HUB:
-                _own(target, section, PurePosixPath(), None, owner, can_chown)
+            mtime = root_info[section].mtime if section in root_info else None
+            _own(target, section, PurePosixPath(), True, owner, can_chown, mtime)
     except BaseException:
         for s in staging.values():
             shutil.rmtree(s, ignore_errors=True)
@@ -601,20 +618,25 @@ def unpack(path: Path, targets: dict[str, Path], owner: tuple[int, int] | None,
     return written
 
 
-def _own(dest: Path, section: str, rel: PurePosixPath, member: tarfile.TarInfo | None,
-         owner: tuple[int, int] | None, can_chown: bool) -> None:
-    is_dir = member.isdir() if member is not None else True
-    if section == HUB:
-        mode = hub_mode(rel, is_dir)
-        uid_gid = owner or ((member.uid, member.gid) if member is not None else None)
-    else:
-        mode = stat.S_IMODE(member.mode) if member is not None else 0o700
-        uid_gid = (member.uid, member.gid) if member is not None else None
+def _parents(root: Path, rel: PurePosixPath, section: str, owner: tuple[int, int] | None,
+             can_chown: bool) -> None:
+    """The folders above ``rel`` under ``root`` that do not exist yet, each made with
+    its section's owner and mode (an archive may list a file without its folders)."""
+    for parent in reversed(rel.parents[:-1]):
+        folder = root.joinpath(*parent.parts)
+        if not folder.exists():
+            folder.mkdir(mode=0o700)
+            _own(folder, section, parent, True, owner, can_chown)
+
+
+def _own(dest: Path, section: str, rel: PurePosixPath, is_dir: bool, owner: tuple[int, int] | None,
+         can_chown: bool, mtime: float | None = None) -> None:
+    uid_gid, mode = restored_owner_and_mode(section, rel, is_dir, owner)
     if can_chown and uid_gid is not None:
         os.chown(dest, *uid_gid, follow_symlinks=False)
     os.chmod(dest, mode)
-    if member is not None:
-        os.utime(dest, (member.mtime, member.mtime), follow_symlinks=False)
+    if mtime is not None:
+        os.utime(dest, (mtime, mtime), follow_symlinks=False)
 
 
 def restore(path: Path, hub_dir: Path, caddy_dir: Path, environ, *, force: bool = False, check_only: bool = False,

@@ -13,6 +13,7 @@ import sys
 from typing import Mapping
 
 from .hubconfig import ConfigError, load_settings, menu_file
+from .settings import take_launcher_secrets
 
 
 def check(env: Mapping[str, str]) -> str:
@@ -29,6 +30,7 @@ def check(env: Mapping[str, str]) -> str:
 
 def main() -> int:
     try:
+        take_launcher_secrets(os.environ)  # under the image's entrypoint (docker compose run hub ...)
         summary = check(os.environ)
     except ConfigError as e:
         print(f"aml-jupyterhub: configuration error: {e}", file=sys.stderr, flush=True)

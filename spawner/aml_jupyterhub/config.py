@@ -309,6 +309,11 @@ class AMLSettings(LoggingConfigurable):
     install_timeout = Float(900, config=True, help="Seconds allowed for installing JupyterHub on the instance.")
     tunnel_bind_ip = Unicode("127.0.0.1", config=True, help="Hub-side address the SSH tunnel to the server listens on.")
     tunnel_connect_ip = Unicode("", config=True, help="Address the proxy uses to reach the tunnel. Default: tunnel_bind_ip.")
+    redirect_bind_ip = Unicode("127.0.0.1", config=True,
+                               help="Redirect mode: where the hub's redirect endpoint listens (compose: 0.0.0.0).")
+    redirect_port = Integer(0, config=True, help="Redirect mode: the endpoint's port (0: any free one; compose: 8083).")
+    redirect_connect_ip = Unicode("", config=True, help="""Redirect mode: where the proxy reaches the endpoint
+        (compose: the hub's service name). Default: redirect_bind_ip.""")
     tunnel_service_url = Unicode(
         "",
         config=True,

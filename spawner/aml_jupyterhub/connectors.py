@@ -99,8 +99,7 @@ class RedirectConnector:
                 status_code=500,
             )
         sp.server_state.lab_url = info.lab_url
-        redirector = sp.fleet.redirector
-        await redirector.ensure_started(sp.hub.base_url)
+        redirector = await self._redirector()
         sp.emit("launch", f"Sending you to JupyterLab on {info.name}.", fraction=1.0)
         return redirector.url
 
@@ -111,8 +110,18 @@ class RedirectConnector:
     async def server_alive(self) -> bool | None:
         # AML's JupyterLab lives as long as the instance; after a hub restart
         # the in-hub endpoint the proxy routes to must exist again
-        await self.spawner.fleet.redirector.ensure_started(self.spawner.hub.base_url)
+        await self._redirector()
         return True
+
+    async def _redirector(self):
+        sp = self.spawner
+        redirector = sp.fleet.redirector
+        redirector.configure(sp.redirect_bind_ip, sp.redirect_port, sp.redirect_connect_ip)
+        # the hub's origin when users' servers have hosts of their own (JupyterHub's public_host is then set)
+        settings = getattr(sp.user, "settings", None) or {}
+        origin = sp.hub.public_host if settings.get("subdomain_host") else ""
+        await redirector.ensure_started(sp.hub.base_url, origin)
+        return redirector
 
     async def stop_server(self) -> None:
         return None
@@ -349,7 +358,10 @@ class ProxyConnector:
         uses, made now (not by JupyterHub before start(): see servertls) and
         sent to the instance; the hub keeps no copy of its key."""
         sp, state = self.spawner, self.spawner.server_state
-        names = servertls.alt_names([self._route_host])
+        # and the user's own host (users' servers on subdomains): the proxy checks the certificate
+        # against the name the browser asked for, as JupyterHub's own server certificates allow
+        user_host = sp.user.domain if (getattr(sp.user, "settings", None) or {}).get("subdomain_host") else ""
+        names = servertls.alt_names([self._route_host, user_host])
         record = f"server-{tunnel_name(sp.user.name, sp.name)}"
         tls = await asyncio.to_thread(servertls.make_server_tls, sp.internal_certs_location, record, names,
                                       sp.internal_trust_bundles[servertls.NOTEBOOKS_CA])

@@ -448,7 +448,16 @@ def _log():
 
 def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None,
          out: Callable[[str], None] = print) -> int:
-    checks = Doctor(os.environ if environ is None else environ).run()
+    if environ is None:
+        from .settings import ConfigError, take_launcher_secrets
+
+        environ = os.environ
+        try:
+            take_launcher_secrets(environ)  # the image's entrypoint hands them over so (make doctor)
+        except ConfigError as e:
+            out(f"aml-jupyterhub-doctor: {e}")
+            return 1
+    checks = Doctor(environ).run()
     for c in checks:
         out(c.line())
     failed = [c for c in checks if c.status == "fail"]

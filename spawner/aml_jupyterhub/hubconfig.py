@@ -9,6 +9,7 @@ check); :func:`configure` turns the values into JupyterHub configuration,
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -19,7 +20,8 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from .clouds import cloud
-from .settings import SECRET_VARIABLES, ConfigError, env_example, hub_db_url, load_settings, trait_values
+from .settings import (SECRET_VARIABLES, ConfigError, emulator_token_file, env_example, hub_db_url, load_settings,
+                       trait_values)
 
 __all__ = ["ConfigError", "config_files", "configure", "database_url", "ensure_secrets", "env_example", "fail",
            "load_settings", "menu_file"]
@@ -118,15 +120,54 @@ def database_url(values: dict) -> str:
     return url.render_as_string(hide_password=False)
 
 
+class TokenFileCredential:
+    """Local mode's ARM credential: the token the emulator made on its first
+    start, read from its file at the first ARM call, not before (the settings
+    check and tests configure a hub where no emulator has started)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._static = None
+
+    def _credential(self):
+        if self._static is None:
+            from azure.core.exceptions import ClientAuthenticationError
+
+            from .compute.sdk import StaticTokenCredential
+
+            try:
+                token, problem = Path(self.path).read_text().strip(), "it is empty"
+            except OSError as e:
+                token, problem = "", e.strerror or str(e)
+            if not token:
+                raise ClientAuthenticationError(
+                    f"cannot read the emulator's ARM token from EMULATOR_ARM_TOKEN_FILE={self.path} ({problem}): "
+                    "the emulator makes it on its first start (COMPOSE_PROFILES=local), in the volume the hub "
+                    "mounts at /srv/emulator-ca; or set AML_STATIC_TOKEN to a token the emulator accepts")
+            self._static = StaticTokenCredential(token)
+        return self._static
+
+    def get_token(self, *scopes, **kwargs):
+        return self._credential().get_token(*scopes, **kwargs)
+
+    def get_token_info(self, *scopes, options=None):
+        return self._credential().get_token_info(*scopes, options=options)
+
+    def close(self) -> None:
+        pass
+
+
 def azure_credential(values: dict, env: Mapping[str, str]):
     """The credential object of AML_CREDENTIAL, made now (so the secrets can
-    leave the environment), or None for static-token (the spawner's
-    static_token trait). A service principal needs all three AZURE_*."""
+    leave the environment); for static-token, local mode's token file, or
+    None (the spawner's static_token trait). A service principal needs all
+    three AZURE_*."""
     from .credentials import make_credential
 
     kind = values["AML_CREDENTIAL"]
     if kind == "static-token":
-        return None
+        token_file = emulator_token_file(values)
+        return TokenFileCredential(token_file) if token_file else None
     tenant, client, secret = (env.get(f"AZURE_{k}", "") for k in ("TENANT_ID", "CLIENT_ID", "CLIENT_SECRET"))
     if (kind == "service-principal" or secret) and not (tenant and client and secret):
         raise ConfigError("AML_CREDENTIAL=service-principal (or AZURE_CLIENT_SECRET) needs AZURE_TENANT_ID, "
@@ -184,10 +225,29 @@ def configure_proxy(c, values: dict, sec: dict) -> None:
     # the proxy (and the tunnels' way back) reach the hub from another container
     c.JupyterHub.hub_bind_url = "http://0.0.0.0:8081"
     c.JupyterHub.hub_connect_url = values["HUB_INTERNAL_URL"] or "http://hub:8081"
+
     # JupyterHub compares the proxy's routes with its servers at every activity
     # update: after a restart of the proxy's container (routes are in its
     # memory) they are back within this many seconds, not the default 300
     c.JupyterHub.last_activity_interval = 60
+
+
+REDIRECT_PORT = 8083  # redirect mode's endpoint in the hub's container (8081: the hub, 8082: tls_names)
+
+
+def place_redirect_endpoint_for_the_proxy(s, values: dict, hub_connect_url: str) -> None:
+    """Redirect mode's endpoint where the proxy's container reaches it: on the
+    hub container's network, at a port that stays across hub restarts (where
+    AML_REDIRECT_* do not say otherwise)."""
+    from urllib.parse import urlparse
+
+    from .settings import BY_NAME
+
+    for name, trait, value in (("AML_REDIRECT_BIND_IP", "redirect_bind_ip", "0.0.0.0"),
+                               ("AML_REDIRECT_PORT", "redirect_port", REDIRECT_PORT),
+                               ("AML_REDIRECT_CONNECT_IP", "redirect_connect_ip", urlparse(hub_connect_url).hostname)):
+        if str(values[name] if values[name] is not None else "") == BY_NAME[name].default:
+            setattr(s, trait, value)
 
 
 def https(url: str) -> str:
@@ -216,6 +276,43 @@ def configure_internal_tls(c, values: dict, data: Path) -> None:
         c.ConfigurableHTTPProxy.api_url = https(values["HUB_PROXY_API_URL"])
 
 
+def configure_user_subdomains(c, public: str, tls_names: bool) -> None:
+    """Each user's servers (and each service) on a host of its own under the
+    hub's: a user controls all their server serves (sudo on the instance, any
+    server extension), and on the hub's origin its scripts could act as any
+    visitor. Cookies get the __Host- prefix, so a user's host cannot set one
+    the hub's (or another user's) host would take. ``tls_names``: Caddy in
+    front (compose) asks the hub which hosts to get certificates for."""
+    c.JupyterHub.subdomain_host = public
+    c.JupyterHub.cookie_host_prefix_enabled = True
+    link_services_with_their_port()
+    if tls_names:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # not inside a starting hub (e.g. jupyterhub --generate-config)
+        from .tls_names import start_listener
+
+        start_listener()
+
+
+def link_services_with_their_port() -> None:
+    """JupyterHub links a service on a host of its own (subdomain_host) as
+    ``//<service host>/services/<name>/``, without the port: with HTTPS_PORT
+    other than 443 the Services menu then leads nowhere. Its ``host`` (scheme,
+    name and port) is right; the link uses it. Idempotent."""
+    from jupyterhub.services.service import Service
+
+    if getattr(Service, "aml_links_with_port", False):
+        return
+
+    def href(self):
+        return f"{self.host}{self.prefix}" if self.domain and self.host else self.prefix
+
+    Service.href = property(href, doc=Service.href.__doc__)
+    Service.aml_links_with_port = True
+
+
 def apply_essentials(c) -> None:
     """What any hub running AMLSpawner needs besides the spawner's settings
     (a hand-written jupyterhub_config.py calls this too):
@@ -239,7 +336,9 @@ def apply_essentials(c) -> None:
 
     c.JupyterHub.extra_handlers = [*c.JupyterHub.get("extra_handlers", []), *extra_handlers()]
     settings = c.JupyterHub.get("tornado_settings", {})
-    c.JupyterHub.tornado_settings = {**settings, "log_function": log_request}
+    # JupyterHub's pages send CSP frame-ancestors 'none'; X-Frame-Options says it to browsers without CSP
+    headers = {"X-Frame-Options": "DENY", **settings.get("headers", {})}
+    c.JupyterHub.tornado_settings = {**settings, "log_function": log_request, "headers": headers}
     keep_runtime_notices(c)
     start_reconcilers_with_hub()
 
@@ -319,7 +418,7 @@ def leave_out_the_instances_page_if_its_port_is_taken(c, wait: float = 5.0, in_u
 def configure(c, values: dict, environ=None) -> None:
     """Apply the settings to a JupyterHub config object ``c``; the secrets
     are then taken out of ``environ`` (default: os.environ)."""
-    from .auth import VerifiedAzureAdOAuthenticator
+    from .auth import VerifiedAzureAdOAuthenticator, configure_admin_access
 
     environ = os.environ if environ is None else environ
     data = prepare_data_dir(Path(values["HUB_DATA_DIR"]), sqlite=not values["HUB_DB_URL"])
@@ -332,6 +431,12 @@ def configure(c, values: dict, environ=None) -> None:
     c.JupyterHub.bind_url = "http://0.0.0.0:8000"
     c.JupyterHub.hub_bind_url = "http://127.0.0.1:8081"
     c.JupyterHub.public_url = public
+    if values["HUB_USER_SUBDOMAINS"]:
+        configure_user_subdomains(c, public, tls_names=bool(values["HUB_PROXY_API_URL"]))
+    else:
+        print("aml-jupyterhub: HUB_USER_SUBDOMAINS=false: every user's server shares the hub's origin, so a page "
+              "any user's server serves can act as whoever opens it (admins included). Only for users who all "
+              "trust each other.", file=sys.stderr, flush=True)
     c.JupyterHub.db_url = database_url(values)  # SQLite in the data dir, or HUB_DB_URL (PostgreSQL)
     c.JupyterHub.upgrade_db = True
     c.JupyterHub.cookie_secret_file = sec["cookie_secret_file"]
@@ -379,6 +484,7 @@ def configure(c, values: dict, environ=None) -> None:
     a.allowed_users = {u.lower() for u in values["AAD_ALLOWED_USERS"]}
     a.admin_users = {u.lower() for u in values["AAD_ADMIN_USERS"]}
     a.enable_auth_state = True  # redirect mode needs the user's Azure AD object id
+    configure_admin_access(c, values["HUB_ADMIN_READS_AUTH_STATE"])
 
     # ---- the spawner: every AML_* setting given is its trait
     c.JupyterHub.spawner_class = "aml"
@@ -408,6 +514,8 @@ def configure(c, values: dict, environ=None) -> None:
     s.ssh_key_file = str(data / "ssh" / "id_ed25519")  # version 0.1's shared key, for its instances
     if values["AML_TUNNEL_SERVICE_URL"]:
         s.tunnel_service_token = proxy_token(values)
+    if values["HUB_PROXY_API_URL"]:
+        place_redirect_endpoint_for_the_proxy(s, values, c.JupyterHub.hub_connect_url)
     apply_essentials(c)
 
     # ---- idle culler: idle servers stop, so their instances stop

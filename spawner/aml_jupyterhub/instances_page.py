@@ -91,7 +91,9 @@ class PageHandler(HubOAuthenticated, web.RequestHandler):
 
     def _page(self, data: dict, message: str = "") -> str:
         return render(data, xsrf_form_html=self.xsrf_form_html(), user=self.current_user["name"],
-                      hub_prefix=os.environ.get("JUPYTERHUB_BASE_URL", "/") + "hub/", message=message,
+                      # JUPYTERHUB_HOST: the hub's own origin when this page has its own (users' subdomains)
+                      hub_prefix=os.environ.get("JUPYTERHUB_HOST", "") + os.environ.get("JUPYTERHUB_BASE_URL", "/")
+                      + "hub/", message=message,
                       now=time.time())
 
     def set_default_headers(self) -> None:

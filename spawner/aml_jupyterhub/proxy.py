@@ -11,19 +11,23 @@ With the proxy in a container of its own (``proxy_service``) and the hub's
 internal TLS on (direct mode), CHP needs the certificates the hub makes when
 it starts. The hub then puts the proxy's (never a CA key) in ``tls_share_dir``,
 READY last, and takes them away when it starts without internal TLS; the
-proxy's container follows.
+proxy's container follows. The same folder says whether CHP routes by host
+(users' servers on subdomains), and the hub's first routes wait until the
+proxy's container says it runs what the hub asked for.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
+import time
 from pathlib import Path
 
 from jupyterhub.proxy import ConfigurableHTTPProxy
 from traitlets import Unicode
 
-from .proxy_service import TLS_FILES, TLS_READY
+from .proxy_service import APPLIED, HOST_ROUTING, TLS_FILES, TLS_READY, published_setup, setup_label
 
 
 def with_default_target(command: list[str], target: str) -> list[str]:
@@ -91,10 +95,45 @@ class HubDefaultProxy(ConfigurableHTTPProxy):
         certificates when internal_ssl is on (and removes them when it is off).""",
     )
 
+    applied_timeout = 30.0  # how long the first routes wait for the proxy's container to follow (it polls every 2 s)
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        if self.tls_share_dir and not self.should_start:
+        self._followed = not (self.tls_share_dir and not self.should_start)
+        if not self._followed:
             self._share_tls()
+            self._share_routing()
+
+    def _share_routing(self) -> None:
+        marker = Path(self.tls_share_dir) / HOST_ROUTING
+        marker.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.host_routing and not marker.exists():
+            _write(marker, b"users' servers on subdomains\n")
+            self.log.info("proxy: routing by host asked of the proxy's container (%s)", marker)
+        elif not self.host_routing and marker.exists():
+            marker.unlink()
+            self.log.info("proxy: routing by path asked of the proxy's container (%s removed)", marker)
+
+    async def _proxy_followed(self) -> None:
+        """Until the proxy's container runs CHP as published (APPLIED), at most applied_timeout."""
+        wanted = setup_label(published_setup(self.tls_share_dir))
+        path = Path(self.tls_share_dir) / APPLIED
+        deadline = time.monotonic() + self.applied_timeout
+        while time.monotonic() < deadline:
+            try:
+                if path.read_text().strip() == wanted:
+                    return
+            except OSError:
+                pass
+            await asyncio.sleep(0.5)
+        self.log.warning("proxy: the proxy's container has not confirmed %s within %.0f s (is it an older version, "
+                         "or stopped?); adding routes anyway", wanted, self.applied_timeout)
+
+    async def check_routes(self, *args, **kwargs):
+        if not self._followed:
+            await self._proxy_followed()
+            self._followed = True
+        return await super().check_routes(*args, **kwargs)
 
     def _share_tls(self) -> None:
         # once, while the hub initialises (before its first request to the proxy): a few small files

@@ -16,8 +16,9 @@ without compose, and the tests).
 
 CHP gets only the token (in its environment, which is how it reads it) and
 PATH. It is started again if it ends (the hub puts its routes back at its
-next check). It follows the hub's internal TLS (direct mode) by itself:
-see ``tls_published``.
+next check). It follows what the hub publishes for it by itself, its
+internal TLS (direct mode) and whether it routes by host (users' servers on
+subdomains): see ``published_setup``.
 """
 
 from __future__ import annotations
@@ -125,6 +126,12 @@ class ErrorPageHandler(web.RequestHandler):
 TLS_FILES = ("proxy-api.key", "proxy-api.crt", "proxy-api-ca.crt",
              "proxy-client.key", "proxy-client.crt", "proxy-client-ca.crt")
 TLS_READY = "READY"
+# Beside them: HOST_ROUTING exists while the hub puts users' servers on
+# subdomains (CHP then looks routes up by host and path); APPLIED is this
+# side's answer, the setup CHP now runs with, which the hub waits for before
+# its first routes so none is added to a CHP about to be replaced.
+HOST_ROUTING = "HOST_ROUTING"
+APPLIED = "APPLIED"
 
 
 def tls_args(cert_dir: str) -> list[str]:
@@ -149,6 +156,28 @@ def tls_published(cert_dir: str) -> str:
         return ""
 
 
+def published_setup(cert_dir: str) -> tuple[str, bool]:
+    """What the hub asks of CHP now: its internal TLS digest ("" for none), and routing by host."""
+    host_routing = bool(cert_dir) and (Path(cert_dir) / HOST_ROUTING).exists()
+    return tls_published(cert_dir), host_routing
+
+
+def setup_label(setup: tuple[str, bool]) -> str:
+    """``setup`` as APPLIED holds it (and the hub compares)."""
+    tls, host_routing = setup
+    return f"tls={tls or '-'} host-routing={'yes' if host_routing else 'no'}"
+
+
+def say_applied(cert_dir: str, setup: tuple[str, bool]) -> None:
+    if not cert_dir:
+        return
+    Path(cert_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = Path(cert_dir) / APPLIED
+    tmp = path.with_name(f".{APPLIED}.new")
+    tmp.write_text(setup_label(setup) + "\n")
+    os.replace(tmp, path)
+
+
 def hub_target(hub_url: str, tls: bool) -> str:
     """The hub's address for CHP: https with internal TLS (the hub then takes nothing else)."""
     if tls and hub_url.startswith("http://"):
@@ -156,7 +185,7 @@ def hub_target(hub_url: str, tls: bool) -> str:
     return hub_url
 
 
-def chp_command(args, tls: bool = False) -> list[str]:
+def chp_command(args, tls: bool = False, host_routing: bool = False) -> list[str]:
     return [
         args.chp, "--ip", "0.0.0.0", "--port", str(args.port),
         "--api-ip", "0.0.0.0", "--api-port", str(args.api_port),
@@ -166,36 +195,56 @@ def chp_command(args, tls: bool = False) -> list[str]:
         "--error-target", f"http://127.0.0.1:{args.tunnel_api_port}/error",
         "--log-level", args.chp_log_level,
         *(tls_args(args.internal_ssl) if tls else []),
+        *(["--host-routing"] if host_routing else []),
     ]
 
 
-async def _tls_changes(args, published: str) -> None:
-    """Returns once the hub's certificate set differs from ``published``."""
-    while tls_published(args.internal_ssl) == published:
+async def _setup_changes(args, published: tuple[str, bool]) -> None:
+    """Returns once what the hub publishes differs from ``published``."""
+    while published_setup(args.internal_ssl) == published:
         await asyncio.sleep(2)
+
+
+async def _say_applied_once_up(args, setup: tuple[str, bool], proc) -> None:
+    """APPLIED once this CHP answers on its API port (routes sent earlier would reach the one before)."""
+    for _ in range(100):
+        if proc.returncode is not None:
+            return
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", args.api_port)
+            writer.close()
+            say_applied(args.internal_ssl, setup)
+            return
+        except OSError:
+            await asyncio.sleep(0.2)
 
 
 async def keep_chp_running(args, token: str, stopping: asyncio.Event) -> None:
     env = {"PATH": os.environ.get("PATH", ""), "CONFIGPROXY_AUTH_TOKEN": token}
     delay = 1.0
     while not stopping.is_set():
-        published = tls_published(args.internal_ssl)
-        proc = await asyncio.create_subprocess_exec(*chp_command(args, tls=bool(published)), env=env)
-        log.info("configurable-http-proxy started (pid %d) on port %d, API on %d%s", proc.pid, args.port,
-                 args.api_port, ", with the hub's internal TLS" if published else "")
+        published = published_setup(args.internal_ssl)
+        tls, host_routing = published
+        proc = await asyncio.create_subprocess_exec(*chp_command(args, tls=bool(tls), host_routing=host_routing),
+                                                    env=env)
+        log.info("configurable-http-proxy started (pid %d) on port %d, API on %d%s%s", proc.pid, args.port,
+                 args.api_port, ", with the hub's internal TLS" if tls else "",
+                 ", routing by host (users' servers on subdomains)" if host_routing else "")
+        applied = asyncio.ensure_future(_say_applied_once_up(args, published, proc))
         waiter = asyncio.ensure_future(proc.wait())
         stopper = asyncio.ensure_future(stopping.wait())
-        changed = asyncio.ensure_future(_tls_changes(args, published))
+        changed = asyncio.ensure_future(_setup_changes(args, published))
         await asyncio.wait([waiter, stopper, changed], return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
+        applied.cancel()
         if stopping.is_set() or changed.done():
             if proc.returncode is None:
                 proc.terminate()
                 await proc.wait()
             if stopping.is_set():
                 return
-            # the hub started with (other) certificates, or without: its routes come back with its next check
-            log.info("the hub's internal TLS certificates changed; starting configurable-http-proxy again")
+            # the hub started with (other) certificates or routing: it waits for APPLIED before its routes
+            log.info("the hub's internal TLS or routing changed; starting configurable-http-proxy again")
             delay = 1.0
             continue
         changed.cancel()

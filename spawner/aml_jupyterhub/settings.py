@@ -23,7 +23,7 @@ import re
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, MutableMapping
 
 from traitlets import Bool, Enum, Float, Integer, List, TraitError, Unicode
 
@@ -37,6 +37,16 @@ OUR_PREFIXES = ("AML_", "AAD_", "HUB_", "EMULATOR_")
 # Read here and handed to the hub's objects; then taken out of the
 # environment, so that no child process (the proxy, services) inherits them.
 SECRET_VARIABLES = ("AAD_CLIENT_SECRET", "AZURE_CLIENT_SECRET", "AML_STATIC_TOKEN", "HUB_DB_PASSWORD")
+# aml-jupyterhub-launch (launch.py, the image's entrypoint) hands them over on
+# an inherited pipe instead, whose descriptor this names: not a setting, so
+# outside OUR_PREFIXES.
+SECRETS_FD_VARIABLE = "AMLJUPYTERHUB_SECRETS_FD"
+
+
+# .env.example's local-mode AML_STATIC_TOKEN until the emulator made a token
+# of its own: public, so the emulator refuses it now. An .env copied then
+# still holds it, meaning "the emulator's token": the token file's.
+PUBLISHED_EMULATOR_TOKEN = "aml-emulator-local-token"
 
 
 class ConfigError(Exception):
@@ -261,11 +271,48 @@ def host_problem(host: str) -> str:
     return ""
 
 
+def _is_ip_address(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def email_problem(email: str) -> str:
     """Why ``email`` is not an address Caddy can give Let's Encrypt ("" if it is one, or empty)."""
     if email and (len(email) > 254 or not _EMAIL.match(email)):
         return "use one plain e-mail address, e.g. admin@example.org (or leave it empty)"
     return ""
+
+
+def take_launcher_secrets(environ: MutableMapping[str, str]) -> None:
+    """Put into ``environ`` the secrets aml-jupyterhub-launch handed over, on the
+    pipe SECRETS_FD_VARIABLE names. Read once: the variable leaves ``environ``
+    and the descriptor is closed, so nothing started later inherits or reopens
+    them. Without the launcher (no such variable) ``environ`` stays as it is."""
+    fd = environ.pop(SECRETS_FD_VARIABLE, None)
+    if fd is None:
+        return
+    try:
+        with open(int(fd), "rb") as pipe:
+            secrets = json.loads(pipe.read())
+    except (ValueError, OSError):  # not a number, no such descriptor, or read already (empty)
+        raise ConfigError(f"{SECRETS_FD_VARIABLE}={_short(fd, 20)} names no secrets of aml-jupyterhub-launch (an "
+                          "earlier command of this container read them): run each command in a container of its "
+                          "own (docker compose run --rm hub <command>), and never set this variable.") from None
+    environ.update({name: value for name, value in secrets.items() if name in SECRET_VARIABLES})
+
+
+def emulator_token_file(values: dict) -> str:
+    """In local mode, where AML_STATIC_TOKEN names no token of its own: the
+    file the emulator keeps its ARM token in (EMULATOR_ARM_TOKEN_FILE); ""
+    otherwise."""
+    if not values["LOCAL_MODE"] or values["AML_STATIC_TOKEN"] not in ("", PUBLISHED_EMULATOR_TOKEN):
+        return ""
+    return values["EMULATOR_ARM_TOKEN_FILE"]
 
 
 def load_settings(env: Mapping[str, str]) -> dict:
@@ -294,13 +341,14 @@ def load_settings(env: Mapping[str, str]) -> dict:
                           "could log in. Set AAD_ALLOWED_GROUPS to group object ids (or AAD_ALLOW_ALL=true).")
     arm_endpoint = values["AML_ARM_ENDPOINT"] or (values["EMULATOR_URL"] if local else "")
     problem = credential_problem(values["AML_CREDENTIAL"], arm_endpoint=arm_endpoint,
-                                 static_token=values["AML_STATIC_TOKEN"])
+                                 static_token=emulator_token_file(values) or values["AML_STATIC_TOKEN"])
     if problem:
         raise ConfigError(f"AML_CREDENTIAL={values['AML_CREDENTIAL']}: {in_setting_words(problem)}"
                           + (" (LOCAL_MODE is false)" if not local else "") + ".")
     if local and values["AML_CREDENTIAL"] != "static-token":
         raise ConfigError(f"AML_CREDENTIAL={values['AML_CREDENTIAL']} cannot reach the local emulator: with "
-                          "LOCAL_MODE=true use AML_CREDENTIAL=static-token and the emulator's AML_STATIC_TOKEN.")
+                          "LOCAL_MODE=true use AML_CREDENTIAL=static-token (the emulator's token, which the hub "
+                          "reads from EMULATOR_ARM_TOKEN_FILE).")
     start_timeout = values["AML_START_TIMEOUT"]
     if start_timeout is not None and start_timeout <= 0:
         raise ConfigError("AML_START_TIMEOUT must be a positive number of seconds (creating a VM takes minutes; "
@@ -312,6 +360,9 @@ def load_settings(env: Mapping[str, str]) -> dict:
                           ("ACME_EMAIL", email_problem(values["ACME_EMAIL"]))):
         if problem:
             raise ConfigError(f"{name}={_short(values[name])} is not valid: {problem}")
+    if values["HUB_USER_SUBDOMAINS"] and _is_ip_address(values["HOST"]):
+        raise ConfigError(f"HOST={values['HOST']} is an IP address, which has no subdomains for users' servers "
+                          "(HUB_USER_SUBDOMAINS=true): use a DNS name with a wildcard record (*.HOST) pointing here.")
     try:
         values["AML_GROUP_VCPU_LIMITS"] = parse_group_limits(values["AML_GROUP_VCPU_LIMITS"])
     except ValueError as e:

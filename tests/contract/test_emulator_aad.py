@@ -23,19 +23,29 @@ import requests
 from aiohttp import web
 
 from aml_emulator.aad import SESSION_COOKIE, AzureAD
-from aml_emulator.appproxy import ApplicationProxy
+from aml_emulator.appproxy import ApplicationProxy, Upstream
 from tests.harness.identity import APP, GROUPS as GROUP, IDENTITY as CONFIG, TENANT_ID as TID, USERS, Clock
 from tests.harness.login import form_of, submit_login
 from tests.harness.net import ServerThread, free_port
 
 CLIENT_ID, SECRET = APP.client_id, APP.client_secret
 REDIRECT = "http://127.0.0.1:8000/hub/oauth_callback"
+LAB_TOKEN = "lab-token-only-the-proxy-holds"
 
 
 # --- the stand-in for an instance's JupyterLab ------------------------------
 
 
+def _token_refusal(request: web.Request) -> web.Response | None:
+    """As the runtimes' JupyterLab: nothing without the token."""
+    if request.headers.get("Authorization") != f"token {LAB_TOKEN}":
+        return web.Response(status=403, text="token required")
+    return None
+
+
 async def upstream_http(request: web.Request) -> web.Response:
+    if (refusal := _token_refusal(request)) is not None:
+        return refusal
     if request.path.endswith("/redirect-me"):
         return web.Response(status=302, headers={"Location": f"http://{request.host}/instances/box1/lab/tree"})
     body = await request.read()
@@ -52,7 +62,9 @@ async def upstream_http(request: web.Request) -> web.Response:
     )
 
 
-async def upstream_ws(request: web.Request) -> web.WebSocketResponse:
+async def upstream_ws(request: web.Request) -> web.StreamResponse:
+    if (refusal := _token_refusal(request)) is not None:
+        return refusal
     ws = web.WebSocketResponse(protocols=("v1.kernel.websocket.jupyter.org",))
     await ws.prepare(request)
     async for msg in ws:
@@ -94,9 +106,9 @@ def idp(key_dir, clock):
 
     dead = f"http://127.0.0.1:{free_port()}"  # a port nothing listens on
     instances = {
-        "box1": (upstream, USERS["alice"].oid),
-        "orphan": (upstream, None),
-        "dead": (dead, USERS["alice"].oid),
+        "box1": Upstream(upstream, USERS["alice"].oid, LAB_TOKEN),
+        "orphan": Upstream(upstream, None, LAB_TOKEN),
+        "dead": Upstream(dead, USERS["alice"].oid, LAB_TOKEN),
     }
 
     async def resolve(name):
@@ -636,8 +648,9 @@ def test_proxy_forwards_http_for_the_assigned_user(idp):
         resp = s.get(idp.base + bare, allow_redirects=False)
         assert resp.status_code == 302 and resp.headers["Location"] == "/instances/box1/lab"
 
+    # the browser's own Authorization never reaches the Lab: the proxy's token replaces it
     resp = s.get(idp.base + "/instances/box1/api/contents/a%2Fb.ipynb?content=1&type=file",
-                 headers={"Origin": idp.base}, allow_redirects=False)
+                 headers={"Origin": idp.base, "Authorization": "token guessed"}, allow_redirects=False)
     assert resp.status_code == 200
     seen = resp.json()
     assert seen["method"] == "GET"

@@ -65,13 +65,14 @@ def last_op(ml, name: str) -> dict:
             "operation_status": op.get("operationstatus")}
 
 
-def open_lab(emu, name: str) -> str:
+def open_lab(emu, name: str) -> tuple[str, str]:
     """Open the instance's JupyterLab as its user (AML's own Jupyter server
-    starts on first use); return that server's API URL on the machine."""
+    starts on first use); return that server's API URL on the machine and
+    the token it requires (which the emulator's application proxy adds)."""
     r = open_with_login(browser(emu.ca_file), f"{emu.base_url}/instances/{name}/lab", "alice", "alice-password")
     assert r.status_code == 200, r.text[:300]
     jupyter = instance(emu, name)["runtime_data"]["jupyter"]
-    return f"http://127.0.0.1:{jupyter['port']}{jupyter['base_path']}api"
+    return f"http://127.0.0.1:{jupyter['port']}{jupyter['base_path']}api", jupyter["token"]
 
 
 def for_alice(**kw) -> ComputeInstance:
@@ -104,8 +105,8 @@ def test_instance_without_idle_time_keeps_running(emu):
 def test_busy_kernel_on_amls_jupyter_keeps_it_running_and_an_idle_one_does_not(emu):
     ml = emu.ml_client()
     ml.compute.begin_create_or_update(for_alice(name="ci-busy", idle_time_before_shutdown_minutes=15)).result()
-    api = open_lab(emu, "ci-busy")
-    kernel_id = asyncio.run(start_busy(api, page_url=api[: -len("api")] + "lab"))  # a cell running time.sleep
+    api, token = open_lab(emu, "ci-busy")
+    kernel_id = asyncio.run(start_busy(api, token, page_url=api[: -len("api")] + "lab"))  # a cell running time.sleep
     advance(emu, 16 * 60)
     assert last_op(ml, "ci-busy")["state"] == "Running"
     advance(emu, 30 * 60)
@@ -113,11 +114,12 @@ def test_busy_kernel_on_amls_jupyter_keeps_it_running_and_an_idle_one_does_not(e
 
     # the cell ends (interrupted): the kernel stays open but quiet, which AML counts as idle
     lab = requests.Session()
+    lab.headers["Authorization"] = f"token {token}"
     lab.get(api[: -len("api")] + "lab", timeout=30).raise_for_status()
     lab.post(f"{api}/kernels/{kernel_id}/interrupt", headers={"X-XSRFToken": lab.cookies["_xsrf"]},
              timeout=30).raise_for_status()
     deadline = time.monotonic() + 60  # (a bare 100 quick reads was not enough on a loaded machine)
-    while requests.get(f"{api}/kernels/{kernel_id}", timeout=30).json()["execution_state"] != "idle":
+    while lab.get(f"{api}/kernels/{kernel_id}", timeout=30).json()["execution_state"] != "idle":
         assert time.monotonic() < deadline, "the interrupted kernel never became idle"
         time.sleep(0.2)
     advance(emu, 10)  # AML's detection lags: the quiet kernel is seen from here on

@@ -24,7 +24,6 @@ NETWORK = "aml-jupyterhub"
 EMULATOR = "https://localhost:8443"
 WS_PATH = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/aml-local/providers/"
            "Microsoft.MachineLearningServices/workspaces/aml-local")
-TOKEN = "aml-emulator-local-token"
 
 
 def _run(args, cwd=None, timeout=900, check=True, **kw) -> subprocess.CompletedProcess:
@@ -81,9 +80,12 @@ class Demo:
         """What a user's server leaves: an emulated instance on the demo's network."""
         ca = self.copy / "demo-emulator-ca.pem"
         _run(["docker", "compose", "cp", "emulator:/srv/emulator/ca.pem", str(ca)], cwd=self.copy)
+        # the ARM token the demo's emulator made for its hub
+        token = _run(["docker", "compose", "exec", "-T", "emulator", "cat", "/srv/emulator-ca/arm-token"],
+                     cwd=self.copy).stdout.strip()
         body = {"properties": {"computeType": "ComputeInstance", "properties": {"vmSize": "Standard_DS2_v2"}}}
         r = requests.put(f"{EMULATOR}{WS_PATH}/computes/{self.instance}", params={"api-version": "2023-08-01-preview"},
-                         json=body, headers={"Authorization": f"Bearer {TOKEN}"}, verify=str(ca), timeout=60)
+                         json=body, headers={"Authorization": f"Bearer {token}"}, verify=str(ca), timeout=60)
         assert r.status_code in (200, 201), r.text
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:

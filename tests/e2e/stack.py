@@ -28,9 +28,10 @@ import subprocess
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urljoin
 
 import requests
+from jupyterhub.utils import subdomain_hook_idna
 
 from aml_jupyterhub.naming import instance_name
 from tests.harness.browser import CHROMIUM, CHROMIUM_ARGS
@@ -48,6 +49,8 @@ INSTANCE_LABEL = "aml-jupyterhub.instance"  # on the containers and volumes the 
 CADDY_ROOT_IN_VOLUME = "/data/caddy/pki/authorities/local/root.crt"
 EMULATOR_CA_IN_CONTAINER = "/srv/emulator/ca.pem"
 ARM_RESPONSES_IN_CONTAINER = "/srv/emulator/arm-responses.jsonl"  # the emulator's --record-responses
+CONTROL_SECRET_IN_CONTAINER = "/srv/emulator/control-secret"  # made on its first start
+CONTROL_SECRET_HEADER = "X-Emulator-Secret"  # the host reaches it through Docker's port, not its loopback
 
 
 def upn(name: str) -> str:
@@ -159,7 +162,21 @@ class ComposeStack:
         self.env.pop("COMPOSE_PROFILES", None)  # from the env file
         self.up_once = False
         self._responses_read = 0  # bytes of the emulator's response record already checked
+        self._control_secret: str | None = None
         self.arm_responses_checked = 0
+
+    def user_origin(self, user: str) -> str:
+        """Where ``user``'s servers are (HUB_USER_SUBDOMAINS): a host of their own under HOST, named as
+        JupyterHub names it; the hub's own origin when the stack runs with HUB_USER_SUBDOMAINS=false."""
+        if self.settings.get("HUB_USER_SUBDOMAINS", "true") == "false":
+            return self.hub_url
+        return f"https://{subdomain_hook_idna(user, HOST, kind='user')}:{self.https_port}"
+
+    def service_url(self, name: str) -> str:
+        """A service of the hub (``/services/<name>/``), on a host of its own with HUB_USER_SUBDOMAINS."""
+        if self.settings.get("HUB_USER_SUBDOMAINS", "true") == "false":
+            return f"{self.hub_url}/services/{name}/"
+        return f"https://{subdomain_hook_idna(name, HOST, kind='service')}:{self.https_port}/services/{name}/"
 
     # -- files -----------------------------------------------------------------
 
@@ -265,9 +282,24 @@ class ComposeStack:
                    timeout, f"{self.hub_url}/hub/health through Caddy", interval=0.5)
         return time.monotonic() - t0
 
+    def control_secret(self) -> str:
+        """The secret of the emulator's control API, read in its container ("" while it is not running)."""
+        if not self._control_secret:
+            r = self.compose("exec", "-T", "emulator", "cat", CONTROL_SECRET_IN_CONTAINER, timeout=60, check=False)
+            self._control_secret = r.stdout.strip() if r.returncode == 0 else ""
+        return self._control_secret
+
     def emulator(self, method: str, path: str, **kw) -> requests.Response:
         """The emulator's own API (``/_emulator/...``), as published on the host."""
-        return requests.request(method, self.emulator_url + path, verify=str(self.emulator_ca), timeout=60, **kw)
+        given = kw.pop("headers", {})
+        for _attempt in range(2):
+            headers = {CONTROL_SECRET_HEADER: self.control_secret(), **given}
+            r = requests.request(method, self.emulator_url + path, headers=headers, verify=str(self.emulator_ca),
+                                 timeout=60, **kw)
+            if r.status_code != 401 or CONTROL_SECRET_HEADER in given:
+                return r
+            self._control_secret = None  # an emulator made anew (down -v) made a new secret
+        return r
 
     def emulator_instances(self) -> dict[str, dict]:
         r = self.emulator("GET", "/_emulator/instances")
@@ -372,14 +404,14 @@ class HubApi:
         r.raise_for_status()
         return r.json()
 
-    def server(self, user: str) -> dict | None:
-        return self.user_model(user)["servers"].get("")
+    def server(self, user: str, name: str = "") -> dict | None:
+        return self.user_model(user)["servers"].get(name)
 
-    def server_url(self, user: str) -> str:
-        """https://localhost/user/<name>/ (as the hub spells the path)."""
-        server = self.server(user)
-        assert server, f"{user} has no server"
-        return self.stack.hub_url + server["url"]
+    def server_url(self, user: str, name: str = "") -> str:
+        """https://<user's host>/user/<name>/[<server>/] (as the hub spells it)."""
+        server = self.server(user, name)
+        assert server, f"{user} has no server {name!r}"
+        return urljoin(self.stack.hub_url, server["url"])  # on the user's own host with HUB_USER_SUBDOMAINS
 
     def start_server(self, user: str, options: dict | None = None) -> None:
         r = self.api("POST", self.user_path(user) + "/server", json={"user_options": options or {}})
@@ -481,3 +513,17 @@ def launch_chromium(playwright, stack: ComposeStack):
     home = browser_home(stack)
     env = {**os.environ, "HOME": str(home)}
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, env=env, headless=True)
+
+
+def console_run(page, code: str, expect: str, timeout_ms: int) -> None:
+    """Type ``code`` into JupyterLab's console prompt and wait for ``expect`` among its outputs.
+
+    Keys typed before the prompt's editor is ready are lost without a trace,
+    so the code is seen in the prompt before Shift+Enter sends it."""
+    prompt = page.locator(".jp-CodeConsole-promptCell .cm-content")
+    prompt.click()
+    page.keyboard.press("Control+a")
+    page.keyboard.type(code)
+    page.locator(".jp-CodeConsole-promptCell .cm-content", has_text=code).wait_for(timeout=10_000)
+    page.keyboard.press("Shift+Enter")
+    page.locator(".jp-CodeConsole-content .jp-OutputArea-output", has_text=expect).first.wait_for(timeout=timeout_ms)

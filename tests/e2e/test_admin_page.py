@@ -41,7 +41,7 @@ def test_admin_page_lists_and_stops_a_server_and_refuses_non_admins(stack):
         page.goto(f"{stack.hub_url}/hub/home")
         page.get_by_role("button", name="Services").or_(page.get_by_text("Services", exact=True)).first.click()
         page.get_by_role("link", name="aml-instances").click()
-        page.wait_for_url(re.compile(rf"^{re.escape(stack.hub_url)}/services/aml-instances/"), timeout=60_000)
+        page.wait_for_url(re.compile(rf"^{re.escape(stack.service_url('aml-instances'))}"), timeout=60_000)
         row = page.locator(f'tr[data-instance="{instance}"]')
         row.wait_for(timeout=60_000)
         text = row.inner_text()
@@ -59,7 +59,7 @@ def test_admin_page_lists_and_stops_a_server_and_refuses_non_admins(stack):
 
     # alice is no admin: the page refuses her after the hub's OAuth
     alice, _ = sign_in(stack, "alice")
-    r = alice.get(f"{stack.hub_url}/services/aml-instances/", timeout=60)
+    r = alice.get(stack.service_url("aml-instances"), timeout=60)
     assert r.status_code == 403, (r.status_code, r.url, r.text[:300])
     assert api.api("DELETE", f"/users/{quote(CAROL, safe='@')}/servers/{SERVER}", json={"remove": True}).status_code \
         in (202, 204)

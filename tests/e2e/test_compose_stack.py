@@ -18,6 +18,7 @@ import ssl
 import threading
 import time
 from contextlib import contextmanager
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -25,7 +26,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.e2e.stack import (
     ARTIFACTS, CADDY_ROOT_IN_VOLUME, EMULATOR_CA_IN_CONTAINER, HOST, ROOT, HubApi, create_token,
-    host_network_settled, launch_chromium, password, run_code_sync,
+    console_run, host_network_settled, launch_chromium, password, run_code_sync,
     sign_in, ssl_context, upn, wait_until,
 )
 from tests.harness.kernel import KernelChannel
@@ -177,6 +178,45 @@ def test_doctor_passes_in_the_stack_as_make_doctor_runs_it(stack):
     assert [line[5:].split(":", 1)[0] for line in sample.splitlines() if line[:4] in ("ok  ", "FAIL", "skip")] == names
 
 
+# PID 1 and what descends from it, as the hub's user sees them (a `docker exec` has no parent in the container)
+PROCESSES = """
+import json, os
+procs = {}
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        stat = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        procs[pid] = {"ppid": stat[1], "cmdline": open(f"/proc/{pid}/cmdline", "rb").read().decode().split("\\0"),
+                      "environ": open(f"/proc/{pid}/environ", "rb").read().decode(errors="replace").split("\\0")}
+    except OSError:
+        pass
+tree, grew = {"1"}, True
+while grew:
+    more = {pid for pid, p in procs.items() if p["ppid"] in tree} - tree
+    tree, grew = tree | more, bool(more)
+print(json.dumps({pid: procs[pid] for pid in tree if pid in procs}))
+"""
+
+
+def test_no_secret_in_the_environ_of_pid_1_the_hub_or_its_services(stack):
+    """Issue 24 (8): the services run as the hub's user and could read any of these."""
+    from aml_jupyterhub.settings import SECRET_VARIABLES
+
+    given = dict(line.split("=", 1) for line in stack.env_file.read_text().splitlines()
+                 if line.split("=", 1)[0] in SECRET_VARIABLES and line.split("=", 1)[1])
+    assert "AAD_CLIENT_SECRET" in given, given.keys()  # what the stack has
+    # local mode's ARM token is in no setting: the emulator made it, the hub reads it from their shared volume
+    given["the emulator's ARM token"] = stack.compose("exec", "-T", "emulator", "cat", "/srv/emulator-ca/arm-token",
+                                                      timeout=60).stdout.strip()
+    procs = json.loads(stack.compose("exec", "-T", "hub", "python3", "-c", PROCESSES, timeout=60).stdout)
+    commands = [" ".join(p["cmdline"]) for p in procs.values()]
+    for service in ("jupyterhub_idle_culler", "aml_jupyterhub.instances_page"):
+        assert any(service in c for c in commands), commands
+    for pid, p in procs.items():
+        environ = "\n".join(p["environ"])
+        leaked = [name for name, value in given.items() if name in environ or value in environ]
+        assert not leaked, f"{', '.join(leaked)} in the environ of {pid} ({' '.join(p['cmdline'])[:100]})"
+
+
 # ---- 2 ---------------------------------------------------------------------------
 
 
@@ -245,7 +285,9 @@ def test_browser_login_spawn_form_progress_and_jupyterlab(stack, timer):
             assert any("Python 3.10 - SDK v2" in t for t in labels), labels
             assert any("Python 3.8 - AzureML" in t for t in labels), labels
             shot(page, "05-jupyterlab")
-            assert re.match(rf"^{re.escape(stack.hub_url)}/user/alice(@|%40)aml-local\.example/lab", page.url), page.url
+            # on alice's own host, not the hub's (HUB_USER_SUBDOMAINS)
+            assert re.match(rf"^{re.escape(stack.user_origin(ALICE))}/user/alice(@|%40)aml-local\.example/lab",
+                            page.url), page.url
 
     inst = stack.emulator_instances()[stack.instance_name(ALICE)]
     assert inst["vm_size"] == "Standard_DS3_v2" and inst["state"] == "Running", inst
@@ -290,12 +332,182 @@ def test_user_outside_the_allowed_groups_is_refused(stack, admin):
 def test_kernel_over_websocket_through_caddy(stack, admin, kept_text, timer):
     ensure_running(admin, ALICE)
     with timer.phase("kernel: start, 1+1 over wss, contents"):
-        assert admin.server_url(ALICE).startswith(f"{stack.hub_url}/user/")
+        assert admin.server_url(ALICE).startswith(f"{stack.user_origin(ALICE)}/user/")
         assert run_code_sync(admin, ALICE, "1+1") == "2"
         r = admin.user_request("PUT", ALICE, f"api/contents/{KEPT_FILE}",
                                json={"type": "file", "format": "text", "content": kept_text})
         assert r.status_code in (200, 201), r.text
         assert admin.user_request("GET", ALICE, f"api/contents/{KEPT_FILE}").json()["content"] == kept_text
+
+
+# ---- 4b: a page on one user's server cannot act as whoever opens it -------------------------------------------
+
+# What a user controls on their own server (sudo on the instance, any server extension): here a server extension
+# on alice's that serves a page without asking anyone to log in, whose script tries, with the visitor's browser,
+# what worked when every server shared the hub's origin (issue 24, item 1). Each attack has a control: the same
+# code aimed at alice's own host, which must work, so a "blocked" means the origin stopped it, not broken code.
+ATTACK_EXTENSION = r'''
+import os
+from tornado import web
+
+PAGE = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "attack.html")).read()
+
+
+class AttackPage(web.RequestHandler):  # no login: any visitor's browser runs it
+    def get(self):
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(PAGE)
+
+
+def _jupyter_server_extension_points():
+    return [{"module": "attack_ext"}]
+
+
+def _load_jupyter_server_extension(serverapp):
+    base = serverapp.web_app.settings["base_url"]
+    serverapp.web_app.add_handlers(".*$", [(base + "attack", AttackPage)])
+'''
+
+ATTACK_PAGE = r'''<!doctype html><html><head><meta charset="utf-8"><title>alice's page</title></head><body>
+<button id="go">go</button><pre id="results"></pre>
+<script>
+const q = new URLSearchParams(location.search);
+const R = {};
+const wait = ms => new Promise(r => setTimeout(r, ms));
+function frameRead(url) {
+  return new Promise(done => {
+    const f = document.createElement("iframe");
+    f.src = url;
+    f.onload = () => { try { done("read: " + f.contentDocument.body.innerText.slice(0, 300)); }
+                       catch (e) { done("blocked: " + e.name); } };
+    setTimeout(() => done("blocked: no load"), 20000);
+    document.body.appendChild(f);
+  });
+}
+async function send(url, opts) {
+  try { const r = await fetch(url, {credentials: "include", ...opts}); return "answered " + r.status + ": " + (await r.text()).slice(0, 200); }
+  catch (e) { return "blocked: " + e.name; }
+}
+async function drive(w, contents) {
+  // as in the attack: in the visitor's own JupyterLab, with its cookies, write a file into their home
+  for (let i = 0; i < 40; i++) {
+    await wait(500);
+    try {
+      if (w.document.readyState !== "complete") continue;
+      const xsrf = (w.document.cookie.match(/_xsrf=([^;]+)/) || [])[1] || "";
+      const r = await w.fetch(contents, {method: "PUT", headers: {"X-XSRFToken": xsrf, "Content-Type": "application/json"},
+                                         body: JSON.stringify({type: "file", format: "text", content: "pwned"})});
+      return "wrote: " + r.status;
+    } catch (e) { if (e.name === "SecurityError") return "blocked: SecurityError"; }
+  }
+  return "blocked: timed out";
+}
+document.getElementById("go").onclick = async () => {
+  const popup = q.get("popup") ? window.open(q.get("popup")) : null;      // one click, as in the attack
+  const own = q.get("own") ? window.open(q.get("own")) : null;
+  if (q.get("instances")) {
+    R.frame_instances_page = await frameRead(q.get("instances"));
+    R.frame_own_page = await frameRead(location.pathname + "?framed=1");   // control
+    R.hub_api_list_users = await send(q.get("hub") + "/hub/api/users", {});
+    R.hub_api_stop_server = await send(q.get("hub") + "/hub/api/users/" + encodeURIComponent(q.get("victim")) + "/server", {method: "DELETE"});
+  }
+  if (popup) { R.drive_visitors_lab = await drive(popup, q.get("popup_contents")); popup.close(); }
+  if (own) { R.drive_own_host = await drive(own, q.get("own_contents")); own.close(); }
+  document.getElementById("results").textContent = JSON.stringify(R);
+  document.body.setAttribute("data-done", "1");
+};
+</script></body></html>
+'''
+
+
+def install_attack_extension(admin: HubApi, user: str) -> None:
+    """alice, from her own notebook: the extension and the config that loads it, in her home."""
+    code = (f"import os, pathlib; d = pathlib.Path.home() / '.attack'; d.mkdir(exist_ok=True); "
+            f"(d / 'attack_ext.py').write_text({ATTACK_EXTENSION!r}); (d / 'attack.html').write_text({ATTACK_PAGE!r}); "
+            f"c = pathlib.Path.home() / '.jupyter'; c.mkdir(exist_ok=True); "
+            f"(c / 'jupyter_server_config.py').write_text('import sys; sys.path.insert(0, ' + repr(str(d)) + ')\\n'"
+            f" + 'c.ServerApp.jpserver_extensions = {{\"attack_ext\": True}}\\n'); 'installed'")
+    assert run_code_sync(admin, user, code) == "'installed'"
+
+
+def remove_attack_extension(admin: HubApi, user: str) -> None:
+    code = ("import pathlib, shutil; shutil.rmtree(pathlib.Path.home() / '.attack', ignore_errors=True); "
+            "(pathlib.Path.home() / '.jupyter' / 'jupyter_server_config.py').unlink(missing_ok=True); 'removed'")
+    assert run_code_sync(admin, user, code) == "'removed'"
+
+
+def attack_results(stack, page, url: str) -> dict:
+    page.goto(url)
+    page.locator("#go").click()
+    page.locator("body[data-done='1']").wait_for(timeout=120_000)
+    return json.loads(page.locator("#results").inner_text())
+
+
+def test_a_page_on_alices_server_cannot_act_as_whoever_opens_it(stack, admin, timer):
+    """Issue 24, item 1, as the attack went: (a) carol, an admin, opens a page of alice's server; its script
+    frames the instances page and calls the hub's API with carol's browser (no click). (b) bob opens it and
+    clicks once; it opens bob's JupyterLab in a popup and drives it. With each user's server on a host of
+    its own both fail, while the same code aimed at alice's own host works.
+
+    (On *.localhost each user's host is a site of its own; under a public HOST all of them are one site, so
+    the hub's cookies go with same-site requests there: what stops (a) is CORS and the hub's XSRF check, not
+    SameSite, and this test relies on neither being relaxed.)"""
+    from playwright.sync_api import sync_playwright
+
+    for name in ("alice", "bob"):
+        sign_in(stack, name)  # users of the hub (their first logins, when this test runs alone)
+    with timer.phase("attack: alice's server with her extension, bob's server"):
+        ensure_running(admin, ALICE)
+        install_attack_extension(admin, ALICE)
+        admin.stop_server(ALICE)
+        admin.start_server(ALICE, {"profile": "medium"})
+        ensure_running(admin, BOB)
+        admin.wait_ready(ALICE)
+    alice_page = admin.server_url(ALICE) + "attack"
+    bob_lab = admin.server_url(BOB) + "lab"
+    contents = "api/contents/pwned-by-alice.txt"
+    try:
+        with sync_playwright() as p:
+            browser = launch_chromium(p, stack)
+            try:
+                # (a) carol, signed in to the hub (and so to the instances page), opens alice's page
+                carol = browser.new_context().new_page()
+                carol.set_default_timeout(60_000)
+                sign_in_with_azure_ad(stack, carol, "carol")
+                carol.wait_for_url(re.compile(rf"^{re.escape(stack.hub_url)}/hub/"))
+                carol.goto(stack.service_url("aml-instances"))
+                carol.locator("tr[data-instance]").first.wait_for()
+                seen = attack_results(stack, carol, alice_page + "?" + urlencode({
+                    "instances": stack.service_url("aml-instances"), "hub": stack.hub_url, "victim": BOB}))
+                print(f"\n[e2e] the admin on alice's page: {seen}")
+                assert seen["frame_own_page"].startswith("read: "), seen  # control: framing on one origin works
+                assert seen["frame_instances_page"].startswith("blocked"), seen
+                assert seen["hub_api_list_users"].startswith("blocked"), seen
+                assert seen["hub_api_stop_server"].startswith("blocked"), seen
+                assert admin.server(BOB) is not None, "bob's server was stopped by alice's page"
+
+                # (b) bob, with his own JupyterLab open once (its cookies are in his browser), opens it and clicks
+                bob = browser.new_context().new_page()
+                bob.set_default_timeout(60_000)
+                sign_in_with_azure_ad(stack, bob, "bob")
+                bob.wait_for_url(re.compile(rf"^https://[^/]*{re.escape(HOST)}:{stack.https_port}/(hub|user)/"))
+                bob.goto(bob_lab)
+                bob.locator("#jp-main-dock-panel").wait_for(state="visible", timeout=120_000)
+                seen = attack_results(stack, bob, alice_page + "?" + urlencode({
+                    "popup": bob_lab, "popup_contents": admin.server_url(BOB) + contents}))
+                # control (a click of its own: one popup per click): the same drive of a window on alice's host
+                seen.update(attack_results(stack, bob, alice_page + "?" + urlencode({
+                    "own": alice_page + "?idle=1", "own_contents": alice_page})))
+                print(f"[e2e] bob on alice's page: {seen}")
+                assert seen["drive_visitors_lab"] == "blocked: SecurityError", seen
+                assert seen["drive_own_host"].startswith("wrote: "), seen  # the same code reaches its own origin
+            finally:
+                browser.close()
+        assert admin.user_request("GET", BOB, contents).status_code == 404, "alice's page wrote into bob's home"
+        assert admin.server(BOB) is not None
+    finally:
+        remove_attack_extension(admin, ALICE)
+        admin.stop_server(BOB)
 
 
 def test_a_named_server_on_another_instance_sees_the_workspace_share(stack, admin, timer):
@@ -311,15 +523,15 @@ def test_a_named_server_on_another_instance_sees_the_workspace_share(stack, admi
     with timer.phase("a named server on a second instance (its own first start: the hub installs JupyterHub)"):
         r = admin.api("POST", second, json={"user_options": {"profile": "small"}})
         assert r.status_code in (201, 202), (r.status_code, r.text)
-        server = wait_until(lambda: (admin.user_model(ALICE)["servers"].get("second") or {}).get("ready")
-                            and admin.user_model(ALICE)["servers"]["second"], 300, "alice's named server", interval=1)
+        wait_until(lambda: (admin.user_model(ALICE)["servers"].get("second") or {}).get("ready"), 300,
+                   "alice's named server", interval=1)
     assert stack.instance_name(ALICE, "second") != stack.instance_name(ALICE)
-    second_url = stack.hub_url + server["url"]
+    second_url = admin.server_url(ALICE, "second")
     r = admin.session.get(f"{second_url}api/contents/cloudfiles/code/{name}", timeout=60)
     assert r.status_code == 200 and r.json()["content"] == text, r.text
     with chromium(stack) as page:
         sign_in_with_azure_ad(stack, page, "alice")
-        page.wait_for_url(re.compile(rf"^{re.escape(stack.hub_url)}/(hub|user)/"))
+        page.wait_for_url(re.compile(rf"^({re.escape(stack.hub_url)}|{re.escape(stack.user_origin(ALICE))})/(hub|user)/"))
         page.goto(f"{second_url}lab")
         page.locator(".jp-DirListing-content").get_by_text(name).wait_for(state="visible", timeout=120_000)
         crumbs = page.locator(".jp-BreadCrumbs").inner_text()
@@ -407,7 +619,7 @@ def test_stop_and_start_buttons_tell_the_truth(stack, admin, timer):
     journal = Journal()
     with timer.phase("browser: the admin page's Stop Server / Start Server"), chromium(stack, journal) as page:
         sign_in_with_azure_ad(stack, page, "carol")
-        page.wait_for_url(re.compile(rf"^{re.escape(stack.hub_url)}/(user|hub)/"))
+        page.wait_for_url(re.compile(rf"^https://[^/]*{re.escape(HOST)}:{stack.https_port}/(user|hub)/"))
         page.goto(f"{stack.hub_url}/hub/admin")
         row = page.get_by_role("row").filter(has_text="bob@")
         row.get_by_role("button", name="Stop Server").click()
@@ -471,20 +683,6 @@ def test_start_again_then_hub_restart_keeps_the_server(stack, admin, timer):
     assert not any(m in ("PUT", "DELETE") for m, _ in calls), calls
 
 
-def _console_run(page, code: str, expect: str, timeout_ms: int) -> None:
-    """Type ``code`` into JupyterLab's console prompt and wait for ``expect`` among its outputs.
-
-    Keys typed before the prompt's editor is ready are lost without a trace,
-    so the code is seen in the prompt before Shift+Enter sends it."""
-    prompt = page.locator(".jp-CodeConsole-promptCell .cm-content")
-    prompt.click()
-    page.keyboard.press("Control+a")
-    page.keyboard.type(code)
-    page.locator(".jp-CodeConsole-promptCell .cm-content", has_text=code).wait_for(timeout=10_000)
-    page.keyboard.press("Shift+Enter")
-    page.locator(".jp-CodeConsole-content .jp-OutputArea-output", has_text=expect).first.wait_for(timeout=timeout_ms)
-
-
 class BackgroundKernel:
     """A KernelChannel on a loop of its own thread, so a synchronous test can
     keep one websocket open across steps."""
@@ -530,7 +728,7 @@ def test_jupyterlab_open_across_a_hub_restart_needs_no_reload(stack, admin, time
         page.locator(".jp-Launcher").first.wait_for(state="visible", timeout=120_000)
         page.locator('.jp-LauncherCard[data-category="Console"]').first.click()
         page.get_by_text(re.compile(r"\| Idle")).first.wait_for(timeout=120_000)  # the console's kernel is up
-        _console_run(page, "21*2", "42", timeout_ms=60_000)
+        console_run(page, "21*2", "42", timeout_ms=60_000)
         server_api = admin.server_url(ERIN) + "api/status"  # asked below while the hub is away
 
         # a second kernel's websocket through Caddy, kept open across the restart (as JupyterLab's is)
@@ -580,7 +778,7 @@ def test_jupyterlab_open_across_a_hub_restart_needs_no_reload(stack, admin, time
                 shot(page, "10-jupyterlab-dialog-during-hub-restart")
                 dialog.first.locator("button").last.click()  # what a user does: dismiss it and go on
             try:
-                _console_run(page, "6*7+1", "43", timeout_ms=15_000)
+                console_run(page, "6*7+1", "43", timeout_ms=15_000)
                 break
             except Exception:
                 if time.monotonic() > deadline:

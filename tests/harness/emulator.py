@@ -16,7 +16,8 @@ from tests.harness.net import free_port, wait_for_http
 DEFAULT_SUB = "00000000-0000-0000-0000-000000000000"
 DEFAULT_RG = "aml-local"
 DEFAULT_WS = "aml-local"
-DEFAULT_TOKEN = "aml-emulator-local-token"
+DEFAULT_TOKEN = "aml-emulator-local-token"  # what it accepts when given neither --arm-token nor --arm-token-file
+CONTROL_SECRET_HEADER = "X-Emulator-Secret"
 DEFAULT_WORKSPACE = f"{DEFAULT_SUB}/{DEFAULT_RG}/{DEFAULT_WS}"  # as instance names are keyed by it
 SECOND_WS = "aml-local-2"  # same region as the default: names must be unique across both
 EAST_WS = "aml-east"  # another region
@@ -47,7 +48,8 @@ class EmulatorProcess:
         self._responses_read = 0  # bytes of responses_path already handed over
         EmulatorProcess._made.add(self)
         self.base_url = f"https://127.0.0.1:{self.port}"
-        self.token = DEFAULT_TOKEN
+        self.token = DEFAULT_TOKEN  # with --arm-token-file: the token it made there (read at start)
+        self.control_secret: str | None = None  # read at start (its file: STATE_DIR/control-secret)
         self.proc: subprocess.Popen | None = None
         self.log_path = self.state_dir / "emulator.log"
 
@@ -70,7 +72,19 @@ class EmulatorProcess:
         # until the emulator has made its CA file, requests cannot load it: "not yet"
         wait_for_http(f"{self.base_url}/_emulator/health", timeout=timeout, verify=self.ca_file,
                       proc=self.proc, log=self.log_tail, interval=0.1)
+        # sent with every control call, so they work from any address (the loopback needs none);
+        # an emulator from before control secrets makes no file
+        secret_file = Path(self._flag("--control-secret-file") or self.state_dir / "control-secret")
+        self.control_secret = secret_file.read_text().strip() if secret_file.exists() else None
+        token_file = self._flag("--arm-token-file")
+        if token_file:
+            self.token = Path(token_file).read_text().strip()
         return self
+
+    def _flag(self, name: str) -> str | None:
+        """The value given to flag ``name`` in extra_args, if any."""
+        args = self.extra_args
+        return next((args[i + 1] for i, a in enumerate(args[:-1]) if a == name), None)
 
     @classmethod
     def every(cls) -> list["EmulatorProcess"]:
@@ -98,7 +112,10 @@ class EmulatorProcess:
                 self.proc.wait(5)
 
     def control(self, method: str, path: str, json=None, **kw) -> requests.Response:
-        return requests.request(method, self.base_url + path, json=json, verify=self.ca_file, timeout=60, **kw)
+        headers = {**({CONTROL_SECRET_HEADER: self.control_secret} if self.control_secret else {}),
+                   **kw.pop("headers", {})}
+        return requests.request(method, self.base_url + path, json=json, headers=headers, verify=self.ca_file,
+                                timeout=60, **kw)
 
     def arm(self, method: str, path: str, token: str | None = "default", **kw) -> requests.Response:
         headers = kw.pop("headers", {})

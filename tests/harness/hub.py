@@ -50,7 +50,8 @@ def product_login_traits(hub_url: str, data_dir: Path, emulator, **settings: str
     host, port = hub_url.split("//", 1)[1].split(":")
     values = load_settings({
         **example_env(),
-        "HOST": host, "HTTPS_PORT": port,
+        # a test hub's public URL is an address (plain http): every server on its origin
+        "HOST": host, "HTTPS_PORT": port, "HUB_USER_SUBDOMAINS": "false",
         "EMULATOR_URL": emulator.base_url, "EMULATOR_PUBLIC_URL": emulator.base_url,
         "EMULATOR_CA": emulator.ca_file,
         "HUB_DATA_DIR": str(data_dir), "AML_PROFILES_FILE": str(ROOT / "hub" / "profiles.json"),

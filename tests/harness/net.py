@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import http.cookiejar
 import socket
 import ssl
 import subprocess
@@ -124,3 +125,48 @@ class ServerThread:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def resolve_localhost_subdomains() -> None:
+    """Names under ``localhost`` (``alice.localhost``) resolve to the loopback
+    address in this process, as RFC 6761 asks and as browsers, curl and
+    systemd-resolved do; glibc's plain /etc/hosts lookup does not. Users'
+    servers live on such names in local mode (HUB_USER_SUBDOMAINS).
+
+    And cookies for ``Domain=localhost`` go back to localhost itself, as a
+    browser sends them: the standard library's cookie policy looks at a
+    dotless host as ``<host>.local`` and never does (JupyterHub sets its
+    session id so when users' servers are on hosts under the hub's)."""
+    send_to_localhost_too(http.cookiejar.DefaultCookiePolicy)
+    if getattr(socket.getaddrinfo, "resolves_localhost_subdomains", False):
+        return
+    plain = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        name = host.decode() if isinstance(host, bytes) else host
+        if isinstance(name, str) and name.lower().rstrip(".").endswith(".localhost"):
+            host = "localhost"
+        return plain(host, *args, **kwargs)
+
+    getaddrinfo.resolves_localhost_subdomains = True
+    socket.getaddrinfo = getaddrinfo
+
+
+def _under_localhost(cookie_domain: str, request) -> bool:
+    host = request.host.split(":", 1)[0].lower()
+    return cookie_domain.lstrip(".").lower() == "localhost" and (host == "localhost" or host.endswith(".localhost"))
+
+
+def send_to_localhost_too(policy: type) -> None:
+    if getattr(policy, "sends_localhost_domain_cookies", False):
+        return
+    plain_domain_ok, plain_cookie_ok = policy.domain_return_ok, policy.return_ok_domain
+
+    def domain_return_ok(self, domain, request):
+        return _under_localhost(domain, request) or plain_domain_ok(self, domain, request)
+
+    def return_ok_domain(self, cookie, request):
+        return _under_localhost(cookie.domain, request) or plain_cookie_ok(self, cookie, request)
+
+    policy.domain_return_ok, policy.return_ok_domain = domain_return_ok, return_ok_domain
+    policy.sends_localhost_domain_cookies = True

@@ -28,8 +28,10 @@ def run_doctor(emulator, tmp_path: Path, **settings: str) -> tuple[int, dict[str
     data = tmp_path / "data"
     (data / "secrets").mkdir(parents=True, exist_ok=True, mode=0o700)
     (data / "secrets" / "hub-id").write_text(HUB_ID + "\n")
+    (tmp_path / "arm-token").write_text(emulator.token + "\n")  # as the compose stack's emulator shares it
     env = {**example_env(), "EMULATOR_URL": emulator.base_url, "EMULATOR_PUBLIC_URL": emulator.base_url,
-           "EMULATOR_CA": str(emulator.ca_file), "HUB_DATA_DIR": str(data),
+           "EMULATOR_CA": str(emulator.ca_file), "EMULATOR_ARM_TOKEN_FILE": str(tmp_path / "arm-token"),
+           "HUB_DATA_DIR": str(data),
            "AML_PROFILES_FILE": str(ROOT / "hub" / "profiles.json"), "AML_TUNNEL_SERVICE_URL": "",
            "HUB_PROXY_TOKEN_FILE": str(tmp_path / "proxy-token"), "PATH": os.environ["PATH"], **settings}
     r = subprocess.run([DOCTOR], capture_output=True, text=True, env=env, timeout=180)

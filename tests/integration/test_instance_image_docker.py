@@ -261,12 +261,12 @@ async def test_without_internet_no_route_out_but_the_host_reaches_ssh_and_jupyte
             assert "timed out" in probe.stderr or "Error" in probe.stderr, probe.stderr
 
             base = f"/instances/{inst.name}/"
-            origin = await runtime.application_url(inst, base)
-            assert origin == f"http://{conn.private_ip}:8890"
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
-                async with http.get(f"{origin}{base}api/status") as resp:
+            lab = await runtime.application_url(inst, base)
+            assert lab.origin == f"http://{conn.private_ip}:8890"
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10), headers=lab.headers) as http:
+                async with http.get(f"{lab.origin}{base}api/status") as resp:
                     assert resp.status == 200
-                async with http.get(f"{origin}{base}api/kernelspecs") as resp:
+                async with http.get(f"{lab.origin}{base}api/kernelspecs") as resp:
                     assert set(KERNELS) <= set((await resp.json())["kernelspecs"])
             # AML's Jupyter service: jupyter_env's, as azureuser
             lab = await out(ssh, "pid=$(cat /tmp/aml-jupyterlab.pid); ps -o user= -p $pid; "

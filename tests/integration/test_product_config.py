@@ -205,7 +205,7 @@ def test_a_killed_hubs_instances_page_stops_by_itself_and_the_next_hub_gets_its_
     page_port = str(free_port())
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    first, data, _, _ = start_product_hub(tmp_path / "a", HUB_INSTANCES_PAGE_PORT=page_port)
+    first, data, _, _ = start_product_hub(tmp_path / "a", HUB_INSTANCES_PAGE_PORT=page_port, HOST="localhost")
     left = {int((data / "proxy.pid").read_text())}  # the proxy (meant to outlive the hub) and the culler (not ours)
     second = None
     try:
@@ -214,13 +214,14 @@ def test_a_killed_hubs_instances_page_stops_by_itself_and_the_next_hub_gets_its_
         first.kill()
         first.wait(10)
         # a hub started again at once (a supervisor's restart) on the same settings
-        second, _, log_path, port = start_product_hub(tmp_path / "b", HUB_INSTANCES_PAGE_PORT=page_port)
+        second, _, log_path, port = start_product_hub(tmp_path / "b", HUB_INSTANCES_PAGE_PORT=page_port, HOST="localhost")
         wait_until(lambda: gone(page), 30, "the instances page of the killed hub to stop")
         instances_page_of(second)
         # the new hub's page, behind its proxy: it sends a browser to the hub's OAuth
+        # (on a host of its own, as users' servers: HOST=localhost here, HUB_USER_SUBDOMAINS by default)
+        page_url = f"http://aml-instances--service.localhost:{port}/services/aml-instances/"
         r = wait_until(lambda: (lambda r: r if r.status_code == 302 and "oauth2/authorize" in r.headers["Location"]
-                                else None)(requests.get(f"http://127.0.0.1:{port}/services/aml-instances/",
-                                                        timeout=10, allow_redirects=False)),
+                                else None)(requests.get(page_url, timeout=10, allow_redirects=False)),
                        30, "the new hub's instances page to answer")
         assert r.status_code == 302
         log = log_path.read_text()

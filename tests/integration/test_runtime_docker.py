@@ -124,12 +124,14 @@ async def test_on_a_network_with_forwarding_env_and_jupyterlab(tmp_path, docker_
                     listener.close()
 
                 base = f"/instances/{name}/"
-                origin = await runtime.application_url(inst, base)
-                assert origin == f"http://{conn.private_ip}:8890"
+                lab = await runtime.application_url(inst, base)
+                assert lab.origin == f"http://{conn.private_ip}:8890"
                 async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
-                    async with http.get(f"{origin}{base}api/status") as resp:
+                    async with http.get(f"{lab.origin}{base}api/status", headers=lab.headers) as resp:
                         assert resp.status == 200
-                assert await runtime.application_url(inst, base) == origin
+                    async with http.get(f"{lab.origin}{base}api/status") as resp:  # no token: refused
+                        assert resp.status == 403
+                assert await runtime.application_url(inst, base) == lab
             finally:
                 await runtime.destroy(inst)
     finally:
@@ -146,10 +148,10 @@ async def test_published_jupyterlab_without_network(tmp_path, docker_client, ima
             await runtime.create(inst)
             await runtime.boot(inst)  # no key: sshd runs and refuses everyone
             base = f"/instances/{name}/"
-            origin = await runtime.application_url(inst, base)
-            assert origin.startswith("http://127.0.0.1:")
+            lab = await runtime.application_url(inst, base)
+            assert lab.origin.startswith("http://127.0.0.1:")
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
-                async with http.get(f"{origin}{base}api/status") as resp:
+                async with http.get(f"{lab.origin}{base}api/status", headers=lab.headers) as resp:
                     assert resp.status == 200
         finally:
             await runtime.destroy(inst)

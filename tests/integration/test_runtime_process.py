@@ -276,16 +276,19 @@ async def test_boot_without_disk_fails_with_a_message(tmp_path):
 async def test_application_url_serves_jupyterlab_at_the_base_path(tmp_path):
     async with _machine(tmp_path, "ci-lab", None) as (runtime, inst, _):
         base = "/instances/ci-lab/"
-        origin = await runtime.application_url(inst, base)
+        lab = await runtime.application_url(inst, base)
+        origin = lab.origin
         assert origin.startswith("http://127.0.0.1:")
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
-            async with http.get(f"{origin}{base}api/status") as resp:
+            async with http.get(f"{origin}{base}api/status", headers=lab.headers) as resp:
                 assert resp.status == 200
                 assert "started" in await resp.json()
-            async with http.get(f"{origin}{base}api/contents") as resp:  # rooted in the home
+            async with http.get(f"{origin}{base}api/contents", headers=lab.headers) as resp:  # rooted in the home
                 assert resp.status == 200
+            async with http.get(f"{origin}{base}api/contents") as resp:  # only the emulator's proxy holds the token
+                assert resp.status == 403
         lab_pid = inst.data["jupyter"]["pid"]
-        assert await runtime.application_url(inst, base) == origin  # reused, not restarted
+        assert await runtime.application_url(inst, base) == lab  # reused, not restarted
         assert inst.data["jupyter"]["pid"] == lab_pid
 
         await runtime.shutdown(inst)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import os
 import sqlite3
 import stat
 import tarfile
@@ -335,3 +336,113 @@ def test_main_prints_one_line_and_exits_1(tmp_path, capsys):
     assert err.count("\n") == 1 and err.startswith("aml-jupyterhub-backup: ") and "Traceback" not in err
     assert main(["create", "--hub-dir", str(tmp_path / "none"), "--out", str(tmp_path / "o")], environ={}) == 1
     assert "mount the hub-data volume" in capsys.readouterr().err
+
+
+# ---- owners and modes: the restore's own, never the archive's ---------------------
+
+HUB_OWNER = (4343, 4344)  # the hub's user in these tests: neither root nor whoever runs them
+
+
+@pytest.fixture
+def owner_of(monkeypatch):
+    """Where a restored entry's owner is read: its own as root; as anyone else (CI's
+    runner), what the restore's os.chown calls asked for, as if it ran as root."""
+    monkeypatch.setattr(backup, "hub_owner", lambda: HUB_OWNER)
+    if os.geteuid() == 0:
+        return lambda p: (p.lstat().st_uid, p.lstat().st_gid)
+    asked: dict[Path, tuple[int, int]] = {}
+
+    def chown(path, uid, gid, *, follow_symlinks=True):
+        # staged, then renamed into the volume: recorded under the path it ends up at
+        asked[Path(*[p for p in Path(path).parts if not p.startswith(".aml-restore-")])] = (uid, gid)
+
+    monkeypatch.setattr(backup.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(backup.os, "chown", chown)
+    return lambda p: asked.get(p, "never chowned: the restoring user's")
+
+
+def _crafted(path: Path, members: list[tuple[str, str, int, int]]) -> Path:
+    """An archive whose members (name, "file"/"dir", mode, uid) carry whatever
+    owners and modes its maker chose, with a manifest that passes the checks."""
+    files = {s: sum(1 for n, kind, _, _ in members if kind == "file" and n.startswith(s + "/")) for s in (HUB, CADDY)}
+    manifest = make_manifest(created=NOW, hub_id="h1", database=Database("postgresql"), users=None, counts=files,
+                             version="0.1.0")
+    with tarfile.open(path, "w:gz") as tar:
+        body = json.dumps(manifest).encode()
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(body)
+        tar.addfile(info, io.BytesIO(body))
+        for name, kind, mode, uid in members:
+            info = tarfile.TarInfo(name)
+            info.mode, info.uid, info.gid, info.mtime = mode, uid, uid, NOW.timestamp()
+            if kind == "dir":
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            else:
+                body = b"#!/bin/sh\nid\n"
+                info.size = len(body)
+                tar.addfile(info, io.BytesIO(body))
+    return path
+
+
+def _entries(root: Path) -> list[Path]:
+    return [root, *sorted(root.rglob("*"))]
+
+
+def test_restore_gives_caddys_volume_roots_owner_and_caddys_modes_not_the_archives(tmp_path, owner_of):
+    """A crafted archive plants a root-owned setuid program, a file of uid 4242 and a
+    world-writable folder in Caddy's volume: all come out root's, 0600 and 0700."""
+    path = _crafted(tmp_path / "crafted.tar.gz", [
+        ("hub-data", "dir", 0o777, 4242),
+        ("hub-data/secrets", "dir", 0o1777, 4242),
+        ("hub-data/secrets/cookie_secret", "file", 0o6755, 0),
+        ("caddy-data", "dir", 0o777, 4242),
+        ("caddy-data/caddy", "dir", 0o3777, 4242),
+        ("caddy-data/caddy/rootshell", "file", 0o4755, 0),
+        ("caddy-data/caddy/theirs", "file", 0o666, 4242),
+        ("caddy-data/caddy/pki/authorities/local/root.key", "file", 0o644, 4242),  # its folders unlisted
+    ])
+    hub, caddy = tmp_path / "hub", tmp_path / "caddy"
+    hub.mkdir()
+    caddy.mkdir()
+    backup.restore(path, hub, caddy, {})
+    mode = lambda p: stat.S_IMODE(p.lstat().st_mode)  # noqa: E731
+    found = {str(p.relative_to(caddy)): (owner_of(p), oct(mode(p))) for p in _entries(caddy)}
+    root_dir, root_file = ((0, 0), "0o700"), ((0, 0), "0o600")
+    assert found == {
+        ".": ((0, 0), "0o755"),  # as the image's /data
+        "caddy": root_dir, "caddy/rootshell": root_file, "caddy/theirs": root_file,
+        "caddy/pki": root_dir, "caddy/pki/authorities": root_dir, "caddy/pki/authorities/local": root_dir,
+        "caddy/pki/authorities/local/root.key": root_file,
+    }
+    found = {str(p.relative_to(hub)): (owner_of(p), oct(mode(p))) for p in _entries(hub)}
+    assert found == {".": (HUB_OWNER, "0o700"), "secrets": (HUB_OWNER, "0o700"),
+                     "secrets/cookie_secret": (HUB_OWNER, "0o600")}
+    assert (caddy / "caddy" / "rootshell").read_bytes() == b"#!/bin/sh\nid\n"
+
+
+def test_restore_gives_folders_the_archive_does_not_list_the_hubs_owner(tmp_path, owner_of):
+    """An archive listing hub-data's files without their folders (nor the volume itself):
+    each folder made on the way is the hub's, 0700, as the hub makes them, never root's."""
+    path = _crafted(tmp_path / "files-only.tar.gz", [
+        ("hub-data/secrets/cookie_secret", "file", 0o600, 0),
+        ("hub-data/secrets/instance-keys/ab12/jh-y", "file", 0o600, 0),
+        ("hub-data/secrets/instance-keys/ab12/jh-y.pub", "file", 0o644, 0),
+        ("hub-data/internal-ssl/hub-ca/hub-ca.key", "file", 0o600, 0),
+    ])
+    hub, caddy = tmp_path / "hub", tmp_path / "caddy"
+    hub.mkdir(mode=0o755)
+    caddy.mkdir()
+    backup.restore(path, hub, caddy, {})
+    mode = lambda p: stat.S_IMODE(p.lstat().st_mode)  # noqa: E731
+    found = {str(p.relative_to(hub)): (owner_of(p), oct(mode(p))) for p in _entries(hub)}
+    assert found == {
+        ".": (HUB_OWNER, "0o700"),
+        "secrets": (HUB_OWNER, "0o700"), "secrets/cookie_secret": (HUB_OWNER, "0o600"),
+        "secrets/instance-keys": (HUB_OWNER, "0o700"), "secrets/instance-keys/ab12": (HUB_OWNER, "0o700"),
+        "secrets/instance-keys/ab12/jh-y": (HUB_OWNER, "0o600"),
+        "secrets/instance-keys/ab12/jh-y.pub": (HUB_OWNER, "0o644"),
+        "internal-ssl": (HUB_OWNER, "0o700"), "internal-ssl/hub-ca": (HUB_OWNER, "0o700"),
+        "internal-ssl/hub-ca/hub-ca.key": (HUB_OWNER, "0o600"),
+    }
+    assert not list(caddy.iterdir())  # an archive without Caddy's data leaves its volume alone

@@ -30,8 +30,9 @@ def test_env_example_as_it_is_is_local_mode():
 
 def test_env_example_holds_the_emulators_test_identity():
     """Local mode is wired through settings only: .env.example's Azure AD
-    values are the emulator's app registration and groups, its token the one
-    compose gives the emulator (the hub's package knows none of them)."""
+    values are the emulator's app registration and groups (the hub's package
+    knows none of them); no ARM token: the emulator makes its own on first
+    start, into the file compose shares with the hub."""
     from aml_emulator.aad import IdentityConfig
     from aml_emulator.config import DEFAULT_ARM_TOKEN
 
@@ -42,9 +43,11 @@ def test_env_example_holds_the_emulators_test_identity():
     groups = {g.display_name: g.id for g in identity.groups}
     assert env["AAD_ALLOWED_GROUPS"] == groups["Data Science"] and env["AAD_ADMIN_GROUPS"] == groups["Hub Admins"]
     assert env["AAD_GROUP_NAMES"] == ",".join(f"{g.id}={g.display_name}" for g in identity.groups)
-    assert env["AML_STATIC_TOKEN"] == DEFAULT_ARM_TOKEN
+    assert env["AML_STATIC_TOKEN"] == ""
     compose = (ROOT / "compose.yaml").read_text()
-    assert "--arm-token ${AML_STATIC_TOKEN:-" + DEFAULT_ARM_TOKEN + "}" in compose
+    emulator_args = compose.split("AML_EMULATOR_ARGS: >-", 1)[1].split("volumes:", 1)[0]
+    assert f"--arm-token-file {env['EMULATOR_ARM_TOKEN_FILE']} " in emulator_args
+    assert "--arm-token " not in emulator_args and DEFAULT_ARM_TOKEN not in compose
 
 
 def test_local_mode_without_the_emulators_settings_says_where_they_are():
@@ -158,10 +161,31 @@ def test_bad_values_named(env, text):
         load_settings({**example_env(), **env})
 
 
-@pytest.mark.parametrize("host", ["localhost", "hub.example.org", "hub-1.data.example.org.", "10.0.0.4"])
+@pytest.mark.parametrize("host", ["localhost", "hub.example.org", "hub-1.data.example.org."])
 def test_good_hosts_and_addresses_pass(host):
     values = load_settings({**example_env(), "HOST": host, "ACME_EMAIL": "ops+hub@example.org"})
     assert (values["HOST"], values["ACME_EMAIL"]) == (host, "ops+hub@example.org")
+
+
+@pytest.mark.parametrize("host", ["10.0.0.4"])
+def test_an_ip_address_as_host_needs_users_on_the_hubs_origin(host):
+    with pytest.raises(ConfigError, match=rf"HOST={host} is an IP address, which has no subdomains"):
+        load_settings({**example_env(), "HOST": host})
+    values = load_settings({**example_env(), "HOST": host, "HUB_USER_SUBDOMAINS": "false"})
+    assert values["HOST"] == host and values["HUB_USER_SUBDOMAINS"] is False
+
+
+def test_users_servers_get_hosts_of_their_own_by_default(tmp_path):
+    values = load_settings({**example_env(), "HUB_DATA_DIR": str(tmp_path), "HOST": "hub.example.org",
+                            "AML_PROFILES_FILE": str(ROOT / "hub" / "profiles.json")})
+    c = Config()
+    configure(c, values, environ={})
+    assert c.JupyterHub.subdomain_host == "https://hub.example.org"
+    assert c.JupyterHub.cookie_host_prefix_enabled is True
+    assert c.JupyterHub.tornado_settings["headers"]["X-Frame-Options"] == "DENY"
+    single = Config()
+    configure(single, {**values, "HUB_USER_SUBDOMAINS": False}, environ={})
+    assert "subdomain_host" not in single.JupyterHub and "cookie_host_prefix_enabled" not in single.JupyterHub
 
 
 def test_a_huge_value_is_not_echoed_whole():
@@ -249,8 +273,8 @@ def test_configure_local_points_at_the_emulator(tmp_path):
     assert a.authorize_url.startswith("https://localhost:8443/") and a.token_url.startswith("https://emulator:8443/")
     assert a.group_display_names["5e1dd9df-b8aa-4f0e-a9ea-7938609ffd83"] == "Data Science"
     assert c.AMLSpawner.arm_endpoint == "https://emulator:8443"
-    assert (c.AMLSpawner.credential_type, c.AMLSpawner.static_token) == ("static-token", "aml-emulator-local-token")
-    assert "credential" not in c.AMLSpawner
+    assert c.AMLSpawner.credential_type == "static-token" and "static_token" not in c.AMLSpawner
+    assert c.AMLSpawner.credential.path == "/srv/emulator-ca/arm-token"  # the emulator's, read when first used
     assert [s["name"] for s in c.JupyterHub.services] == ["aml-instances"]  # culling off; the admins' page
     assert c.JupyterHub.services[0]["url"] == "http://127.0.0.1:10102"  # the hub starts its own proxy here
 
@@ -383,3 +407,29 @@ def test_the_direct_compose_file_publishes_the_hubs_api_on_the_vnet_address_only
     assert direct["services"]["hub"]["ports"] == [
         "${HUB_VNET_IP:?direct mode needs HUB_VNET_IP, the hub VM's private IP in the instances' VNet}:8081:8081"]
     assert set(direct["services"]) == {"hub"}
+
+
+def test_a_service_on_a_host_of_its_own_is_linked_with_the_hubs_port(tmp_path):
+    from jupyterhub.services.service import Service
+
+    values = load_settings({**example_env(), "HUB_DATA_DIR": str(tmp_path), "HTTPS_PORT": "8444",
+                            "AML_PROFILES_FILE": str(ROOT / "hub" / "profiles.json")})
+    configure(Config(), values, environ={})
+    service = Service(name="aml-instances", domain="aml-instances--service.localhost",
+                      host="https://aml-instances--service.localhost:8444", base_url="/")
+    # JupyterHub's own link was //aml-instances--service.localhost/services/aml-instances/ (port 443)
+    assert service.href == "https://aml-instances--service.localhost:8444/services/aml-instances/"
+    assert Service(name="page", base_url="/").href == "/services/page/"
+
+
+def test_under_compose_redirect_modes_endpoint_is_where_the_proxys_container_reaches_it(tmp_path):
+    base = {**example_env(), "HUB_DATA_DIR": str(tmp_path), "AML_PROFILES_FILE": str(ROOT / "hub" / "profiles.json"),
+            "HUB_PROXY_API_URL": "http://proxy:8001", "HUB_INTERNAL_URL": "http://hub:8081",
+            "HUB_PROXY_TOKEN_FILE": str(tmp_path / "proxy-secrets" / "token")}
+    c = Config()
+    configure(c, load_settings(base), environ={})
+    assert (c.AMLSpawner.redirect_bind_ip, c.AMLSpawner.redirect_port, c.AMLSpawner.redirect_connect_ip) == \
+        ("0.0.0.0", 8083, "hub")  # not 127.0.0.1 in the hub's container, where the proxy answered 503
+    mine = Config()
+    configure(mine, load_settings({**base, "AML_REDIRECT_PORT": "9099"}), environ={})
+    assert (mine.AMLSpawner.redirect_port, mine.AMLSpawner.redirect_connect_ip) == (9099, "hub")

@@ -59,3 +59,19 @@ def test_closing_one_that_never_started_is_a_no_op():
     r = Redirector()
     asyncio.run(r.close())
     assert r._runner is None
+
+
+def test_with_users_on_hosts_of_their_own_the_redirect_names_the_hubs_origin():
+    r = Redirector()
+    r.hub_origin = "https://hub.example.org"
+    sent = urlsplit(sent_to(r, "GET", "/user/alice/lab"))
+    assert (sent.scheme, sent.netloc, sent.path) == ("https", "hub.example.org", "/hub/aml/open")
+    assert parse_qs(sent.query) == {"path": ["/user/alice/lab"]}
+
+
+def test_the_proxy_reaches_it_where_it_is_told_and_its_address_is_fixed_once_it_listens():
+    r = Redirector()
+    r.configure("0.0.0.0", 8083, "hub")
+    assert r.url == "http://hub:8083"
+    r.configure("0.0.0.0", 8083, "")
+    assert r.url == "http://127.0.0.1:8083"  # listening everywhere: reached on this machine

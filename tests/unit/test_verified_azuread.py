@@ -58,14 +58,8 @@ def authenticator(tenant: Tenant, **kw) -> VerifiedAzureAdOAuthenticator:
 
 
 async def login(auth, token):
-    """What authenticate() does with the token response: checked with expiry."""
-    from aml_jupyterhub.auth import _fresh_login
-
-    reset = _fresh_login.set(True)
-    try:
-        return await auth.token_to_user({"id_token": token})
-    finally:
-        _fresh_login.reset(reset)
+    """What authenticate() does with the token response."""
+    return await auth.token_to_user({"id_token": token})
 
 
 @pytest.mark.asyncio
@@ -105,14 +99,6 @@ async def test_unsigned_token_refused(idp):
     unsigned = jwt.encode(claims(), None, algorithm="none")
     with pytest.raises(HTTPError, match="not signed with RS256"):
         await login(authenticator(tenant), unsigned)
-
-
-@pytest.mark.asyncio
-async def test_refresh_keeps_an_expired_but_genuine_token(idp):
-    aad, tenant = idp
-    old = sign(aad, claims(exp=int(time.time()) - 3600, nbf=int(time.time()) - 7200))
-    user = await authenticator(tenant).token_to_user({"id_token": old})  # no fresh login: refresh
-    assert user["oid"]
 
 
 @pytest.mark.parametrize("name,readable", [

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from .app import create_app
 from .config import load_config
+from .secretfiles import SecretFileError
 from .tls import ensure_certificates, publish_ca, server_ssl_context
 
 
@@ -19,7 +20,10 @@ def main(argv: list[str] | None = None) -> None:
     ca, cert, key = ensure_certificates(config.state_dir / "tls", config.hostnames)
     # Clients trust this file (ca_bundle / REQUESTS_CA_BUNDLE); documented as DIR/ca.pem.
     publish_ca(ca, config.state_dir / "ca.pem", config.ca_export)
-    app = create_app(config)
+    try:
+        app = create_app(config)
+    except SecretFileError as e:
+        sys.exit(f"aml-emulator: {e}")
     print(
         f"aml emulator: https://{config.host}:{config.port} (runtime {config.runtime}); "
         f"trust {config.state_dir / 'ca.pem'}",

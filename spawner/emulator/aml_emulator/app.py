@@ -15,18 +15,20 @@ from aiohttp import web
 
 from .automation import Automation
 from .arm import ArmApi, RequestLog, error_response, request_ids_middleware
-from .config import EmulatorConfig, load_config
-from .control import ControlApi
+from .config import DEFAULT_ARM_TOKEN, EmulatorConfig, load_config
+from .control import ControlApi, control_guard
 from .errors import ArmError
 from .faults import Fault
 from .models import Backend
 from .roles import STATIC_TOKEN_OID, Roles, RolesApi
 from .recorder import ResponseRecorder, recording_middleware
 from .retail import RetailPricesApi
+from .secretfiles import ensure_secret
 from .store import JsonStore
 
 log = logging.getLogger("aml_emulator")
 
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 # Token audiences ARM accepts (the SDK asks for https://management.azure.com/.default).
 ARM_AUDIENCES = ("https://management.azure.com/", "https://management.azure.com", "https://management.core.windows.net/")
 
@@ -91,7 +93,8 @@ def arm_middleware(backend: Backend, request_log: RequestLog, tokens: list[str],
                 ArmError(
                     401,
                     "InvalidAuthenticationToken",
-                    "The access token is invalid. Use the emulator's token (see its --arm-token) or one it issued.",
+                    "The access token is invalid. Use the emulator's token (its --arm-token, or the one in its "
+                    "--arm-token-file) or one it issued.",
                 )
             )
         caller, principal = found
@@ -106,6 +109,15 @@ def arm_middleware(backend: Backend, request_log: RequestLog, tokens: list[str],
         return await handler(request)
 
     return middleware
+
+
+def ensure_secrets(config: EmulatorConfig) -> tuple[list[str], str]:
+    """The ARM tokens to accept and the control API's secret, each secret file
+    made on first start (SecretFileError says why one cannot be)."""
+    arm_tokens = list(config.arm_tokens)
+    if config.arm_token_file:
+        arm_tokens.append(ensure_secret(config.arm_token_file, "--arm-token-file", config.arm_token_file_owner))
+    return arm_tokens, ensure_secret(config.control_secret_path, "--control-secret-file")
 
 
 def create_app(config: EmulatorConfig) -> web.Application:
@@ -123,7 +135,7 @@ def create_app(config: EmulatorConfig) -> web.Application:
     request_log = RequestLog()
 
     from .aad import AzureAD, IdentityConfig
-    from .appproxy import ApplicationProxy
+    from .appproxy import ApplicationProxy, Upstream
 
     identity = IdentityConfig.load(config.identity_file)
     if config.redirect_uris and identity.apps:
@@ -133,7 +145,12 @@ def create_app(config: EmulatorConfig) -> web.Application:
     aad = AzureAD(identity, config.state_dir / "aad")
     roles = Roles(config.workspaces, config.roles, hub_client_id=identity.apps[0].client_id if identity.apps else None)
 
-    middlewares = [request_ids_middleware(), arm_middleware(backend, request_log, config.arm_tokens, aad, roles)]
+    arm_tokens, control_secret = ensure_secrets(config)
+    if DEFAULT_ARM_TOKEN in arm_tokens and config.host not in LOOPBACK_HOSTS:
+        log.warning("ARM accepts the public test token %s on %s: anything that reaches this address (compute "
+                    "instances too) may act as the hub; give --arm-token-file instead", DEFAULT_ARM_TOKEN, config.host)
+    middlewares = [request_ids_middleware(), control_guard(control_secret, str(config.control_secret_path)),
+                   arm_middleware(backend, request_log, arm_tokens, aad, roles)]
     if config.record_responses:
         middlewares.insert(0, recording_middleware(ResponseRecorder(config.record_responses)))
     app = web.Application(
@@ -153,14 +170,14 @@ def create_app(config: EmulatorConfig) -> web.Application:
     RetailPricesApi(config.public_url or "").add_routes(app)
     aad.add_routes(app)
 
-    async def resolve(name: str):
+    async def resolve(name: str) -> Upstream:
         try:
-            inst, origin = await backend.application_origin(name)
+            inst, lab = await backend.application_lab(name)
         except KeyError:
             raise web.HTTPNotFound(text=f"No compute instance named '{name}'.") from None
         except LookupError as e:
             raise web.HTTPConflict(text=str(e)) from None
-        return origin, inst.owner_oid()
+        return Upstream(lab.origin, inst.owner_oid(), lab.token)
 
     ApplicationProxy(aad, resolve).add_routes(app)
 

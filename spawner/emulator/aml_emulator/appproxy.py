@@ -6,7 +6,9 @@ sees "does not have access". The emulator serves the same thing at
 ``/instances/<name>/...``: it signs the browser in with the emulated Azure
 AD's SSO session, checks the instance's assigned user, and reverse-proxies
 HTTP and websockets (kernels) to the JupyterLab the runtime started on the
-instance with base URL ``/instances/<name>/``.
+instance with base URL ``/instances/<name>/``, adding the token that Lab
+requires (see ``runtime.lab``): the Lab itself admits nobody who comes any
+other way, such as another instance on the same network.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, NamedTuple
 
 import aiohttp
 from aiohttp import web
@@ -28,7 +30,16 @@ log = logging.getLogger(__name__)
 
 _HEADING = "Local Azure ML emulator: compute instance"
 
-Resolver = Callable[[str], Awaitable[tuple[str, "str | None"]]]
+
+class Upstream(NamedTuple):
+    """An instance's application as the proxy reaches it."""
+
+    origin: str  # plain HTTP, e.g. http://10.0.0.5:8890
+    assigned_oid: str | None  # the one user the proxy lets in (None: nobody)
+    token: str | None = None  # what the application requires of every request ("Authorization: token ...")
+
+
+Resolver = Callable[[str], Awaitable[Upstream]]
 
 # RFC 9110 section 7.6.1 connection-specific headers, plus the old "Proxy-Connection"
 _HOP_BY_HOP = frozenset(
@@ -67,7 +78,7 @@ class ApplicationProxy:
     """Serves ``/instances/{name}/{tail}`` for the instance's assigned user."""
 
     def __init__(self, aad: AzureAD, resolve: Resolver, *, connect_timeout: float = 10.0):
-        """``resolve(name)`` gives ``(upstream_origin, assigned_user_oid)``.
+        """``resolve(name)`` gives the instance's :class:`Upstream`.
 
         It raises ``web.HTTPNotFound`` for an unknown instance and
         ``web.HTTPConflict``/``web.HTTPServiceUnavailable`` (with a text
@@ -109,7 +120,7 @@ class ApplicationProxy:
         user = self._aad.session_user(request)
         if user is None:
             return self._aad.login_redirect(request, return_to=request.url)
-        upstream, assigned = await self._resolve(name)
+        upstream, assigned, token = await self._resolve(name)
         if assigned is None or assigned.lower() != user.oid.lower():
             return self._forbidden(request, name, user.upn, assigned is None)
         prefix = f"/instances/{name}"
@@ -122,8 +133,8 @@ class ApplicationProxy:
             )
         target = URL(upstream.rstrip("/") + request.raw_path, encoded=True)
         if request.headers.get("Upgrade", "").lower() == "websocket" and request.method == "GET":
-            return await self._proxy_websocket(request, target, upstream)
-        return await self._proxy_http(request, target, upstream)
+            return await self._proxy_websocket(request, target, upstream, token)
+        return await self._proxy_http(request, target, upstream, token)
 
     def _forbidden(self, request: web.Request, name: str, upn: str, unassigned: bool) -> web.Response:
         if unassigned:
@@ -148,10 +159,12 @@ class ApplicationProxy:
         )
         return render_page("Access denied", body, status=403, heading=_HEADING)
 
-    def _upstream_headers(self, request: web.Request, upstream: str, *, websocket: bool) -> CIMultiDict:
+    def _upstream_headers(self, request: web.Request, upstream: str, token: str | None, *,
+                          websocket: bool) -> CIMultiDict:
         public = request.url.origin()
         upstream_url = URL(upstream)
-        drop = _HOP_BY_HOP | _connection_tokens(request.headers) | {"host", "expect"}
+        # the browser's own Authorization is not the application's: the gateway's token replaces it
+        drop = _HOP_BY_HOP | _connection_tokens(request.headers) | {"host", "expect", "authorization"}
         if websocket:
             drop |= _WS_HANDSHAKE | {"content-length"}
         out: CIMultiDict = CIMultiDict()
@@ -173,6 +186,8 @@ class ApplicationProxy:
                 value = str(upstream_url.origin()) + value[len(str(public)) :]
             out.add(key, value)
         out["Host"] = upstream_url.raw_authority
+        if token:
+            out["Authorization"] = f"token {token}"
         out["X-Forwarded-Proto"] = request.scheme
         out["X-Forwarded-Host"] = request.host
         if request.remote:
@@ -180,8 +195,9 @@ class ApplicationProxy:
             out["X-Forwarded-For"] = f"{prior}, {request.remote}" if prior else request.remote
         return out
 
-    async def _proxy_http(self, request: web.Request, target: URL, upstream: str) -> web.StreamResponse:
-        headers = self._upstream_headers(request, upstream, websocket=False)
+    async def _proxy_http(self, request: web.Request, target: URL, upstream: str,
+                          token: str | None) -> web.StreamResponse:
+        headers = self._upstream_headers(request, upstream, token, websocket=False)
         try:
             up = await self._client().request(
                 request.method,
@@ -211,8 +227,9 @@ class ApplicationProxy:
             await resp.write_eof()
             return resp
 
-    async def _proxy_websocket(self, request: web.Request, target: URL, upstream: str) -> web.StreamResponse:
-        headers = self._upstream_headers(request, upstream, websocket=True)
+    async def _proxy_websocket(self, request: web.Request, target: URL, upstream: str,
+                               token: str | None) -> web.StreamResponse:
+        headers = self._upstream_headers(request, upstream, token, websocket=True)
         protocols = [
             p.strip()
             for value in request.headers.getall("Sec-WebSocket-Protocol", [])

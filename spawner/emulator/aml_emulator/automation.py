@@ -4,7 +4,7 @@ Every few (real) seconds, and whenever a test moves the emulator's clock
 (``POST /_emulator/clock``), :class:`Automation` looks at each instance:
 
 - **Idle shutdown.** A Running instance with ``idleTimeBeforeShutdown`` has
-  its own Jupyter server sampled (``runtime.lab_origin`` + the
+  its own Jupyter server sampled (``runtime.running_lab`` + the
   ``jupyter_activity`` probe; what counts is ``idle``'s business). Once it
   has been idle that long it is stopped as AML stops it: a Stop operation
   with ``operationTrigger: IdleShutdown``.
@@ -163,9 +163,9 @@ class Automation:
             return done
         since = f"{(inst.last_operation or {}).get('operationName')}@{(inst.last_operation or {}).get('operationTime')}"
         sample = None
-        located = await self.backend.runtime.lab_origin(inst.runtime_view())
-        if located:
-            sample = await jupyter_activity(*located)
+        lab = await self.backend.runtime.running_lab(inst.runtime_view())
+        if lab:
+            sample = await jupyter_activity(lab)
         book["idle"] = idle.observe(book.get("idle") or {}, sample, now, since)
         if idle.due_for_shutdown(inst.idle_minutes, book["idle"], now):
             log.info("idle shutdown: %s idle for %.0f s", inst.name, idle.idle_seconds(book["idle"], now))

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .control import CONTROL_SECRET_HEADER
 from .models import DEFAULT_TRANSITIONS, TIMING_PROFILES, TRANSITION_KINDS, Workspace
+from .secretfiles import parse_owner
 
 DEFAULT_WORKSPACE = Workspace(
     subscription_id="00000000-0000-0000-0000-000000000000",
@@ -19,9 +21,13 @@ DEFAULT_WORKSPACE = Workspace(
     name="aml-local",
     location="westeurope",
 )
-# Test-only bearer token the emulator accepts for ARM calls (local mode's
-# "credential"); it grants nothing anywhere else.
+# Test-only bearer token the emulator accepts for ARM calls when given neither
+# --arm-token nor --arm-token-file; it grants nothing anywhere else. It is
+# public (it is written here), so an emulator that instances can reach (local
+# mode's) is given --arm-token-file instead and refuses it.
 DEFAULT_ARM_TOKEN = "aml-emulator-local-token"
+# Where the control API's secret is kept unless --control-secret-file says otherwise.
+CONTROL_SECRET_NAME = "control-secret"
 
 
 @dataclass
@@ -39,6 +45,9 @@ class EmulatorConfig:
     time_scale: float = 1.0
     page_size: int = 50
     arm_tokens: list[str] = field(default_factory=lambda: [DEFAULT_ARM_TOKEN])
+    arm_token_file: Path | None = None  # a token made there on first start is accepted too
+    arm_token_file_owner: tuple[int, int] | None = None  # (uid, gid) the file is given to
+    control_secret_file: Path | None = None  # None: STATE_DIR/control-secret (control_secret_path)
     identity_file: Path | None = None
     docker_image: str = "aml-jupyterhub-instance:local"
     docker_network: str | None = None
@@ -49,6 +58,10 @@ class EmulatorConfig:
     redirect_uris: list[str] = field(default_factory=list)
     roles: dict | None = None  # Azure RBAC: {"assignments": [...], "definitions": [...]}; None: roles.py's default
     record_responses: Path | None = None
+
+    @property
+    def control_secret_path(self) -> Path:
+        return self.control_secret_file or self.state_dir / CONTROL_SECRET_NAME
 
 
 def parse_workspace(text: str) -> Workspace:
@@ -98,7 +111,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="multiply the profile's durations, e.g. 0.05 with --timing azure for a bench on real "
                         "timings in a twentieth of the time (default 1); --transition values are not scaled")
     p.add_argument("--page-size", type=int, default=None, help="computes per list page (default 50)")
-    p.add_argument("--arm-token", action="append", default=None, help="static bearer token to accept (repeatable)")
+    p.add_argument("--arm-token", action="append", default=None,
+                   help="static bearer token to accept (repeatable); with neither this nor --arm-token-file: "
+                        f"{DEFAULT_ARM_TOKEN}, which anyone can read here, so only for an emulator nothing "
+                        "else reaches (tests on 127.0.0.1)")
+    p.add_argument("--arm-token-file", type=Path, default=None, metavar="PATH",
+                   help="accept the bearer token kept in PATH, made at random (mode 0600) on first start and "
+                        "kept across restarts: the hub reads it there, e.g. from a volume both mount")
+    p.add_argument("--arm-token-file-owner", default=None, metavar="UID[:GID]",
+                   help="give --arm-token-file to this user (numbers), e.g. the hub's 1000:1000, so that it "
+                        "can read the file while nobody else can (default: the emulator's own user)")
+    p.add_argument("--control-secret-file", type=Path, default=None, metavar="PATH",
+                   help="the control API's secret (/_emulator/...: every path but /_emulator/health), made at "
+                        "random (mode 0600) on first start; a client not on the emulator's own loopback "
+                        f"address sends it in the {CONTROL_SECRET_HEADER} header (default "
+                        f"STATE_DIR/{CONTROL_SECRET_NAME})")
     p.add_argument("--identity-file", type=Path, default=None, help="Azure AD test users, groups and app registrations (JSON)")
     p.add_argument("--docker-image", default=None, help="compute-instance image for the docker runtime")
     p.add_argument("--docker-network", default=None, help="Docker network the instance containers join")
@@ -191,7 +218,20 @@ def load_config(argv: list[str] | None = None) -> EmulatorConfig:
     poll_interval = pick("poll_interval", args.poll_interval, cfg.poll_interval)
     cfg.poll_interval = None if poll_interval is None else float(poll_interval)
     cfg.page_size = int(pick("page_size", args.page_size, cfg.page_size))
-    cfg.arm_tokens = list(pick("arm_tokens", args.arm_token, cfg.arm_tokens))
+    token_file = pick("arm_token_file", args.arm_token_file)
+    cfg.arm_token_file = Path(token_file) if token_file else None
+    # the public default only where no token was chosen at all
+    cfg.arm_tokens = list(pick("arm_tokens", args.arm_token, [] if cfg.arm_token_file else cfg.arm_tokens))
+    owner = pick("arm_token_file_owner", args.arm_token_file_owner)
+    if owner is not None:
+        if cfg.arm_token_file is None:
+            parser.error("--arm-token-file-owner needs --arm-token-file")
+        try:
+            cfg.arm_token_file_owner = parse_owner(str(owner))
+        except ValueError as e:
+            parser.error(f"--arm-token-file-owner: {e}")
+    secret_file = pick("control_secret_file", args.control_secret_file)
+    cfg.control_secret_file = Path(secret_file) if secret_file else None
     identity = pick("identity_file", args.identity_file)
     cfg.identity_file = Path(identity) if identity else None
     cfg.docker_image = pick("docker_image", args.docker_image, cfg.docker_image)

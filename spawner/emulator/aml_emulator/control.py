@@ -1,6 +1,8 @@
 """The ``/_emulator/`` control API: knobs for tests, the demo and benchmarks.
 
 Not part of Azure. Every answer is JSON; bad input gets 400 with a message.
+Only the emulator's own host, or a client holding its secret, may use it (see
+:func:`control_guard`); health is open to anyone.
 
     GET    /_emulator/health
     POST   /_emulator/reset                   remove every instance, fault and quota override; roles as at start
@@ -24,6 +26,8 @@ Not part of Azure. Every answer is JSON; bad input gets 400 with a message.
 from __future__ import annotations
 
 import datetime as dt
+import hmac
+import ipaddress
 import json
 from dataclasses import asdict
 
@@ -32,6 +36,55 @@ from aiohttp import web
 from .errors import ArmError
 from .faults import Fault
 from .models import TRANSITION_KINDS, Backend
+
+
+CONTROL_PREFIX = "/_emulator"
+CONTROL_SECRET_HEADER = "X-Emulator-Secret"
+# Open to anyone: container and compose health checks, and README's curl that
+# shows a browser trusts the emulator's CA. It tells the runtime kind, how many
+# instances there are and the workspaces served: nothing to act on. Nothing else under
+# /_emulator/ is for a browser (the emulated Azure AD's pages live under
+# /<tenant>/), and everything else changes or reveals the emulator's state
+# (instances, faults, roles, the clock, app registrations and test users).
+OPEN_CONTROL_PATHS = frozenset({"/_emulator/health"})
+
+
+def from_loopback(request: web.Request) -> bool:
+    """The peer is on a loopback address: a client on the emulator's own host
+    (or, in its container, the container itself, as its health check)."""
+    try:
+        address = ipaddress.ip_address((request.remote or "").split("%", 1)[0])
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
+
+
+def control_guard(secret: str, secret_file: str):
+    """Middleware: ``/_emulator/...`` needs the control secret in
+    ``X-Emulator-Secret`` unless the request comes from the loopback address.
+
+    Compute instances sit on the emulator's network (local mode's containers),
+    and a real instance reaches nothing of Azure's without a credential;
+    ``secret_file`` is named in the refusal so the operator knows where to
+    read it."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        # request.path is decoded: an encoded "/%5Femulator/..." is guarded too
+        if not request.path.startswith(CONTROL_PREFIX) or request.path in OPEN_CONTROL_PATHS:
+            return await handler(request)
+        given = request.headers.get(CONTROL_SECRET_HEADER, "")
+        if from_loopback(request) or (given and hmac.compare_digest(given.encode(), secret.encode())):
+            return await handler(request)
+        return web.json_response(
+            {"error": f"The emulator's control API needs its secret: send the {CONTROL_SECRET_HEADER} header "
+                      f"with the content of {secret_file} on the emulator's machine (under compose: docker "
+                      f"compose exec emulator cat {secret_file}), or call it from the emulator's own host."},
+            status=401,
+        )
+
+    return middleware
 
 
 def _bad(message: str) -> web.Response:

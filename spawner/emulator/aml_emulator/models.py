@@ -32,7 +32,7 @@ from .clock import Clock
 from .idle import after_setting_change
 from .errors import ArmError, not_found
 from .faults import FaultPlan
-from .runtime.base import InstanceRuntime, RuntimeFailure, RuntimeInstance
+from .runtime.base import InstanceRuntime, Lab, RuntimeFailure, RuntimeInstance
 from .store import JsonStore
 
 log = logging.getLogger("aml_emulator")
@@ -607,12 +607,12 @@ class Backend:
 
     # ---- application endpoints ---------------------------------------
 
-    async def application_origin(self, name: str) -> tuple[Instance, str]:
+    async def application_lab(self, name: str) -> tuple[Instance, Lab]:
         inst = self.find_by_name(name)
         if inst is None:
             raise KeyError(name)
         if inst.state != "Running":
             raise LookupError(f"Compute instance '{inst.name}' is {inst.state}; start it to open JupyterLab.")
-        origin = await self.runtime.application_url(inst.runtime_view(), f"/instances/{inst.name}/")
+        lab = await self.runtime.application_url(inst.runtime_view(), f"/instances/{inst.name}/")
         self.save()
-        return inst, origin
+        return inst, lab

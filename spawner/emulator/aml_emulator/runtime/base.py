@@ -37,6 +37,31 @@ class Connectivity:
     private_ssh_port: int = 22
 
 
+@dataclass(frozen=True)
+class Lab:
+    """AML's own JupyterLab on a machine: where it answers (a plain-HTTP
+    origin and its base path) and the token it requires of every request.
+    Only the emulator holds the token, as only AML's gateway reaches a real
+    instance's Lab: another instance that reaches the address gets nothing."""
+
+    origin: str
+    base_path: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"token {self.token}"}
+
+    @classmethod
+    def recorded(cls, info: dict | None) -> "Lab | None":
+        """The Lab a runtime recorded when it started one (None if it recorded
+        none, or one from before Labs had tokens: such a Lab is not reused)."""
+        info = info or {}
+        if not (info.get("origin") and info.get("token")):
+            return None
+        return cls(info["origin"], info.get("base_path") or "/", info["token"])
+
+
 @dataclass
 class RuntimeInstance:
     name: str
@@ -97,16 +122,16 @@ class InstanceRuntime(abc.ABC):
         return await self.boot(inst)
 
     @abc.abstractmethod
-    async def application_url(self, inst: RuntimeInstance, base_path: str) -> str:
+    async def application_url(self, inst: RuntimeInstance, base_path: str) -> Lab:
         """Make sure AML's own JupyterLab runs on the instance, started lazily on
         first use with ``base_url=base_path`` (e.g. ``/instances/ci-alice/``), and
-        return the plain-HTTP origin the emulator proxies to (``http://host:port``)."""
+        return it: the plain-HTTP origin the emulator proxies to
+        (``http://host:port``) and its token."""
 
-    async def lab_origin(self, inst: RuntimeInstance) -> tuple[str, str] | None:
-        """Where AML's own JupyterLab answers on the machine, as (origin,
-        base path), if it runs; None if it was never started (or the machine
-        is down). Never starts it: idle detection only looks (see ``idle``).
-        Default: it never runs."""
+    async def running_lab(self, inst: RuntimeInstance) -> Lab | None:
+        """AML's own JupyterLab on the machine if it runs; None if it was
+        never started (or the machine is down). Never starts it: idle
+        detection only looks (see ``idle``). Default: it never runs."""
         return None
 
     async def start(self) -> None:

@@ -58,8 +58,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import io
 import logging
 import shlex
+import tarfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -69,8 +71,8 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from .base import Connectivity, InstanceRuntime, RuntimeFailure, RuntimeInstance, workspace_share_id
-from .lab import jupyterlab_args, normalize_base_path
+from .base import Connectivity, InstanceRuntime, Lab, RuntimeFailure, RuntimeInstance, workspace_share_id
+from .lab import LAB_CONFIG, LAB_CONFIG_NAME, jupyterlab_args, lab_environment, new_lab_token, normalize_base_path
 from .probes import http_ok, wait_for_http, wait_for_ssh_banner
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,7 @@ INTERNET = ("open", "none")
 OFFLINE_NETWORK = "aml-emulator-offline"
 JUPYTER_LOG = "/tmp/aml-jupyterlab.log"
 JUPYTER_PIDFILE = "/tmp/aml-jupyterlab.pid"
+LAB_CONFIG_FILE = f"/opt/aml-emulator/{LAB_CONFIG_NAME}"
 # Where the emulator image keeps the instance image's build context.
 BUILD_CONTEXT = Path("/opt/instance-image")
 DOCKERFILE = "instance.Dockerfile"
@@ -617,14 +620,11 @@ class DockerRuntime(InstanceRuntime):
         container = await self._run(self._get_container, inst)
         return container is not None and container.status == "running"
 
-    async def lab_origin(self, inst: RuntimeInstance) -> tuple[str, str] | None:
+    async def running_lab(self, inst: RuntimeInstance) -> Lab | None:
         # recorded when it was started; a container that stopped since answers no probe
-        info = inst.data.get("jupyter") or {}
-        if not info.get("origin"):
-            return None
-        return info["origin"], info.get("base_path") or "/"
+        return Lab.recorded(inst.data.get("jupyter"))
 
-    async def application_url(self, inst: RuntimeInstance, base_path: str) -> str:
+    async def application_url(self, inst: RuntimeInstance, base_path: str) -> Lab:
         base_path = normalize_base_path(base_path)
         async with self._lock(inst):
             container = await self._run(self._get_container, inst)
@@ -635,22 +635,23 @@ class DockerRuntime(InstanceRuntime):
                 origin = f"http://{ip}:{self.jupyter_port}"
             else:
                 origin = f"http://{self.publish_host}:{self._published(container, self.jupyter_port)}"
-            status_url = f"{origin}{base_path}api/status"
-            if await http_ok(status_url):  # already up, at this very base path
-                inst.data["jupyter"] = {"base_path": base_path, "origin": origin}
-                return origin
-            await self._run(self._start_jupyter_sync, container, base_path)
-            inst.data["jupyter"] = {"base_path": base_path, "origin": origin}
+            known = Lab.recorded(inst.data.get("jupyter"))
+            if (known and (known.origin, known.base_path) == (origin, base_path)
+                    and await http_ok(f"{origin}{base_path}api/status", headers=known.headers)):
+                return known  # already up, at this very base path, with the token we hold
+            lab = Lab(origin, base_path, new_lab_token())
+            await self._run(self._start_jupyter_sync, container, base_path, lab.token)
+            inst.data["jupyter"] = {"base_path": base_path, "origin": origin, "token": lab.token}
             try:
-                await wait_for_http(status_url, self.jupyter_timeout,
-                                    alive=lambda: self._run(self._jupyter_alive_sync, container))
+                await wait_for_http(f"{origin}{base_path}api/status", self.jupyter_timeout,
+                                    alive=lambda: self._run(self._jupyter_alive_sync, container), headers=lab.headers)
             except (TimeoutError, ProcessLookupError) as exc:
                 logs = await self._run(self._exec_output, container, ["tail", "-n", "20", JUPYTER_LOG])
                 raise RuntimeFailure(f"JupyterLab on instance {inst.name} did not start ({exc}):\n{logs}") from None
             log.info("instance %s: JupyterLab at %s%s", inst.name, origin, base_path)
-            return origin
+            return lab
 
-    def _start_jupyter_sync(self, container, base_path: str) -> None:
+    def _start_jupyter_sync(self, container, base_path: str, token: str) -> None:
         # One JupyterLab per machine: a previous one (another base path, or
         # wedged) goes first. Its pid file may be from an earlier boot (the
         # container's /tmp survives stop), so check the pid is JupyterLab's.
@@ -660,17 +661,34 @@ class DockerRuntime(InstanceRuntime):
             f"rm -f {JUPYTER_PIDFILE}"
         )
         container.exec_run(["/bin/sh", "-c", stop_previous], user="azureuser")
-        # AML's Jupyter service: jupyter_env's, as azureuser
+        self._put_lab_config_sync(container)
+        # AML's Jupyter service: jupyter_env's, as azureuser, on every address
+        # (the emulator reaches it over the network), admitting only the token
         argv = [f"{JUPYTER_ENV}/bin/python", "-m", "jupyterlab",
-                *jupyterlab_args("0.0.0.0", self.jupyter_port, base_path, HOME), *self.jupyter_extra_args]
+                *jupyterlab_args("0.0.0.0", self.jupyter_port, base_path, HOME, LAB_CONFIG_FILE),
+                *self.jupyter_extra_args]
         container.exec_run(
             ["/bin/sh", "-c", f"echo $$ > {JUPYTER_PIDFILE}; exec {shlex.join(argv)} >>{JUPYTER_LOG} 2>&1 </dev/null"],
             user="azureuser",
             workdir=HOME,
             environment={"HOME": HOME, "USER": "azureuser", "SHELL": "/bin/bash",
-                         "PATH": f"{JUPYTER_ENV}/bin:/usr/local/bin:/usr/bin:/bin"},
+                         "PATH": f"{JUPYTER_ENV}/bin:/usr/local/bin:/usr/bin:/bin", **lab_environment(token)},
             detach=True,
         )
+
+    def _put_lab_config_sync(self, container) -> None:
+        """The Lab's config file, root's (as AML's own services' files are), into the container."""
+        data = LAB_CONFIG.encode()
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            folder = tarfile.TarInfo(str(Path(LAB_CONFIG_FILE).parent).lstrip("/"))
+            folder.type, folder.mode, folder.mtime = tarfile.DIRTYPE, 0o755, int(time.time())
+            tar.addfile(folder)
+            info = tarfile.TarInfo(LAB_CONFIG_FILE.lstrip("/"))
+            info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+        if not container.put_archive("/", buf.getvalue()):
+            raise RuntimeFailure(f"could not write {LAB_CONFIG_FILE} into container {container.name}")
 
     def _jupyter_alive_sync(self, container) -> bool:
         # no pid file yet means it is still starting

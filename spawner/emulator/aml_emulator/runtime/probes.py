@@ -17,7 +17,7 @@ from pathlib import Path
 
 import aiohttp
 
-from .base import RuntimeFailure
+from .base import Lab, RuntimeFailure
 
 LOOPBACK = "127.0.0.1"
 
@@ -63,31 +63,31 @@ async def wait_for_ssh_banner(host: str, port: int, timeout: float, alive=None) 
         delay = min(delay * 2, 0.5)
 
 
-async def http_ok(url: str, timeout: float = 3) -> bool:
+async def http_ok(url: str, timeout: float = 3, headers: dict | None = None) -> bool:
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
-            async with session.get(url, allow_redirects=False) as resp:
+            async with session.get(url, allow_redirects=False, headers=headers) as resp:
                 return resp.status == 200
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
         return False
 
 
-async def jupyter_activity(origin: str, base_path: str, timeout: float = 5) -> dict | None:
-    """What a Jupyter server says of its kernels and terminals, as AML's idle
-    detection reads it: ``{"kernels": [...], "terminals": [...]}`` from
+async def jupyter_activity(lab: Lab, timeout: float = 5) -> dict | None:
+    """What AML's own JupyterLab says of its kernels and terminals, as AML's
+    idle detection reads it: ``{"kernels": [...], "terminals": [...]}`` from
     ``api/kernels`` and ``api/terminals``; None if it does not answer.
 
     ``no_track_activity`` keeps these reads from counting as activity of the
     server's own (API) idle clock. A server without terminals (404) has none.
     """
-    base = origin.rstrip("/") + "/" + base_path.strip("/")
+    base = lab.origin.rstrip("/") + "/" + lab.base_path.strip("/")
     base = base.rstrip("/") + "/api/"
     out = {}
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
             for what in ("kernels", "terminals"):
                 async with session.get(f"{base}{what}", params={"no_track_activity": "1"},
-                                       allow_redirects=False) as resp:
+                                       headers=lab.headers, allow_redirects=False) as resp:
                     if resp.status == 404 and what == "terminals":
                         out[what] = []
                         continue
@@ -100,11 +100,11 @@ async def jupyter_activity(origin: str, base_path: str, timeout: float = 5) -> d
     return out
 
 
-async def wait_for_http(url: str, timeout: float, alive=None) -> None:
+async def wait_for_http(url: str, timeout: float, alive=None, headers: dict | None = None) -> None:
     """Wait until GET url answers 200 (``alive`` as in wait_for_ssh_banner)."""
     deadline = time.monotonic() + timeout
     delay = 0.1
-    while not await http_ok(url):
+    while not await http_ok(url, headers=headers):
         await _raise_if_dead(alive, f"the server behind {url} exited")
         if time.monotonic() > deadline:
             raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")

@@ -4,6 +4,7 @@ Each instance is a directory ``<state_dir>/instances/<name>/``:
 
 - ``home/``: the disk, azureuser's home; survives shutdown and boot;
 - ``sshd.log``, ``jupyterlab.log``: what the machine's services printed;
+- ``aml_lab_config.py``: AML's own JupyterLab's config (see :mod:`.lab`);
 - ``ssh_host_ed25519_key``: the machine's host key, stable across boots.
 
 The workspace file share is a directory ``<state_dir>/workspaces/<workspace
@@ -14,6 +15,10 @@ to it, as on AML.
 Kinder than Azure, as far as a process tree cannot help it: it runs the
 emulator's own Python env (JupyterHub included) as the emulator's user, with
 no /anaconda, no old system Python, no /mnt temp disk and open internet.
+Nor does it keep instances apart: every machine runs as the same user, on
+the emulator's own host, and reaches the emulator's files and its loopback
+address (where the control API needs no secret). Only the Docker runtime
+keeps one instance from another and from the emulator.
 
 A running machine is the small SSH server of :mod:`.sshd`, started detached as
 the leader of its own session and process group, plus AML's own JupyterLab
@@ -38,8 +43,8 @@ import sys
 import time
 from pathlib import Path
 
-from .base import Connectivity, InstanceRuntime, RuntimeFailure, RuntimeInstance, workspace_share_id
-from .lab import jupyterlab_args, normalize_base_path
+from .base import Connectivity, InstanceRuntime, Lab, RuntimeFailure, RuntimeInstance, workspace_share_id
+from .lab import LAB_CONFIG, LAB_CONFIG_NAME, jupyterlab_args, lab_environment, new_lab_token, normalize_base_path
 from .probes import LOOPBACK, free_port, http_ok, wait_for_file, wait_for_http, wait_for_ssh_banner
 from .sshd import MARKER_ENV
 
@@ -355,39 +360,47 @@ class ProcessRuntime(InstanceRuntime):
             raise RuntimeFailure(f"could not remove the disk of instance {inst.name} ({idir})")
         inst.data.clear()
 
-    async def lab_origin(self, inst: RuntimeInstance) -> tuple[str, str] | None:
+    async def running_lab(self, inst: RuntimeInstance) -> Lab | None:
         info = inst.data.get("jupyter") or {}
         pid = info.get("pid")
         if not (_alive(pid) and "jupyterlab" in _cmdline(pid)):
             return None
-        return f"http://{LOOPBACK}:{info.get('port')}", info.get("base_path") or "/"
+        return Lab.recorded(info)
 
-    async def application_url(self, inst: RuntimeInstance, base_path: str) -> str:
+    async def application_url(self, inst: RuntimeInstance, base_path: str) -> Lab:
         base_path = normalize_base_path(base_path)
         async with self._lock(inst):
             if not await self.is_running(inst):
                 raise RuntimeFailure(f"instance {inst.name} is not running")
             info = inst.data.get("jupyter") or {}
             pid = info.get("pid")
-            origin = f"http://{LOOPBACK}:{info.get('port')}"
+            known = Lab.recorded(info)
             if _alive(pid) and "jupyterlab" in _cmdline(pid):
-                if info.get("base_path") == base_path and await http_ok(f"{origin}{base_path}api/status"):
-                    return origin
-                if info.get("pgid") in self._live_pgids(inst):  # wrong base path or wedged: start afresh
+                if (known and known.base_path == base_path
+                        and await http_ok(f"{known.origin}{base_path}api/status", headers=known.headers)):
+                    return known
+                # wrong base path, wedged, or from before Labs had tokens: start afresh
+                if info.get("pgid") in self._live_pgids(inst):
                     with contextlib.suppress(ProcessLookupError, PermissionError):
                         os.killpg(info["pgid"], signal.SIGTERM)
             port = free_port(info.get("port"))
-            home, log_path = self.home_dir(inst), self.instance_dir(inst) / "jupyterlab.log"
-            argv = [self.python, "-m", "jupyterlab", *jupyterlab_args(LOOPBACK, port, base_path, str(home)),
-                    *self.jupyter_extra_args]
-            pid, pgid = await self._spawn_detached(argv, log_path, home, self._machine_env(inst))
-            inst.data["jupyter"] = {"pid": pid, "pgid": pgid, "port": port, "base_path": base_path}
-            origin = f"http://{LOOPBACK}:{port}"
+            idir, home = self.instance_dir(inst), self.home_dir(inst)
+            config_file, log_path = idir / LAB_CONFIG_NAME, idir / "jupyterlab.log"
+            await asyncio.to_thread(config_file.write_text, LAB_CONFIG)
+            argv = [self.python, "-m", "jupyterlab",
+                    *jupyterlab_args(LOOPBACK, port, base_path, str(home), str(config_file)), *self.jupyter_extra_args]
+            lab = Lab(f"http://{LOOPBACK}:{port}", base_path, new_lab_token())
+            env = {**self._machine_env(inst), **lab_environment(lab.token)}
+            pid, pgid = await self._spawn_detached(argv, log_path, home, env)
+            inst.data["jupyter"] = {"pid": pid, "pgid": pgid, "port": port, "base_path": base_path,
+                                    "origin": lab.origin, "token": lab.token}
+            origin = lab.origin
             try:
-                await wait_for_http(f"{origin}{base_path}api/status", self.jupyter_timeout, alive=lambda: _alive(pid))
+                await wait_for_http(f"{origin}{base_path}api/status", self.jupyter_timeout, alive=lambda: _alive(pid),
+                                    headers=lab.headers)
             except (TimeoutError, ProcessLookupError) as exc:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pgid, signal.SIGKILL)
                 raise RuntimeFailure(f"JupyterLab on instance {inst.name} did not start ({exc}):\n{_log_tail(log_path)}") from None
             log.info("instance %s: JupyterLab pid %d at %s%s", inst.name, pid, origin, base_path)
-            return origin
+            return lab
