@@ -174,7 +174,9 @@ def say_applied(cert_dir: str, setup: tuple[str, bool]) -> None:
     Path(cert_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
     path = Path(cert_dir) / APPLIED
     tmp = path.with_name(f".{APPLIED}.new")
-    tmp.write_text(setup_label(setup) + "\n")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(setup_label(setup) + "\n")
     os.replace(tmp, path)
 
 

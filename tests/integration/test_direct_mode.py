@@ -144,7 +144,8 @@ def test_direct_mode_with_the_proxy_container_the_hub_shares_its_tls_and_a_hub_k
         plain_chp = proxy.chp_pids()
         hub.start()
         shared = sorted(p.name for p in proxy.tls_dir.iterdir())
-        assert shared == ["READY", "proxy-api-ca.crt", "proxy-api.crt", "proxy-api.key", "proxy-client-ca.crt",
+        # (and APPLIED: the proxy's answer, the setup its CHP runs with)
+        assert shared == ["APPLIED", "READY", "proxy-api-ca.crt", "proxy-api.crt", "proxy-api.key", "proxy-client-ca.crt",
                           "proxy-client.crt", "proxy-client.key"], shared
         assert all((proxy.tls_dir / n).stat().st_mode & 0o777 == 0o600 for n in shared)
         assert "PRIVATE KEY" not in "".join((proxy.tls_dir / n).read_text() for n in shared if n.endswith("ca.crt"))
