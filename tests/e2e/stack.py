@@ -315,11 +315,16 @@ class ComposeStack:
         return r.stdout.strip() if r.returncode == 0 else None
 
     def remove_network(self) -> None:
-        """The emulator's network slots on this run's network, then the network (after compose down)."""
+        """The emulator's network slots and file shares on this run's network, then the network (after compose down)."""
         r = subprocess.run(["docker", "ps", "-aq", "--filter", "label=aml-jupyterhub.slot=1",
                             "--filter", f"label=aml-jupyterhub.network={self.network}"], capture_output=True, text=True)
         if r.stdout.split():
             subprocess.run(["docker", "rm", "-f", *r.stdout.split()], capture_output=True)
+        # the workspace's file share (kept, as on AML, when its instances go: not when the whole run goes)
+        r = subprocess.run(["docker", "volume", "ls", "-q", "--filter", f"label=aml-jupyterhub.network={self.network}"],
+                           capture_output=True, text=True)
+        if r.stdout.split():
+            subprocess.run(["docker", "volume", "rm", "-f", *r.stdout.split()], capture_output=True)
         subprocess.run(["docker", "network", "rm", self.network], capture_output=True)
 
     def remove_instances(self, users=()) -> list[str]:

@@ -96,7 +96,7 @@ def run(docker_client, hub_image):
 
     yield start
     for c in made:
-        c.remove(force=True)
+        c.remove(v=True, force=True)  # and the anonymous volume of the image's VOLUME /srv/jupyterhub
 
 
 def first_line(container, timeout: float = 60) -> dict:
