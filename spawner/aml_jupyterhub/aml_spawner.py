@@ -321,6 +321,8 @@ class AMLSpawner(AMLSettings, Spawner):
         self._touched = False  # set once the instance may have been created or started
         self._admitted_size, self._runtime_ended = "", False
         self.fleet.notices.pop((self.user.name, self.name or ""), None)
+        never_ran = not self.server_state.instance_name  # an instance is remembered from a server's first run on
+        requester = self.handler  # the request that asked for this start (JupyterHub forgets it when start ends)
         # Our own deadline, just inside the hub's start_timeout, so the user
         # reads what was still going on instead of an empty "Spawn failed".
         budget = self.start_timeout - min(5.0, self.start_timeout * 0.1)
@@ -341,6 +343,8 @@ class AMLSpawner(AMLSettings, Spawner):
         except BaseException as e:
             metrics.SPAWN_FAILURES.labels(getattr(e, "reason", None) or type(e).__name__).inc()
             self._after_failed_start()
+            if never_ran and not self._touched and isinstance(e, SpawnException) and e.status_code < 500:
+                self._forget_when_refused(requester)
             raise
         finally:
             self._progress.finish()
@@ -358,6 +362,37 @@ class AMLSpawner(AMLSettings, Spawner):
             self._settle_in_background("its start failed")
 
         self.fleet.run_in_background(clean_up())
+
+    def _forget_when_refused(self, requester) -> None:
+        """A named server that never ran, refused before anything was made for
+        it: once the hub has finished with the failed spawn, the server record
+        goes, as the hub's own removal of a named server does, so a refused
+        choice leaves nothing. Only while the request that asked for the start
+        still waits, so its answer (the REST 400, the form) carries the refusal;
+        one already answered "pending" (202, the progress page) left its user
+        to read the refusal from the server's progress, which needs the record.
+        Not through delete_forever: that may delete an instance of the
+        server's name, and a refusal may be that it is somebody else's."""
+        spawn = self._spawn_future
+        if not self.name or spawn is None:
+            return  # the default server always stays
+
+        def forget(done) -> None:
+            user, orm = self.user, self.orm_spawner
+            # Nothing is awaited from the checks to the commit, so no new spawn,
+            # rename or removal of this server can slip in between.
+            if (getattr(requester, "_finished", True) or self._spawn_future is not done or self.active or
+                    orm is None or user.spawners.get(self.name) is not self or
+                    user.orm_spawners.get(self.name) is not orm or
+                    ServerState.from_dict(orm.state or {}).instance_name):
+                return
+            self.log.info("[%s] removed: its first start was refused, and nothing was made for it", self._log_name)
+            user.db.delete(orm)
+            user.spawners.pop(self.name, None)
+            user.db.commit()
+            self.fleet.spawners.discard(self)
+
+        spawn.add_done_callback(forget)
 
     async def _start(self):
         self.emit("prepare", "Checking your options.")

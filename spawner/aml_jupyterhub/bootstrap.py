@@ -20,7 +20,8 @@ managed VNet that allows only approved outbound). So the hub brings it:
 - :func:`prepare` (every start, cheap) lets the server see what AML's own
   Jupyter sees: the env's JupyterLab assets and server-extension config, the
   kernels AML registered for its envs (each runs in its own env), the
-  workspace file share as the file browser's first folder.
+  workspace file share as the file browser's first folder; and JupyterLab's
+  defaults the admin decides for everyone (no news prompt: ``lab_news``).
 """
 
 from __future__ import annotations
@@ -370,6 +371,15 @@ if found:
 if os.path.isdir(os.path.join(home, "cloudfiles", "code")):
     # the workspace's file share, where AML's own Jupyter opens
     config["ContentsManager"] = {"preferred_dir": "cloudfiles/code"}
+# the hub's JupyterLab defaults (lab_news), in the venv's own labconfig: JupyterLab
+# reads them as its settings' defaults, so a user's own choice still wins; not in
+# share/jupyter/lab/settings, which is a link into the env's (AML's Jupyter reads it)
+labconfig = os.path.join(prefix, "etc", "jupyter", "labconfig")
+os.makedirs(labconfig, exist_ok=True)
+path = os.path.join(labconfig, "default_setting_overrides.json")
+with open(path + ".new", "w") as f:
+    json.dump(json.loads(sys.argv[1]), f, indent=1)
+os.replace(path + ".new", path)
 # the venv's own config file (conf.d files carry only extension switches)
 path = os.path.join(prefix, "etc", "jupyter", "jupyter_server_config.json")
 with open(path + ".new", "w") as f:
@@ -379,10 +389,22 @@ print(json.dumps({"kernels": found, "share": "ContentsManager" in config}))
 """
 
 
-async def prepare(conn: Connection, python: str) -> dict:
+NOTIFICATION = "@jupyterlab/apputils-extension:notification"
+
+
+def lab_defaults(news: bool) -> dict:
+    """JupyterLab's settings the hub decides for everyone: with ``news`` off, no
+    news fetched, no update check, and so no first-run question about them."""
+    choice = "true" if news else "false"  # the setting's values are strings ("none": ask)
+    return {NOTIFICATION: {"fetchNews": choice, "checkForUpdates": news}}
+
+
+async def prepare(conn: Connection, python: str, lab_news: bool = False) -> dict:
     """Before each start of a server from the hub's install: the env's JupyterLab,
-    AML's kernels and the workspace share, as AML's Jupyter shows them."""
-    result = await conn.run(f"{shlex.quote(python)} -c {shlex.quote(_PREPARE)}", timeout=60)
+    AML's kernels and the workspace share, as AML's Jupyter shows them, and the
+    hub's JupyterLab defaults (``lab_defaults``)."""
+    defaults = json.dumps(lab_defaults(lab_news))
+    result = await conn.run(f"{shlex.quote(python)} -c {shlex.quote(_PREPARE)} {shlex.quote(defaults)}", timeout=60)
     try:
         return json.loads((result.stdout or "").strip().splitlines()[-1])
     except (ValueError, IndexError):

@@ -307,6 +307,13 @@ class AMLSettings(LoggingConfigurable):
         instance whose Python no wheelhouse covers. The instance itself never needs the internet.""",
     )
     install_timeout = Float(900, config=True, help="Seconds allowed for installing JupyterHub on the instance.")
+    lab_news = Bool(
+        False,
+        config=True,
+        help="""Whether JupyterLab fetches the official Jupyter news and checks for its own updates (requests
+        from the instance to the internet), for every user, without asking each one. False: never, and no
+        prompt. Servers the hub installs JupyterHub for; redirect mode's AML JupyterLab is AML's own.""",
+    )
     tunnel_bind_ip = Unicode("127.0.0.1", config=True, help="Hub-side address the SSH tunnel to the server listens on.")
     tunnel_connect_ip = Unicode("", config=True, help="Address the proxy uses to reach the tunnel. Default: tunnel_bind_ip.")
     redirect_bind_ip = Unicode("127.0.0.1", config=True,

@@ -277,7 +277,7 @@ class ProxyConnector:
             python = await self._install(conn, info, report, choice, version)
         sp.log.info("[%s] server Python on %s: %s (%s)", self._log_name, info.name, python, choice.reason)
         if bootstrap.is_hub_install(python, version):
-            seen = await bootstrap.prepare(conn, python)
+            seen = await bootstrap.prepare(conn, python, lab_news=sp.lab_news)
             sp.log.info("[%s] AML kernels for the server: %s%s", self._log_name, ", ".join(seen["kernels"]) or "none",
                         "; opens in the workspace file share" if seen.get("share") else "")
         return ServerPython(python, report.port, report.api_port)

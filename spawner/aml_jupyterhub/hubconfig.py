@@ -521,12 +521,16 @@ def configure(c, values: dict, environ=None) -> None:
     # ---- idle culler: idle servers stop, so their instances stop
     cull = values["HUB_IDLE_CULL_TIMEOUT"]
     if cull:
+        from .idle_culler import HUB_PID_VARIABLE as CULLER_HUB_PID_VARIABLE
+
         every = max(60, min(600, cull // 6))
         c.JupyterHub.services = [*c.JupyterHub.get("services", []), {
             "name": "idle-culler",
-            "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={cull}", f"--cull-every={every}",
+            "command": [sys.executable, "-m", "aml_jupyterhub.idle_culler", f"--timeout={cull}", f"--cull-every={every}",
                         # with internal TLS the hub's API wants a client certificate (the culler runs in the hub)
                         *(["--ssl-enabled=True", f"--internal-certs-location={data / 'internal-ssl'}"] if direct else [])],
+            # the hub runs this file: the culler stops when this process is gone (a killed hub cannot stop it)
+            "environment": {CULLER_HUB_PID_VARIABLE: str(os.getpid())},
         }]
         c.JupyterHub.load_roles = [*c.JupyterHub.get("load_roles", []), {
             "name": "idle-culler",

@@ -209,7 +209,7 @@ def test_no_secret_in_the_environ_of_pid_1_the_hub_or_its_services(stack):
                                                       timeout=60).stdout.strip()
     procs = json.loads(stack.compose("exec", "-T", "hub", "python3", "-c", PROCESSES, timeout=60).stdout)
     commands = [" ".join(p["cmdline"]) for p in procs.values()]
-    for service in ("jupyterhub_idle_culler", "aml_jupyterhub.instances_page"):
+    for service in ("aml_jupyterhub.idle_culler", "aml_jupyterhub.instances_page"):
         assert any(service in c for c in commands), commands
     for pid, p in procs.items():
         environ = "\n".join(p["environ"])
@@ -284,6 +284,15 @@ def test_browser_login_spawn_form_progress_and_jupyterlab(stack, timer):
             labels = cards.all_inner_texts()
             assert any("Python 3.10 - SDK v2" in t for t in labels), labels
             assert any("Python 3.8 - AzureML" in t for t in labels), labels
+            # the hub decided (AML_LAB_NEWS off): JupyterLab asks no one about fetching Jupyter's news; its
+            # question is a toast shown once JupyterLab has restored, so give it a moment to show
+            try:
+                page.get_by_text("official Jupyter news").first.wait_for(state="visible", timeout=5_000)
+            except PlaywrightTimeoutError:
+                pass
+            else:
+                shot(page, "99-news-prompt")
+                raise AssertionError("JupyterLab asked about the official Jupyter news; the hub should decide it")
             shot(page, "05-jupyterlab")
             # on alice's own host, not the hub's (HUB_USER_SUBDOMAINS)
             assert re.match(rf"^{re.escape(stack.user_origin(ALICE))}/user/alice(@|%40)aml-local\.example/lab",

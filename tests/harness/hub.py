@@ -24,6 +24,7 @@ from aml_jupyterhub.naming import instance_name
 from tests.harness.emulator import DEFAULT_RG, DEFAULT_SUB, DEFAULT_WORKSPACE, DEFAULT_WS
 from tests.harness.login import browser, open_with_login
 from tests.harness.net import free_port, free_ports, wait_for_http, wait_until
+from tests.harness.processes import command_line, descendants, end_processes
 from tests.harness.repo import ROOT, example_env
 
 CHP = ROOT / ".venv" / "chp" / "node_modules" / ".bin" / "configurable-http-proxy"
@@ -105,6 +106,7 @@ class Hub:
         # its progress stream (JupyterHub's default waits up to 10 s first).
         self.slow_spawn_timeout = slow_spawn_timeout
         self.proc: subprocess.Popen | None = None
+        self.left_by_kill: list[int] = []  # the processes a killed hub had started (stop() ends those left)
         self.log_path = self.workdir / "hub.log"
         self.session = requests.Session()
         self.session.trust_env = False
@@ -243,12 +245,17 @@ class Hub:
         return self.log_path.read_text(errors="replace")[-n:] if self.log_path.exists() else ""
 
     def kill(self) -> None:
-        """Kill the hub as a crash would (the proxy, a separate process, keeps running)."""
+        """Kill the hub as a crash would (the proxy, a separate process, keeps running for the next hub
+        to adopt; its services are left to end by themselves, and stop() ends any that did not)."""
         if self.proc and self.proc.poll() is None:
+            self.left_by_kill += descendants(self.proc.pid)
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
 
     def stop(self) -> None:
+        """Stop the hub, then end whatever it started that outlived it: the proxy (kept on purpose for
+        the next hub), a service that ignored the stop, what a hub killed before left behind."""
+        started = descendants(self.proc.pid) if self.proc and self.proc.poll() is None else []
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -257,11 +264,15 @@ class Hub:
                 self.proc.kill()
                 self.proc.wait(5)
         pidfile = self.workdir / "proxy.pid"
-        if pidfile.exists():
+        if self.proxy is None and pidfile.exists():
             try:
-                os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
-            except (ValueError, ProcessLookupError):
-                pass
+                pid = int(pidfile.read_text().strip())
+            except ValueError:
+                pid = 0
+            if "configurable-http-proxy" in command_line(pid):  # not another process that took a stale pid
+                started.append(pid)
+        end_processes([*started, *self.left_by_kill])
+        self.left_by_kill = []
 
     # ---- REST helpers --------------------------------------------------
 

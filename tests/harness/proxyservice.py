@@ -14,6 +14,7 @@ import requests
 
 from tests.harness.hub import chp_command
 from tests.harness.net import free_port, wait_for_http
+from tests.harness.processes import descendants, end_processes
 
 
 class ProxyService:
@@ -79,9 +80,11 @@ class ProxyService:
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
+            started = descendants(self.proc.pid)  # its proxy and ssh tunnels, ended below if they outlive it
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
+            end_processes(started)

@@ -70,6 +70,11 @@ def test_first_spawn_installs_offline_and_a_later_start_reuses_it(offline, docke
     # the workspace file share, where AML's own Jupyter opens
     share = hub.user_get("alice", "api/contents/cloudfiles/code", params={"content": 0})
     assert share.status_code == 200 and share.json()["type"] == "directory", share.text
+    # no Jupyter news fetched from the instance, and no first-run prompt about it (AML_LAB_NEWS off)
+    notes = hub.user_get("alice", "lab/api/settings/@jupyterlab/apputils-extension:notification")
+    assert notes.status_code == 200, notes.text
+    defaults = notes.json()["schema"]["properties"]
+    assert (defaults["fetchNews"]["default"], defaults["checkForUpdates"]["default"]) == ("false", False), defaults
 
     hub.stop_server("alice")
     hub.wait_for(lambda: _stopped(emu, name), 60, what="alice's instance to stop")

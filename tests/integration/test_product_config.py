@@ -20,6 +20,7 @@ import requests
 
 from tests.harness.hub import chp_command
 from tests.harness.net import free_port, wait_for_http, wait_until
+from tests.harness.processes import descendants, end_processes
 from tests.harness.repo import ROOT, example_env
 
 CANARY = "canary-secret-9f1c"
@@ -95,11 +96,15 @@ def start_product_hub(tmp_path: Path, **settings: str):
 
 
 def stop_product_hub(proc: subprocess.Popen) -> None:
+    """Stop the hub, and end what it started that outlives it (its proxy stays on purpose, for the next hub)."""
+    started = descendants(proc.pid)
     proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(30)
     except subprocess.TimeoutExpired:
         proc.kill()
+        proc.wait(5)
+    end_processes(started)
 
 
 @pytest.fixture
@@ -180,12 +185,15 @@ def test_a_port_another_program_holds_leaves_the_page_out_with_one_line_and_the_
         assert page_processes(proc) == []
     finally:
         holder.close()
+        started = descendants(proc.pid)  # its proxy outlives it on purpose
         proc.send_signal(signal.SIGTERM)
         try:
             returncode = proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
             raise AssertionError("the hub did not stop at SIGTERM:\n" + log_path.read_text()[-3000:])
+        finally:
+            end_processes(started)
     assert returncode == 0 and not our_tracebacks(log_path.read_text()), log_path.read_text()[-3000:]
 
 
@@ -234,6 +242,22 @@ def test_a_killed_hubs_instances_page_stops_by_itself_and_the_next_hub_gets_its_
                 pass
         if second:
             stop_product_hub(second)
+
+
+def test_a_killed_hubs_idle_culler_stops_by_itself(tmp_path):
+    """JupyterHub stops its services when it stops; a hub killed (out of memory, SIGKILL) cannot, and its
+    culler, left running, would hold a dead hub's token (and memory) for good: it goes when the hub does."""
+    hub, data, _, _ = start_product_hub(tmp_path)
+    started = descendants(hub.pid)
+    try:
+        culler = wait_until(lambda: [p for p in children(hub.pid) if b"aml_jupyterhub.idle_culler" in
+                                     Path(f"/proc/{p}/cmdline").read_bytes()], 30, "the hub's idle culler")[0]
+        hub.kill()
+        hub.wait(10)
+        wait_until(lambda: gone(culler), 15, "the killed hub's idle culler to stop")
+    finally:
+        stop_product_hub(hub)
+        end_processes(started)  # the proxy, which outlives a killed hub on purpose
 
 
 def test_the_config_dir_files_run_after_the_settings_in_name_order(product_hub):
