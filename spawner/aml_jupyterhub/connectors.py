@@ -55,6 +55,12 @@ if TYPE_CHECKING:
 REQUIRES_PYTHON = importlib.metadata.metadata("jupyterhub").get("Requires-Python") or ">=3.10"
 
 
+def own_host(sp) -> str:
+    """The user's own host when users' servers are on subdomains (JupyterHub's subdomain_host), else ""."""
+    settings = getattr(sp.user, "settings", None) or {}
+    return sp.user.domain if settings.get("subdomain_host") else ""
+
+
 @dataclass(frozen=True)
 class ServerPython:
     python: str
@@ -118,8 +124,7 @@ class RedirectConnector:
         redirector = sp.fleet.redirector
         redirector.configure(sp.redirect_bind_ip, sp.redirect_port, sp.redirect_connect_ip)
         # the hub's origin when users' servers have hosts of their own (JupyterHub's public_host is then set)
-        settings = getattr(sp.user, "settings", None) or {}
-        origin = sp.hub.public_host if settings.get("subdomain_host") else ""
+        origin = sp.hub.public_host if own_host(sp) else ""
         await redirector.ensure_started(sp.hub.base_url, origin)
         return redirector
 
@@ -360,8 +365,7 @@ class ProxyConnector:
         sp, state = self.spawner, self.spawner.server_state
         # and the user's own host (users' servers on subdomains): the proxy checks the certificate
         # against the name the browser asked for, as JupyterHub's own server certificates allow
-        user_host = sp.user.domain if (getattr(sp.user, "settings", None) or {}).get("subdomain_host") else ""
-        names = servertls.alt_names([self._route_host, user_host])
+        names = servertls.alt_names([self._route_host, own_host(sp)])
         record = f"server-{tunnel_name(sp.user.name, sp.name)}"
         tls = await asyncio.to_thread(servertls.make_server_tls, sp.internal_certs_location, record, names,
                                       sp.internal_trust_bundles[servertls.NOTEBOOKS_CA])

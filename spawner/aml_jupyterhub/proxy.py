@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import time
 from pathlib import Path
 
 from jupyterhub.proxy import ConfigurableHTTPProxy
 from traitlets import Unicode
 
-from .proxy_service import APPLIED, HOST_ROUTING, TLS_FILES, TLS_READY, published_setup, setup_label
+from .proxy_service import (APPLIED, HOST_ROUTING, TLS_FILES, TLS_READY, published_setup, setup_label,
+                            write_private)
 
 
 def with_default_target(command: list[str], target: str) -> list[str]:
@@ -50,14 +50,6 @@ def proxy_tls_files(internal_proxy_certs: dict, trust_bundles: dict) -> dict[str
     return files
 
 
-def _write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.new")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 def share_proxy_tls(dest: Path, files: dict[str, str]) -> bool:
     """Put ``files`` in ``dest`` (0600), READY last with their digest; True if
     anything changed (an unchanged set is left alone: the proxy need not restart)."""
@@ -69,8 +61,8 @@ def share_proxy_tls(dest: Path, files: dict[str, str]) -> bool:
         return False
     ready.unlink(missing_ok=True)
     for name, data in contents.items():
-        _write(dest / name, data)
-    _write(ready, digest.encode() + b"\n")
+        write_private(dest / name, data)
+    write_private(ready, digest.encode() + b"\n")
     return True
 
 
@@ -108,7 +100,7 @@ class HubDefaultProxy(ConfigurableHTTPProxy):
         marker = Path(self.tls_share_dir) / HOST_ROUTING
         marker.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if self.host_routing and not marker.exists():
-            _write(marker, b"users' servers on subdomains\n")
+            write_private(marker, b"users' servers on subdomains\n")
             self.log.info("proxy: routing by host asked of the proxy's container (%s)", marker)
         elif not self.host_routing and marker.exists():
             marker.unlink()

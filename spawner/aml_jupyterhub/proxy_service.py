@@ -168,16 +168,20 @@ def setup_label(setup: tuple[str, bool]) -> str:
     return f"tls={tls or '-'} host-routing={'yes' if host_routing else 'no'}"
 
 
+def write_private(path: Path, data: bytes) -> None:
+    """``path`` replaced at once by ``data``, 0600: a reader on the shared volume never sees half a file."""
+    tmp = path.with_name(f".{path.name}.new")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
 def say_applied(cert_dir: str, setup: tuple[str, bool]) -> None:
     if not cert_dir:
         return
     Path(cert_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = Path(cert_dir) / APPLIED
-    tmp = path.with_name(f".{APPLIED}.new")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(setup_label(setup) + "\n")
-    os.replace(tmp, path)
+    write_private(Path(cert_dir) / APPLIED, (setup_label(setup) + "\n").encode())
 
 
 def hub_target(hub_url: str, tls: bool) -> str:

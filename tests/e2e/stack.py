@@ -165,16 +165,21 @@ class ComposeStack:
         self._control_secret: str | None = None
         self.arm_responses_checked = 0
 
+    @property
+    def hosts_per_user(self) -> bool:
+        """HUB_USER_SUBDOMAINS, as this stack runs (the default: true)."""
+        return self.settings.get("HUB_USER_SUBDOMAINS", "true") != "false"
+
     def user_origin(self, user: str) -> str:
-        """Where ``user``'s servers are (HUB_USER_SUBDOMAINS): a host of their own under HOST, named as
-        JupyterHub names it; the hub's own origin when the stack runs with HUB_USER_SUBDOMAINS=false."""
-        if self.settings.get("HUB_USER_SUBDOMAINS", "true") == "false":
+        """Where ``user``'s servers are: a host of their own under HOST, named as JupyterHub names it
+        (the hub's own origin without hosts_per_user)."""
+        if not self.hosts_per_user:
             return self.hub_url
         return f"https://{subdomain_hook_idna(user, HOST, kind='user')}:{self.https_port}"
 
     def service_url(self, name: str) -> str:
         """A service of the hub (``/services/<name>/``), on a host of its own with HUB_USER_SUBDOMAINS."""
-        if self.settings.get("HUB_USER_SUBDOMAINS", "true") == "false":
+        if not self.hosts_per_user:
             return f"{self.hub_url}/services/{name}/"
         return f"https://{subdomain_hook_idna(name, HOST, kind='service')}:{self.https_port}/services/{name}/"
 

@@ -138,6 +138,16 @@ def test_https_through_caddy(stack):
     with pytest.raises(ssl.SSLCertVerificationError):
         with socket.create_connection((HOST, stack.https_port), timeout=30) as sock:
             ssl.create_default_context().wrap_socket(sock, server_hostname=HOST)
+
+    # A user's host gets its certificate only when the hub's tls-names says the name is its: the hub's own
+    # service host does, a name no user or service has gets none (Caddy asked the hub, at hub:8082)
+    trusted = ssl.create_default_context(cafile=str(stack.caddy_root))
+    service_host = stack.service_url("aml-instances").split("/")[2].split(":")[0]
+    with socket.create_connection((HOST, stack.https_port), timeout=30) as sock:
+        trusted.wrap_socket(sock, server_hostname=service_host).close()
+    with pytest.raises((ssl.SSLError, ConnectionResetError)):
+        with socket.create_connection((HOST, stack.https_port), timeout=30) as sock:
+            trusted.wrap_socket(sock, server_hostname=f"nobody-{stack.project}.{HOST}")
     with socket.create_connection((HOST, stack.https_port), timeout=30) as sock:
         with ssl_context(stack.caddy_root).wrap_socket(sock, server_hostname=HOST) as tls:
             issuer = dict(item for rdn in tls.getpeercert()["issuer"] for item in rdn)

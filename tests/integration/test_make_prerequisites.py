@@ -14,32 +14,27 @@ def test_a_missing_chromium_is_named_with_how_to_get_it(tmp_path):
     assert "apt-get install chromium" in r.stdout
 
 
-def test_a_missing_certutil_is_named_with_how_to_get_it(tmp_path):
+def prerequisites(tmp_path, *overrides: str) -> subprocess.CompletedProcess:
+    """make test-prerequisites with a Chromium that is there, and ``overrides`` (NAME=value)."""
     chromium = tmp_path / "chromium"
     chromium.write_text("#!/bin/sh\n")
     chromium.chmod(0o755)
-    r = subprocess.run(["make", "-s", "test-prerequisites", f"CHROMIUM={chromium}",
-                        f"CERTUTIL={tmp_path / 'no-certutil-here'}"], cwd=ROOT, capture_output=True, text=True,
-                       timeout=60)
+    return subprocess.run(["make", "-s", "test-prerequisites", f"CHROMIUM={chromium}", *overrides], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_a_missing_certutil_is_named_with_how_to_get_it(tmp_path):
+    r = prerequisites(tmp_path, f"CERTUTIL={tmp_path / 'no-certutil-here'}")
     assert r.returncode != 0
     assert "make test needs certutil" in r.stdout and "apt-get install libnss3-tools" in r.stdout, r.stdout
 
 
 def test_a_missing_postgresql_server_is_named_with_how_to_get_it(tmp_path):
-    chromium = tmp_path / "chromium"
-    chromium.write_text("#!/bin/sh\n")
-    chromium.chmod(0o755)
-    r = subprocess.run(["make", "-s", "test-prerequisites", f"CHROMIUM={chromium}",
-                        f"POSTGRES_BIN={tmp_path / 'no-postgres-here'}"], cwd=ROOT, capture_output=True, text=True,
-                       timeout=60)
+    r = prerequisites(tmp_path, f"POSTGRES_BIN={tmp_path / 'no-postgres-here'}")
     assert r.returncode != 0
     assert "PostgreSQL server" in r.stdout and "apt-get install postgresql" in r.stdout, r.stdout
 
 
 def test_present_prerequisites_pass_quietly(tmp_path):
-    fake = tmp_path / "chromium"
-    fake.write_text("#!/bin/sh\n")
-    fake.chmod(0o755)
-    r = subprocess.run(["make", "-s", "test-prerequisites", f"CHROMIUM={fake}"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=60)
+    r = prerequisites(tmp_path)
     assert (r.returncode, r.stdout) == (0, ""), r.stdout + r.stderr
